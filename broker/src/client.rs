@@ -1,0 +1,474 @@
+//! `Broker`: the one handle the CLI, the HTTP server and the executors use. It owns the
+//! config, the connection pool and the scripts, validates requests before they reach Lua,
+//! and reads jobs and events back. Every state change goes through one script of
+//! `scripts.rs`; this file adds no state of its own.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::AsyncCommands;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::job::{encode, Job, JobId, NewJob, Status, EXTRA_FIELDS};
+use crate::keys::{validate_executor, Keys};
+use crate::pool::{self, Pool};
+use crate::scripts::{Claimed, Reaped, Scripts};
+
+/// How many keys one SCAN step asks Redis to look at when listing jobs.
+const SCAN_STEP: usize = 500;
+/// Largest page of a job listing.
+pub const MAX_PAGE: usize = 1000;
+/// Most expired leases / due jobs one maintenance pass handles per script call.
+const TICK_BATCH: usize = 500;
+
+/// A filter for [`Broker::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only jobs in this status.
+    pub status: Option<Status>,
+    /// Only jobs of this executor kind.
+    pub executor: Option<String>,
+    /// Only jobs of this owner.
+    pub owner: Option<String>,
+}
+
+/// One page of a listing; `next` is the cursor for the next page (None at the end).
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    /// The jobs found, in no particular order.
+    pub jobs: Vec<Job>,
+    /// Pass back as `cursor` to continue; absent when the scan is complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// One entry of an event stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// Stream entry id (`<ms>-<seq>`), usable as the `after` of the next read.
+    pub id: String,
+    /// The entry: job, event, status, at, and event-specific fields.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Event {
+    /// A field of the entry.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+}
+
+/// The broker handle; cheap to clone.
+#[derive(Clone)]
+pub struct Broker {
+    config: Arc<Config>,
+    pool: Pool,
+    scripts: Arc<Scripts>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("redis_url", &self.config.redis_url)
+            .finish()
+    }
+}
+
+impl Broker {
+    /// A broker for `config`. Connects lazily.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the Redis URL is malformed.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        let pool = pool::build(&config)?;
+        let scripts = Arc::new(Scripts::new(Keys::new(config.prefix.clone())));
+        Ok(Self {
+            config: Arc::new(config),
+            pool,
+            scripts,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The key schema.
+    pub fn keys(&self) -> &Keys {
+        self.scripts.keys()
+    }
+
+    /// The scripts, for callers that pipeline (benchmarks, batch completions).
+    pub fn scripts(&self) -> &Scripts {
+        &self.scripts
+    }
+
+    /// A pooled connection.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] / [`Error::Redis`] when Redis cannot be reached in time.
+    pub async fn conn(
+        &self,
+    ) -> Result<bb8::PooledConnection<'_, bb8_redis::RedisConnectionManager>, Error> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// A dedicated connection for blocking reads (see `pool.rs`).
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis cannot be reached.
+    pub async fn blocking_connection(&self) -> Result<MultiplexedConnection, Error> {
+        pool::blocking_connection(&self.config).await
+    }
+
+    /// PING through the pool.
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn ping(&self) -> Result<(), Error> {
+        let mut c = self.conn().await?;
+        redis::cmd("PING").query_async::<String>(&mut *c).await?;
+        Ok(())
+    }
+
+    /// A submit request for `executor` with the configured defaults.
+    pub fn new_job(&self, executor: impl Into<String>, params: Value) -> NewJob {
+        NewJob {
+            executor: executor.into(),
+            params,
+            max_attempts: self.config.max_attempts,
+            backoff: self.config.backoff,
+            timeout: self.config.timeout,
+            result_ttl: self.config.result_ttl,
+            run_at: None,
+            owner: String::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Checks a submit request before it reaches Redis.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the field.
+    pub fn validate(job: &NewJob) -> Result<(), Error> {
+        validate_executor(&job.executor)?;
+        if job.max_attempts == 0 {
+            return Err(Error::Invalid("max_attempts must be at least 1".into()));
+        }
+        for (field, _) in &job.extra {
+            if !EXTRA_FIELDS.contains(&field.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "unknown job field {field:?}; allowed: {}",
+                    EXTRA_FIELDS.join(", ")
+                )));
+            }
+        }
+        encode(&job.params)?;
+        Ok(())
+    }
+
+    /// Submits a job (`lua/submit.lua`).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad request; Redis errors.
+    pub async fn submit(&self, job: &NewJob) -> Result<(JobId, Status), Error> {
+        Self::validate(job)?;
+        let mut c = self.conn().await?;
+        self.scripts.submit(&mut *c, job).await
+    }
+
+    /// Reads one job.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no such job (or it expired).
+    pub async fn get(&self, id: JobId) -> Result<Job, Error> {
+        let mut c = self.conn().await?;
+        let h: HashMap<String, Vec<u8>> = c.hgetall(self.keys().job(id)).await?;
+        Job::from_hash(h)?.ok_or(Error::NotFound(id))
+    }
+
+    /// Lists jobs matching `filter`, scanning from `cursor` (None = start) until `limit`
+    /// jobs are found or the keyspace is done. Listing adds no index to keep in step: it
+    /// SCANs `job_*` hashes, so it costs nothing on the job path.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed cursor; Redis errors.
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, Error> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let mut cursor: u64 = match cursor {
+            None | Some("") => 0,
+            Some(c) => c.parse().map_err(|_| {
+                Error::Invalid(format!(
+                    "cursor must be a number from a previous page, got {c:?}"
+                ))
+            })?,
+        };
+        let mut c = self.conn().await?;
+        let mut jobs = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(self.keys().job_pattern())
+                .arg("COUNT")
+                .arg(SCAN_STEP)
+                .arg("TYPE")
+                .arg("hash")
+                .query_async(&mut *c)
+                .await?;
+            let mut p = redis::pipe();
+            for k in &keys {
+                p.hgetall(k);
+            }
+            let hashes: Vec<HashMap<String, Vec<u8>>> = p.query_async(&mut *c).await?;
+            for job in hashes
+                .into_iter()
+                .filter_map(|h| Job::from_hash(h).ok().flatten())
+            {
+                let keep = filter.status.is_none_or(|s| s == job.status)
+                    && filter.executor.as_ref().is_none_or(|e| *e == job.executor)
+                    && filter
+                        .owner
+                        .as_deref()
+                        .is_none_or(|o| Some(o) == job.field("owner"));
+                if keep {
+                    jobs.push(job);
+                }
+            }
+            cursor = next;
+            if cursor == 0 || jobs.len() >= limit {
+                break;
+            }
+        }
+        Ok(Page {
+            jobs,
+            next: (cursor != 0).then(|| cursor.to_string()),
+        })
+    }
+
+    /// Stops a job (`lua/stop.lua`): CANCELED at once if waiting, else a stop request.
+    ///
+    /// # Errors
+    /// NotFound, Locked, IllegalTransition (already finished).
+    pub async fn stop(&self, id: JobId) -> Result<Status, Error> {
+        let mut c = self.conn().await?;
+        self.scripts
+            .stop(&mut *c, id, self.config.stop_list_cap)
+            .await
+    }
+
+    /// Locks a job for `holder` (`lua/lock.lua`).
+    ///
+    /// # Errors
+    /// NotFound, Locked (held by someone, unless `force`).
+    pub async fn lock(&self, id: JobId, holder: &str, force: bool) -> Result<Status, Error> {
+        let mut c = self.conn().await?;
+        self.scripts.lock(&mut *c, id, holder, force).await
+    }
+
+    /// Unlocks a job (`lua/unlock.lua`).
+    ///
+    /// # Errors
+    /// NotFound.
+    pub async fn unlock(&self, id: JobId) -> Result<Status, Error> {
+        let mut c = self.conn().await?;
+        self.scripts.unlock(&mut *c, id).await
+    }
+
+    /// Re-queues a FAILED, CANCELED or TIMED_OUT job (`lua/retry.lua`).
+    ///
+    /// # Errors
+    /// NotFound, Locked, IllegalTransition.
+    pub async fn retry(&self, id: JobId) -> Result<Status, Error> {
+        let mut c = self.conn().await?;
+        self.scripts.retry(&mut *c, id).await
+    }
+
+    /// Claims up to `count` jobs of `executor` for `worker` (`lua/claim.lua`), with the
+    /// configured lease.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad executor name; Redis errors.
+    pub async fn claim(
+        &self,
+        executor: &str,
+        worker: &str,
+        count: usize,
+    ) -> Result<Vec<Claimed>, Error> {
+        validate_executor(executor)?;
+        let mut c = self.conn().await?;
+        self.scripts
+            .claim(&mut *c, executor, worker, count, self.config.lease)
+            .await
+    }
+
+    /// Blocks on `executor`'s wake marker for up to `wait` on a dedicated connection.
+    /// Returns true when woken (work may be queued), false on time-out. Callers then claim;
+    /// a missed wake-up costs at most `wait`, never a job.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn wait_for_work(
+        &self,
+        conn: &mut MultiplexedConnection,
+        executor: &str,
+        wait: Duration,
+    ) -> Result<bool, Error> {
+        let woke: Option<(String, String)> = conn
+            .blpop(self.keys().wake(executor), wait.as_secs_f64())
+            .await?;
+        Ok(woke.is_some())
+    }
+
+    /// Extends a lease (`lua/heartbeat.lua`); true when a stop was requested.
+    ///
+    /// # Errors
+    /// StaleLease, IllegalTransition, NotFound.
+    pub async fn heartbeat(&self, id: JobId, token: &str) -> Result<bool, Error> {
+        let mut c = self.conn().await?;
+        self.scripts
+            .heartbeat(&mut *c, id, token, self.config.lease)
+            .await
+    }
+
+    /// Records progress (`lua/progress.lua`); true when a stop was requested.
+    ///
+    /// # Errors
+    /// StaleLease, IllegalTransition, NotFound.
+    pub async fn progress(&self, id: JobId, token: &str, progress: &Value) -> Result<bool, Error> {
+        let mut c = self.conn().await?;
+        self.scripts.progress(&mut *c, id, token, progress).await
+    }
+
+    /// Completes an attempt with `result` (`lua/complete.lua`).
+    ///
+    /// # Errors
+    /// StaleLease, IllegalTransition, NotFound.
+    pub async fn complete(&self, id: JobId, token: &str, result: &Value) -> Result<(), Error> {
+        let bytes = encode(result)?;
+        let mut c = self.conn().await?;
+        self.scripts.complete(&mut *c, id, token, &bytes).await
+    }
+
+    /// Fails an attempt (`lua/fail.lua`); returns the new status.
+    ///
+    /// # Errors
+    /// StaleLease, IllegalTransition, NotFound.
+    pub async fn fail(
+        &self,
+        id: JobId,
+        token: &str,
+        error: &str,
+        retryable: bool,
+    ) -> Result<Status, Error> {
+        let mut c = self.conn().await?;
+        self.scripts
+            .fail(&mut *c, id, token, error, retryable)
+            .await
+    }
+
+    /// Ends an attempt that overran its timeout (`lua/timeout.lua`); returns the new status.
+    ///
+    /// # Errors
+    /// StaleLease, IllegalTransition, NotFound.
+    pub async fn timeout(&self, id: JobId, token: &str, error: &str) -> Result<Status, Error> {
+        let mut c = self.conn().await?;
+        self.scripts.timeout(&mut *c, id, token, error).await
+    }
+
+    /// Confirms a stop the executor obeyed (`lua/cancel.lua`).
+    ///
+    /// # Errors
+    /// StaleLease, IllegalTransition, NotFound.
+    pub async fn cancel(&self, id: JobId, token: &str) -> Result<(), Error> {
+        let mut c = self.conn().await?;
+        self.scripts.cancel(&mut *c, id, token).await
+    }
+
+    /// Hands a running job back (`lua/release.lua`); returns PENDING or CANCELED.
+    ///
+    /// # Errors
+    /// StaleLease, IllegalTransition, NotFound.
+    pub async fn release(&self, id: JobId, token: &str) -> Result<Status, Error> {
+        let mut c = self.conn().await?;
+        self.scripts.release(&mut *c, id, token).await
+    }
+
+    /// One maintenance pass: re-queue or fail expired leases (`lua/reap.lua`) and move due
+    /// delayed jobs to their queues (`lua/promote.lua`), until none are left. Any number of
+    /// processes may run it at once.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn tick(&self) -> Result<(Reaped, u64), Error> {
+        let mut c = self.conn().await?;
+        let mut total = Reaped::default();
+        loop {
+            let r = self.scripts.reap(&mut *c, TICK_BATCH).await?;
+            total.requeued += r.requeued;
+            total.failed += r.failed;
+            total.canceled += r.canceled;
+            if r.requeued + r.failed + r.canceled < TICK_BATCH as u64 {
+                break;
+            }
+        }
+        let mut promoted = 0;
+        loop {
+            let n = self.scripts.promote(&mut *c, TICK_BATCH).await?;
+            promoted += n;
+            if n < TICK_BATCH as u64 {
+                break;
+            }
+        }
+        Ok((total, promoted))
+    }
+
+    /// Reads events after stream id `after` (`"0"` = from the start, `"$"` = only new
+    /// ones), from one job's stream or the global one, waiting up to `block` for some.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn events(
+        &self,
+        conn: &mut MultiplexedConnection,
+        job: Option<JobId>,
+        after: &str,
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<Event>, Error> {
+        let key = match job {
+            Some(id) => self.keys().job_events(id),
+            None => self.keys().events(),
+        };
+        let mut opts = StreamReadOptions::default().count(count);
+        if let Some(b) = block {
+            opts = opts.block(usize::try_from(b.as_millis()).unwrap_or(usize::MAX).max(1));
+        }
+        let reply: Option<StreamReadReply> = conn.xread_options(&[&key], &[after], &opts).await?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .map(|e| Event {
+                id: e.id,
+                fields: e
+                    .map
+                    .into_iter()
+                    .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap_or_default()))
+                    .collect(),
+            })
+            .collect())
+    }
+}

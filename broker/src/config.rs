@@ -1,0 +1,273 @@
+//! One `Config` for every Sluice process: the defaults table, then the file named by
+//! `SLUICE_CONFIG` (TOML), then `SLUICE_*` environment variables, then command-line flags,
+//! each overriding the one before. Values are parsed once, here, into typed fields; a bad
+//! value is one clear error at start-up. Nothing below `bin/` reads the environment: the
+//! binaries hand their environment to [`Config::load`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// Settings shared by the API server, the CLI and the executors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where Redis is (`SLUICE_REDIS_URL`).
+    pub redis_url: String,
+    /// Prefix of every key (`SLUICE_PREFIX`); lets deployments or tests share one Redis.
+    pub prefix: String,
+    /// HTTP port of `sluice serve` (`SLUICE_PORT`).
+    pub port: u16,
+    /// Bearer-key auth on the HTTP API (`SLUICE_AUTH=off` for local use only).
+    pub auth: bool,
+    /// How long a finished job (and its result) is kept. StableConfigs kept results 300 s.
+    pub result_ttl: Duration,
+    /// Lease of a claimed job; an executor silent this long is presumed dead.
+    pub lease: Duration,
+    /// Attempts per job unless the submit says otherwise. More than one, so that a job whose
+    /// executor was killed runs again instead of failing.
+    pub max_attempts: u32,
+    /// Base retry delay: attempt n waits backoff * 2^(n-1).
+    pub backoff: Duration,
+    /// Per-attempt time limit unless the submit says otherwise (wumai's worker: 600 s).
+    pub timeout: Duration,
+    /// Jobs an executor claims per round (wumai: 10).
+    pub pick_size: usize,
+    /// Jobs an executor runs at once (wumai: 10).
+    pub exec_size: usize,
+    /// Most ids kept on Stand's `stop` list when nobody reads it.
+    pub stop_list_cap: usize,
+    /// Redis connections per process pool.
+    pub pool_size: u32,
+    /// How long to wait for Redis before answering "unavailable".
+    pub redis_timeout: Duration,
+    /// Largest accepted HTTP body in bytes (MAX_CONTENT_LENGTH).
+    pub max_content_length: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            redis_url: "redis://127.0.0.1:6379".into(),
+            prefix: String::new(),
+            port: 3323,
+            auth: true,
+            result_ttl: Duration::from_secs(300),
+            lease: Duration::from_secs(30),
+            max_attempts: 3,
+            backoff: Duration::from_secs(1),
+            timeout: Duration::from_secs(600),
+            pick_size: 10,
+            exec_size: 10,
+            stop_list_cap: 1000,
+            pool_size: 16,
+            redis_timeout: Duration::from_secs(1),
+            max_content_length: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
+pub const NAMES: [&str; 15] = [
+    "redis_url",
+    "prefix",
+    "port",
+    "auth",
+    "result_ttl",
+    "lease",
+    "max_attempts",
+    "backoff",
+    "timeout",
+    "pick_size",
+    "exec_size",
+    "stop_list_cap",
+    "pool_size",
+    "redis_timeout",
+    "max_content_length",
+];
+
+impl Config {
+    /// Defaults, then the file named by `SLUICE_CONFIG` in `env` (if any), then the other
+    /// `SLUICE_*` variables of `env`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the file, variable or value that is wrong.
+    pub fn load<I, K, V>(env: I) -> Result<Config, Error>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
+            .collect();
+        let mut config = Config::default();
+        if let Some((_, path)) = env.iter().find(|(k, _)| k == "SLUICE_CONFIG") {
+            config.apply_file(Path::new(path))?;
+        }
+        for (k, v) in &env {
+            let Some(name) = k.strip_prefix("SLUICE_").map(str::to_ascii_lowercase) else {
+                continue;
+            };
+            if NAMES.contains(&name.as_str()) {
+                config
+                    .set(&name, v)
+                    .map_err(|e| Error::Config(format!("{k}: {e}")))?;
+            }
+        }
+        Ok(config)
+    }
+
+    /// Applies a TOML file of `name = value` lines; unknown names are refused (typos).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the file and what is wrong in it.
+    pub fn apply_file(&mut self, path: &Path) -> Result<(), Error> {
+        let where_ = path.display();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {where_}: {e}")))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| Error::Config(format!("{where_}: {e}")))?;
+        for (name, value) in table {
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(Error::Config(format!(
+                        "{where_}: {name} must be a string, integer or boolean, not {}",
+                        other.type_str()
+                    )))
+                }
+            };
+            self.set(&name, &text)
+                .map_err(|e| Error::Config(format!("{where_}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Sets one setting from text (a file value, an env value or a flag).
+    ///
+    /// # Errors
+    /// A message naming the setting and the expected form.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let v = value.trim();
+        let dur = || {
+            humantime::parse_duration(v)
+                .map_err(|e| format!("{name}: {v:?} is not a duration like 90s or 5m ({e})"))
+        };
+        fn num<T>(name: &str, v: &str, min: T) -> Result<T, String>
+        where
+            T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+        {
+            match v.parse::<T>() {
+                Ok(n) if n >= min => Ok(n),
+                _ => Err(format!("{name}: {v:?} is not a whole number >= {min}")),
+            }
+        }
+        match name {
+            "redis_url" => {
+                redis::parse_redis_url(v)
+                    .ok_or_else(|| format!("redis_url: {v:?} is not a redis:// or unix:// URL"))?;
+                self.redis_url = v.to_string();
+            }
+            "prefix" => self.prefix = v.to_string(),
+            "port" => self.port = num(name, v, 0u16)?,
+            "auth" => {
+                self.auth = match v.to_ascii_lowercase().as_str() {
+                    "on" | "true" | "1" | "yes" => true,
+                    "off" | "false" | "0" | "no" => false,
+                    _ => return Err(format!("auth: {v:?} must be on or off")),
+                }
+            }
+            "result_ttl" => self.result_ttl = dur()?,
+            "lease" => self.lease = dur()?.max(Duration::from_millis(10)),
+            "max_attempts" => self.max_attempts = num(name, v, 1u32)?,
+            "backoff" => self.backoff = dur()?,
+            "timeout" => self.timeout = dur()?,
+            "pick_size" => self.pick_size = num(name, v, 1usize)?,
+            "exec_size" => self.exec_size = num(name, v, 1usize)?,
+            "stop_list_cap" => self.stop_list_cap = num(name, v, 1usize)?,
+            "pool_size" => self.pool_size = num(name, v, 1u32)?,
+            "redis_timeout" => self.redis_timeout = dur()?,
+            "max_content_length" => self.max_content_length = num(name, v, 1u64)?,
+            _ => {
+                return Err(format!(
+                    "unknown setting {name:?}; known: {}",
+                    NAMES.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_sources() {
+        let c = Config::load(env(&[])).unwrap_or_default();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.port, 3323);
+        assert_eq!(c.redis_url, "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn env_overrides_file_which_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("sluice-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "result_ttl = \"1h\"\nport = 4000\nlease = \"10s\"\n").ok();
+        let path = file.display().to_string();
+        let c = Config::load(env(&[
+            ("SLUICE_CONFIG", &path),
+            ("SLUICE_PORT", "5000"),
+            ("HOME", "/x"),
+        ]));
+        let c = c.unwrap_or_default();
+        assert_eq!(c.port, 5000, "env beats file");
+        assert_eq!(
+            c.result_ttl,
+            Duration::from_secs(3600),
+            "file beats default"
+        );
+        assert_eq!(c.lease, Duration::from_secs(10));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn bad_values_are_one_clear_error() {
+        let e = Config::load(env(&[("SLUICE_RESULT_TTL", "soon")]))
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.unwrap_or_default().contains("SLUICE_RESULT_TTL"));
+        let e = Config::load(env(&[("SLUICE_REDIS_URL", "http://x")])).err();
+        assert!(e.is_some());
+        let e = Config::load(env(&[("SLUICE_MAX_ATTEMPTS", "0")])).err();
+        assert!(e.is_some());
+        let e = Config::load(env(&[("SLUICE_CONFIG", "/nonexistent/sluice.toml")])).err();
+        assert!(e
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("cannot read"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let mut c = Config::default();
+        assert!(c.set("result_tll", "5m").is_err());
+        assert!(c.set("auth", "off").is_ok());
+        assert!(!c.auth);
+    }
+}

@@ -1,0 +1,142 @@
+//! The broker's one error type, and the codes the Lua scripts return (`lua/*.lua` headers).
+
+use crate::job::{JobId, Status};
+
+/// Negative codes returned by the Lua scripts as the first element of their reply; they
+/// mirror the `Returns:` tables in the headers of `lua/*.lua`.
+pub mod code {
+    /// The job hash does not exist (never created, or expired).
+    pub const NOT_FOUND: i64 = -1;
+    /// The job is locked (lock.lua).
+    pub const LOCKED: i64 = -2;
+    /// The job's status does not allow the move.
+    pub const ILLEGAL: i64 = -3;
+    /// The caller's lease token is not the job's current one.
+    pub const STALE_LEASE: i64 = -6;
+}
+
+/// Everything that can go wrong in the broker library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No such job, or it has expired.
+    #[error("job {0} not found")]
+    NotFound(JobId),
+    /// The job's status does not allow the requested move.
+    #[error("job {id} is {status}; cannot {action}")]
+    IllegalTransition {
+        /// The job.
+        id: JobId,
+        /// Its current status.
+        status: Status,
+        /// What was asked, e.g. "stop".
+        action: &'static str,
+    },
+    /// A call for a running attempt carried a token another attempt has replaced.
+    #[error("job {0}: lease token is stale (another attempt owns it)")]
+    StaleLease(JobId),
+    /// The job is locked; stop and retry wait for unlock.
+    #[error("job {id} is locked{}", holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_default())]
+    Locked {
+        /// The job.
+        id: JobId,
+        /// Who holds the lock and since when, if known.
+        holder: Option<String>,
+    },
+    /// The request itself is wrong (bad field, bad value).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// Bad configuration, found at start-up.
+    #[error("config: {0}")]
+    Config(String),
+    /// A stored value could not be encoded or decoded.
+    #[error("codec: {0}")]
+    Codec(String),
+    /// A script answered something its header does not document.
+    #[error("unexpected reply from {script}.lua: {reply}")]
+    Protocol {
+        /// Which script.
+        script: &'static str,
+        /// What it said.
+        reply: String,
+    },
+    /// Redis refused or could not be reached.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// No pooled Redis connection could be had in time.
+    #[error("redis unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl Error {
+    /// Builds the error for a negative script `code`, with the job id, the attempted action
+    /// and the status the script returned alongside the code.
+    pub fn from_code(
+        script: &'static str,
+        id: JobId,
+        action: &'static str,
+        code: i64,
+        status: Option<&str>,
+        holder: Option<String>,
+    ) -> Error {
+        let parsed = status.and_then(|s| s.parse::<Status>().ok());
+        match (code, parsed) {
+            (code::NOT_FOUND, _) => Error::NotFound(id),
+            (code::LOCKED, _) => Error::Locked { id, holder },
+            (code::STALE_LEASE, _) => Error::StaleLease(id),
+            (code::ILLEGAL, Some(status)) => Error::IllegalTransition { id, status, action },
+            _ => Error::Protocol {
+                script,
+                reply: format!("code {code}, status {status:?}"),
+            },
+        }
+    }
+
+    /// True when the error is Redis being away (refused, timed out, pool exhausted), as
+    /// opposed to a refusal of the request itself.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Unavailable(_) => true,
+            Error::Redis(e) => e.is_io_error() || e.is_timeout() || e.is_connection_dropped(),
+            _ => false,
+        }
+    }
+}
+
+impl From<bb8::RunError<redis::RedisError>> for Error {
+    fn from(e: bb8::RunError<redis::RedisError>) -> Self {
+        match e {
+            bb8::RunError::User(e) => Error::Redis(e),
+            bb8::RunError::TimedOut => {
+                Error::Unavailable("timed out waiting for a connection".into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_script_codes() {
+        let id = JobId(3);
+        assert!(matches!(
+            Error::from_code("stop", id, "stop", -1, None, None),
+            Error::NotFound(JobId(3))
+        ));
+        assert!(matches!(
+            Error::from_code("stop", id, "stop", -2, Some("RUNNING"), None),
+            Error::Locked { .. }
+        ));
+        assert!(matches!(
+            Error::from_code("complete", id, "complete", -6, Some("RUNNING"), None),
+            Error::StaleLease(JobId(3))
+        ));
+        let e = Error::from_code("stop", id, "stop", -3, Some("COMPLETED"), None);
+        assert_eq!(e.to_string(), "job 3 is COMPLETED; cannot stop");
+        assert!(matches!(
+            Error::from_code("stop", id, "stop", -9, None, None),
+            Error::Protocol { .. }
+        ));
+    }
+}

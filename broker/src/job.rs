@@ -1,0 +1,298 @@
+//! The job model: ids, statuses, the fields of the `job_N` hash and how they read back.
+//!
+//! Field conventions (what `redis-cli HGETALL job_7` shows): statuses are upper-case words;
+//! timestamps are RFC 3339 UTC with milliseconds, written by the scripts from Redis `TIME`;
+//! durations (`backoff`, `timeout`, `result_ttl`) are integer milliseconds; `params` and
+//! `result` are MessagePack; `progress` is JSON text; everything else is plain text.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// A job id: the N of `job_N`, from `INCR job_seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let digits = s.strip_prefix("job_").unwrap_or(s);
+        digits
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(JobId)
+            .ok_or_else(|| Error::Invalid(format!("job id must be a positive integer, got {s:?}")))
+    }
+}
+
+/// Where a job is in its life (DESIGN.md section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Waiting for `run_at` or a retry backoff, in the `delayed` zset.
+    Scheduled,
+    /// On its executor's queue.
+    Pending,
+    /// Claimed by an executor that holds its lease.
+    Running,
+    /// Finished with a result.
+    Completed,
+    /// Failed with no attempts left, or with an error that is not retried.
+    Failed,
+    /// Overran its timeout with no attempts left.
+    TimedOut,
+    /// Stopped before it finished.
+    Canceled,
+}
+
+impl Status {
+    /// Every status, in life order.
+    pub const ALL: [Status; 7] = [
+        Status::Scheduled,
+        Status::Pending,
+        Status::Running,
+        Status::Completed,
+        Status::Failed,
+        Status::TimedOut,
+        Status::Canceled,
+    ];
+
+    /// The word stored in `job_N.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Scheduled => "SCHEDULED",
+            Status::Pending => "PENDING",
+            Status::Running => "RUNNING",
+            Status::Completed => "COMPLETED",
+            Status::Failed => "FAILED",
+            Status::TimedOut => "TIMED_OUT",
+            Status::Canceled => "CANCELED",
+        }
+    }
+
+    /// True once the job can change no more (except by an explicit retry).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Completed | Status::Failed | Status::TimedOut | Status::Canceled
+        )
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let words: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                Error::Invalid(format!("unknown status {s:?}; one of {}", words.join(", ")))
+            })
+    }
+}
+
+impl Serialize for Status {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Extra `job_N` fields a submit may set, besides the ones every job has.
+pub const EXTRA_FIELDS: [&str; 4] = ["cluster", "workflow", "depends_on", "restart"];
+
+/// What a submit asks for. Defaults for the durations and attempts come from the config.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Executor kind that runs it (`queue:<executor>`).
+    pub executor: String,
+    /// Parameters handed to the executor; stored as MessagePack.
+    pub params: Value,
+    /// Attempts before the job fails for good (>= 1).
+    pub max_attempts: u32,
+    /// Base of the exponential retry delay.
+    pub backoff: Duration,
+    /// Per-attempt time limit (zero = none).
+    pub timeout: Duration,
+    /// How long the job is kept once finished.
+    pub result_ttl: Duration,
+    /// Do not run before this time.
+    pub run_at: Option<SystemTime>,
+    /// Account that submitted it.
+    pub owner: String,
+    /// Other fields from [`EXTRA_FIELDS`].
+    pub extra: Vec<(String, String)>,
+}
+
+/// One job as read back from its hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    /// The job id.
+    pub id: JobId,
+    /// Executor kind.
+    pub executor: String,
+    /// Current status.
+    pub status: Status,
+    /// Parameters (decoded from MessagePack).
+    pub params: Value,
+    /// Result of a COMPLETED job (decoded from MessagePack).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// Last error text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Last progress report (JSON).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Value>,
+    /// Attempts started so far.
+    pub attempt: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Retry backoff base.
+    #[serde(serialize_with = "human")]
+    pub backoff: Duration,
+    /// Per-attempt time limit (0s = none).
+    #[serde(serialize_with = "human")]
+    pub timeout: Duration,
+    /// Time kept after finishing.
+    #[serde(serialize_with = "human")]
+    pub result_ttl: Duration,
+    /// Every other text field of the hash (created, started, updated, finished, run_at,
+    /// worker, lease_token, locked, locked_at, stop_requested, owner, cluster, ...).
+    #[serde(flatten)]
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+fn human<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+impl Job {
+    /// Reads a job from `HGETALL job_N`; `None` when the hash is empty (no such job).
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when a field is not what the scripts write.
+    pub fn from_hash(mut h: HashMap<String, Vec<u8>>) -> Result<Option<Job>, Error> {
+        if h.is_empty() {
+            return Ok(None);
+        }
+        let mut text = |name: &str| -> Option<String> {
+            h.remove(name)
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+        };
+        let num = |v: Option<String>, name: &str| -> Result<u64, Error> {
+            v.unwrap_or_else(|| "0".into())
+                .parse::<u64>()
+                .map_err(|_| Error::Codec(format!("field {name} is not a number")))
+        };
+        let id = JobId(num(text("id"), "id")?);
+        let status = text("status")
+            .unwrap_or_default()
+            .parse::<Status>()
+            .map_err(|e| Error::Codec(e.to_string()))?;
+        let executor = text("executor").unwrap_or_default();
+        let error = text("error");
+        let progress =
+            text("progress").map(|p| serde_json::from_str(&p).unwrap_or(Value::String(p)));
+        let attempt = num(text("attempt"), "attempt")? as u32;
+        let max_attempts = num(text("max_attempts"), "max_attempts")? as u32;
+        let backoff = Duration::from_millis(num(text("backoff"), "backoff")?);
+        let timeout = Duration::from_millis(num(text("timeout"), "timeout")?);
+        let result_ttl = Duration::from_millis(num(text("result_ttl"), "result_ttl")?);
+        let params = match h.remove("params") {
+            Some(b) => decode(&b)?,
+            None => Value::Null,
+        };
+        let result = h.remove("result").map(|b| decode(&b)).transpose()?;
+        let fields = h
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
+        Ok(Some(Job {
+            id,
+            executor,
+            status,
+            params,
+            result,
+            error,
+            progress,
+            attempt,
+            max_attempts,
+            backoff,
+            timeout,
+            result_ttl,
+            fields,
+        }))
+    }
+
+    /// A text field of the hash not modelled above (e.g. `created`, `worker`, `locked`).
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+}
+
+/// Encodes a JSON value as the MessagePack stored in `params` / `result`.
+///
+/// # Errors
+/// [`Error::Codec`] if the value cannot be encoded.
+pub fn encode(v: &Value) -> Result<Vec<u8>, Error> {
+    rmp_serde::to_vec_named(v).map_err(|e| Error::Codec(e.to_string()))
+}
+
+/// Decodes MessagePack from `params` / `result` into JSON.
+///
+/// # Errors
+/// [`Error::Codec`] if the bytes are not MessagePack.
+pub fn decode(b: &[u8]) -> Result<Value, Error> {
+    rmp_serde::from_slice(b).map_err(|e| Error::Codec(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trips_through_its_word() {
+        for s in Status::ALL {
+            assert_eq!(s.as_str().parse::<Status>().ok(), Some(s));
+            assert_eq!(s.to_string(), s.as_str());
+        }
+        assert_eq!("timed_out".parse::<Status>().ok(), Some(Status::TimedOut));
+        assert!("DONE".parse::<Status>().is_err());
+    }
+
+    #[test]
+    fn job_ids_parse_strictly() {
+        assert_eq!("7".parse::<JobId>().ok(), Some(JobId(7)));
+        assert_eq!("job_7".parse::<JobId>().ok(), Some(JobId(7)));
+        assert!("0".parse::<JobId>().is_err());
+        assert!("-1".parse::<JobId>().is_err());
+        assert!("abc".parse::<JobId>().is_err());
+        assert!("99999999999999999999999".parse::<JobId>().is_err());
+    }
+
+    #[test]
+    fn messagepack_round_trip_keeps_json() {
+        let v = serde_json::json!({"a": [1, 2.5, "x", null, true], "b": {"c": -3}});
+        assert_eq!(decode(&encode(&v).unwrap_or_default()).ok(), Some(v));
+    }
+}

@@ -1,0 +1,157 @@
+//! The key schema: the only place that formats Redis key names (DESIGN.md section 2).
+//!
+//! | key | type | purpose |
+//! | --- | --- | --- |
+//! | `job_seq` | string | INCR source of job ids N |
+//! | `job_N` | hash | the whole state of job N, readable with `redis-cli HGETALL job_N` |
+//! | `queue:<executor>` | list | ready job ids for one executor kind, FIFO |
+//! | `wake:<executor>` | list | at most one marker: idle claimers BLPOP it instead of polling |
+//! | `delayed` | zset | SCHEDULED jobs (run_at or retry backoff), scored by due unix ms |
+//! | `leases` | zset | RUNNING jobs, scored by lease deadline unix ms |
+//! | `events`, `events:job_N` | stream | state and progress events, capped with `MAXLEN ~` |
+//! | `start`, `stop` | list | Stand's queues; `stop` is also the pub/sub channel of stop requests |
+//! | `cluster_N` | hash | Stand cluster records |
+//!
+//! Every name is prefixed by the configured prefix (default none). The Lua scripts derive
+//! per-job names (`job_N`, `events:job_N`, `queue:<executor>`) from the same prefix, which is
+//! passed to them as `ARGV[1]`; `lua/includes/*.lua` spell those three patterns too.
+
+use crate::error::Error;
+use crate::job::JobId;
+
+/// Longest executor kind name; it becomes part of key names.
+const MAX_EXECUTOR_LEN: usize = 64;
+
+/// Key names for one Sluice deployment (one prefix).
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// A schema whose every key starts with `prefix` (may be empty).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix, as the Lua scripts receive it in `ARGV[1]`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `job_N`: the job's hash.
+    pub fn job(&self, id: JobId) -> String {
+        format!("{}job_{id}", self.prefix)
+    }
+
+    /// `job_*`: SCAN pattern that finds job hashes (and `job_seq`, which is not a hash).
+    pub fn job_pattern(&self) -> String {
+        format!("{}job_*", self.prefix)
+    }
+
+    /// `job_seq`: the id counter.
+    pub fn job_seq(&self) -> String {
+        format!("{}job_seq", self.prefix)
+    }
+
+    /// `queue:<executor>`: ready ids of one executor kind.
+    pub fn queue(&self, executor: &str) -> String {
+        format!("{}queue:{executor}", self.prefix)
+    }
+
+    /// `wake:<executor>`: the wake marker idle claimers block on.
+    pub fn wake(&self, executor: &str) -> String {
+        format!("{}wake:{executor}", self.prefix)
+    }
+
+    /// `delayed`: scheduled jobs by due time.
+    pub fn delayed(&self) -> String {
+        format!("{}delayed", self.prefix)
+    }
+
+    /// `leases`: running jobs by lease deadline.
+    pub fn leases(&self) -> String {
+        format!("{}leases", self.prefix)
+    }
+
+    /// `events`: the global event stream.
+    pub fn events(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+
+    /// `events:job_N`: one job's event stream; expires with the job.
+    pub fn job_events(&self, id: JobId) -> String {
+        format!("{}events:job_{id}", self.prefix)
+    }
+
+    /// `start`: Stand's list of jobs to start.
+    pub fn start_list(&self) -> String {
+        format!("{}start", self.prefix)
+    }
+
+    /// `stop`: Stand's list of jobs to stop, and the channel stop requests are published on.
+    pub fn stop_list(&self) -> String {
+        format!("{}stop", self.prefix)
+    }
+
+    /// `cluster_N`: a Stand cluster record.
+    pub fn cluster(&self, id: u64) -> String {
+        format!("{}cluster_{id}", self.prefix)
+    }
+}
+
+/// Checks an executor kind name: 1-64 of `[A-Za-z0-9_.-]`, since it becomes part of keys.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the rule that was broken.
+pub fn validate_executor(name: &str) -> Result<(), Error> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if name.is_empty() || name.len() > MAX_EXECUTOR_LEN || !name.chars().all(ok_char) {
+        return Err(Error::Invalid(format!(
+            "executor must be 1-{MAX_EXECUTOR_LEN} characters of A-Z a-z 0-9 _ - . (got {name:?})"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_without_prefix_match_the_design() {
+        let k = Keys::new("");
+        assert_eq!(k.job(JobId(7)), "job_7");
+        assert_eq!(k.job_seq(), "job_seq");
+        assert_eq!(k.queue("solver"), "queue:solver");
+        assert_eq!(k.wake("solver"), "wake:solver");
+        assert_eq!(k.delayed(), "delayed");
+        assert_eq!(k.leases(), "leases");
+        assert_eq!(k.events(), "events");
+        assert_eq!(k.job_events(JobId(7)), "events:job_7");
+        assert_eq!(k.stop_list(), "stop");
+        assert_eq!(k.start_list(), "start");
+        assert_eq!(k.cluster(2), "cluster_2");
+    }
+
+    #[test]
+    fn prefix_goes_in_front_of_every_name() {
+        let k = Keys::new("t1:");
+        assert_eq!(k.job(JobId(7)), "t1:job_7");
+        assert_eq!(k.job_events(JobId(7)), "t1:events:job_7");
+        assert_eq!(k.queue("spark"), "t1:queue:spark");
+        assert_eq!(k.job_pattern(), "t1:job_*");
+    }
+
+    #[test]
+    fn executor_names_are_checked() {
+        assert!(validate_executor("solver").is_ok());
+        assert!(validate_executor("spark-3.5_x").is_ok());
+        assert!(validate_executor("").is_err());
+        assert!(validate_executor("a b").is_err());
+        assert!(validate_executor("a:b").is_err());
+        assert!(validate_executor(&"x".repeat(65)).is_err());
+    }
+}

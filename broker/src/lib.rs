@@ -1,0 +1,28 @@
+//! Sluice's broker library: all job state lives in Redis, and every state change is one
+//! atomic Lua script from `lua/`.
+//!
+//! # Layout
+//!
+//! - [`config`]: the one `Config`, its defaults table and how file and environment override it.
+//! - [`keys`]: the key schema (`job_N`, `queue:<executor>`, `leases`, ...); the only place that
+//!   formats key names.
+//! - [`job`]: ids, statuses and the fields of the `job_N` hash.
+//! - [`scripts`]: embeds `lua/*.lua`; one typed wrapper per transition.
+//! - [`error`]: the error enum and the codes shared with the scripts.
+//! - [`pool`]: the bb8-redis pool and dedicated connections for blocking reads.
+//! - [`client`]: [`Broker`], the handle the CLI, HTTP server and executors use.
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod job;
+pub mod keys;
+pub mod pool;
+pub mod scripts;
+
+pub use client::{Broker, Event, ListFilter, Page};
+pub use config::Config;
+pub use error::Error;
+pub use job::{Job, JobId, NewJob, Status};
+pub use scripts::{Claimed, Reaped};

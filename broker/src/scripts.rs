@@ -1,0 +1,869 @@
+//! The Lua script registry: embeds `lua/*.lua`, expands their `--- @include` lines once, and
+//! gives each script exactly one typed wrapper. A wrapper is the only place that knows its
+//! script's KEYS order; `grep -rn "complete.lua" broker/` finds a transition and its caller.
+//!
+//! Scripts run by SHA (`EVALSHA`); `redis::Script` loads a script again by itself when Redis
+//! answers NOSCRIPT (restart, `SCRIPT FLUSH`). Pipelined batches cannot do that, so the batch
+//! wrappers load first (`SCRIPT LOAD` in the same pipeline).
+//!
+//! Time: every script reads the cluster clock with Redis `TIME` (`lua/includes/time.lua`),
+//! so leases, backoffs and `run_at` mean the same on every host whatever their clocks say.
+//! Callers pass durations (ms), never instants, except `run_at` of a submit.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionLike;
+use redis::{Script, ScriptInvocation, Value};
+
+use crate::error::{code, Error};
+use crate::job::{encode, JobId, NewJob, Status};
+use crate::keys::Keys;
+
+/// The helper functions scripts pull in with `--- @include "includes/<name>"`.
+const INCLUDES: [(&str, &str); 6] = [
+    ("time", include_str!("../../lua/includes/time.lua")),
+    ("emit", include_str!("../../lua/includes/emit.lua")),
+    ("enqueue", include_str!("../../lua/includes/enqueue.lua")),
+    ("finish", include_str!("../../lua/includes/finish.lua")),
+    (
+        "end_attempt",
+        include_str!("../../lua/includes/end_attempt.lua"),
+    ),
+    (
+        "check_lease",
+        include_str!("../../lua/includes/check_lease.lua"),
+    ),
+];
+
+/// Every transition script, by name (the file `lua/<name>.lua`).
+pub const SOURCES: [(&str, &str); 15] = [
+    ("submit", include_str!("../../lua/submit.lua")),
+    ("claim", include_str!("../../lua/claim.lua")),
+    ("heartbeat", include_str!("../../lua/heartbeat.lua")),
+    ("progress", include_str!("../../lua/progress.lua")),
+    ("complete", include_str!("../../lua/complete.lua")),
+    ("fail", include_str!("../../lua/fail.lua")),
+    ("timeout", include_str!("../../lua/timeout.lua")),
+    ("cancel", include_str!("../../lua/cancel.lua")),
+    ("release", include_str!("../../lua/release.lua")),
+    ("stop", include_str!("../../lua/stop.lua")),
+    ("lock", include_str!("../../lua/lock.lua")),
+    ("unlock", include_str!("../../lua/unlock.lua")),
+    ("retry", include_str!("../../lua/retry.lua")),
+    ("reap", include_str!("../../lua/reap.lua")),
+    ("promote", include_str!("../../lua/promote.lua")),
+];
+
+/// Replaces each `--- @include "includes/<name>"` line with that include's text.
+pub fn expand(source: &str) -> String {
+    source
+        .lines()
+        .map(|line| {
+            let name = line
+                .trim()
+                .strip_prefix("--- @include \"includes/")
+                .and_then(|rest| rest.strip_suffix('"'));
+            match name.and_then(|n| INCLUDES.iter().find(|(i, _)| *i == n)) {
+                Some((_, text)) => (*text).to_string(),
+                None => line.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A job handed to an executor by [`Scripts::claim`].
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The job.
+    pub id: JobId,
+    /// This attempt's number (1 for the first run).
+    pub attempt: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Per-attempt time limit (zero = none).
+    pub timeout: Duration,
+    /// The job's parameters, MessagePack as stored.
+    pub params: Vec<u8>,
+    /// The lease token every later call for this attempt must carry.
+    pub token: String,
+}
+
+/// What a reap pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// Expired leases whose job went back to the queue (or to a retry backoff).
+    pub requeued: u64,
+    /// Expired leases whose job had no attempts left.
+    pub failed: u64,
+    /// Expired leases whose job had a stop request.
+    pub canceled: u64,
+}
+
+/// The loaded transition scripts plus the key schema they run over.
+#[derive(Debug)]
+pub struct Scripts {
+    keys: Keys,
+    submit: Script,
+    claim: Script,
+    heartbeat: Script,
+    progress: Script,
+    complete: Script,
+    fail: Script,
+    timeout: Script,
+    cancel: Script,
+    release: Script,
+    stop: Script,
+    lock: Script,
+    unlock: Script,
+    retry: Script,
+    reap: Script,
+    promote: Script,
+}
+
+fn script(name: &str) -> Script {
+    let src = SOURCES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| *s)
+        .unwrap_or_default();
+    Script::new(&expand(src))
+}
+
+/// A script reply split into its code and the rest (see the `Returns:` of each header).
+struct Reply {
+    code: i64,
+    rest: Vec<Value>,
+}
+
+impl Reply {
+    fn parse(script: &'static str, v: Value) -> Result<Reply, Error> {
+        match v {
+            Value::Array(mut items) if !items.is_empty() => match items.remove(0) {
+                Value::Int(code) => Ok(Reply { code, rest: items }),
+                other => Err(protocol(script, &other)),
+            },
+            other => Err(protocol(script, &other)),
+        }
+    }
+
+    /// The text at `i` of the rest, if any.
+    fn text(&self, i: usize) -> Option<String> {
+        match self.rest.get(i) {
+            Some(Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            Some(Value::SimpleString(s)) => Some(s.clone()),
+            Some(Value::Int(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    fn int(&self, i: usize) -> Option<i64> {
+        match self.rest.get(i) {
+            Some(Value::Int(n)) => Some(*n),
+            Some(Value::BulkString(b)) => std::str::from_utf8(b).ok()?.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// Ok(self) for a success code, else the typed error for this job and action.
+    fn check(self, script: &'static str, id: JobId, action: &'static str) -> Result<Reply, Error> {
+        if self.code > 0 {
+            return Ok(self);
+        }
+        let holder = (self.code == code::LOCKED)
+            .then(|| {
+                self.text(1)
+                    .map(|h| format!("{h} since {}", self.text(2).unwrap_or_default()))
+            })
+            .flatten();
+        Err(Error::from_code(
+            script,
+            id,
+            action,
+            self.code,
+            self.text(0).as_deref(),
+            holder,
+        ))
+    }
+
+    fn status(&self, script: &'static str, i: usize) -> Result<Status, Error> {
+        self.text(i)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::Protocol {
+                script,
+                reply: format!("no status at {i}"),
+            })
+    }
+}
+
+fn protocol(script: &'static str, v: &Value) -> Error {
+    Error::Protocol {
+        script,
+        reply: format!("{v:?}"),
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Scripts {
+    /// Builds every script (expanding includes) over the given key schema.
+    pub fn new(keys: Keys) -> Self {
+        Self {
+            keys,
+            submit: script("submit"),
+            claim: script("claim"),
+            heartbeat: script("heartbeat"),
+            progress: script("progress"),
+            complete: script("complete"),
+            fail: script("fail"),
+            timeout: script("timeout"),
+            cancel: script("cancel"),
+            release: script("release"),
+            stop: script("stop"),
+            lock: script("lock"),
+            unlock: script("unlock"),
+            retry: script("retry"),
+            reap: script("reap"),
+            promote: script("promote"),
+        }
+    }
+
+    /// The key schema the scripts run over.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Loads every script (SCRIPT LOAD); useful before pipelining, harmless otherwise.
+    pub async fn load_all<C: ConnectionLike>(&self, c: &mut C) -> Result<(), Error> {
+        let mut p = redis::pipe();
+        for s in self.all() {
+            p.load_script(s);
+        }
+        p.query_async::<Vec<String>>(c).await?;
+        Ok(())
+    }
+
+    fn all(&self) -> [&Script; 15] {
+        [
+            &self.submit,
+            &self.claim,
+            &self.heartbeat,
+            &self.progress,
+            &self.complete,
+            &self.fail,
+            &self.timeout,
+            &self.cancel,
+            &self.release,
+            &self.stop,
+            &self.lock,
+            &self.unlock,
+            &self.retry,
+            &self.reap,
+            &self.promote,
+        ]
+    }
+
+    fn submit_call(&self, job: &NewJob) -> Result<ScriptInvocation<'_>, Error> {
+        let k = &self.keys;
+        let run_at = job
+            .run_at
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, ms);
+        let mut inv = self.submit.prepare_invoke();
+        inv.key(k.job_seq())
+            .key(k.delayed())
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(&job.executor)
+            .arg(encode(&job.params)?)
+            .arg(job.max_attempts)
+            .arg(ms(job.backoff))
+            .arg(ms(job.timeout))
+            .arg(ms(job.result_ttl))
+            .arg(run_at)
+            .arg(&job.owner);
+        for (f, v) in &job.extra {
+            inv.arg(f).arg(v);
+        }
+        Ok(inv)
+    }
+
+    fn submitted(v: Value) -> Result<(JobId, Status), Error> {
+        let r = Reply::parse("submit", v)?;
+        let id = r.int(0).filter(|n| *n > 0).ok_or_else(|| Error::Protocol {
+            script: "submit",
+            reply: "no id".into(),
+        })?;
+        Ok((JobId(id as u64), r.status("submit", 1)?))
+    }
+
+    /// Runs `lua/submit.lua`: creates `job_N` PENDING on its queue, or SCHEDULED when
+    /// `run_at` is in the future. The caller has validated `job` (see `Broker::submit`).
+    ///
+    /// # Returns
+    /// The new id and status.
+    pub async fn submit<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        job: &NewJob,
+    ) -> Result<(JobId, Status), Error> {
+        let v: Value = self.submit_call(job)?.invoke_async(c).await?;
+        Self::submitted(v)
+    }
+
+    /// Runs `lua/submit.lua` for many jobs in one pipeline (one round trip).
+    pub async fn submit_many<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        jobs: &[NewJob],
+    ) -> Result<Vec<(JobId, Status)>, Error> {
+        let calls = jobs
+            .iter()
+            .map(|j| self.submit_call(j))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut p = redis::pipe();
+        p.load_script(&self.submit).ignore();
+        for inv in &calls {
+            p.invoke_script(inv);
+        }
+        let replies: Vec<Value> = p.query_async(c).await?;
+        replies.into_iter().map(Self::submitted).collect()
+    }
+
+    /// Runs `lua/claim.lua`: up to `count` PENDING jobs of `executor` become RUNNING under
+    /// a fresh lease token and a lease of `lease`.
+    pub async fn claim<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        executor: &str,
+        worker: &str,
+        count: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, Error> {
+        let k = &self.keys;
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let v: Value = self
+            .claim
+            .key(k.queue(executor))
+            .key(k.leases())
+            .key(k.events())
+            .key(k.wake(executor))
+            .arg(k.prefix())
+            .arg(worker)
+            .arg(&token)
+            .arg(ms(lease))
+            .arg(count)
+            .invoke_async(c)
+            .await?;
+        let r = Reply::parse("claim", v)?;
+        r.rest
+            .into_iter()
+            .map(|job| {
+                let f = Reply::parse(
+                    "claim",
+                    Value::Array([vec![Value::Int(1)], as_array(job)].concat()),
+                )?;
+                let id = f.int(0).ok_or_else(|| protocol("claim", &Value::Nil))?;
+                Ok(Claimed {
+                    id: JobId(id as u64),
+                    attempt: f.int(1).unwrap_or(1) as u32,
+                    max_attempts: f.int(2).unwrap_or(1) as u32,
+                    timeout: Duration::from_millis(f.int(3).unwrap_or(0) as u64),
+                    params: match f.rest.get(4) {
+                        Some(Value::BulkString(b)) => b.clone(),
+                        _ => Vec::new(),
+                    },
+                    token: token.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Runs `lua/heartbeat.lua`: extends the lease by `lease` from now.
+    ///
+    /// # Returns
+    /// `true` when a stop was requested and the executor must stop the job.
+    pub async fn heartbeat<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: JobId,
+        token: &str,
+        lease: Duration,
+    ) -> Result<bool, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .heartbeat
+            .key(k.job(id))
+            .key(k.leases())
+            .arg(id.0)
+            .arg(token)
+            .arg(ms(lease))
+            .invoke_async(c)
+            .await?;
+        Ok(Reply::parse("heartbeat", v)?
+            .check("heartbeat", id, "heartbeat")?
+            .code
+            == 2)
+    }
+
+    /// Runs `lua/progress.lua`: records `progress` (JSON) for the running attempt.
+    ///
+    /// # Returns
+    /// `true` when a stop was requested and the executor must stop the job.
+    pub async fn progress<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: JobId,
+        token: &str,
+        progress: &serde_json::Value,
+    ) -> Result<bool, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .progress
+            .key(k.job(id))
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(id.0)
+            .arg(token)
+            .arg(progress.to_string())
+            .invoke_async(c)
+            .await?;
+        Ok(Reply::parse("progress", v)?
+            .check("progress", id, "report progress")?
+            .code
+            == 2)
+    }
+
+    fn complete_call(&self, id: JobId, token: &str, result: &[u8]) -> ScriptInvocation<'_> {
+        let k = &self.keys;
+        let mut inv = self.complete.prepare_invoke();
+        inv.key(k.job(id))
+            .key(k.leases())
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(id.0)
+            .arg(token)
+            .arg(result);
+        inv
+    }
+
+    /// Runs `lua/complete.lua`: RUNNING -> COMPLETED with `result` (MessagePack).
+    pub async fn complete<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: JobId,
+        token: &str,
+        result: &[u8],
+    ) -> Result<(), Error> {
+        let v: Value = self
+            .complete_call(id, token, result)
+            .invoke_async(c)
+            .await?;
+        Reply::parse("complete", v)?.check("complete", id, "complete")?;
+        Ok(())
+    }
+
+    /// Runs `lua/complete.lua` for many attempts in one pipeline; one outcome per job.
+    pub async fn complete_many<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        done: &[(JobId, &str, &[u8])],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        let calls: Vec<_> = done
+            .iter()
+            .map(|(id, t, r)| self.complete_call(*id, t, r))
+            .collect();
+        let mut p = redis::pipe();
+        p.load_script(&self.complete).ignore();
+        for inv in &calls {
+            p.invoke_script(inv);
+        }
+        let replies: Vec<Value> = p.query_async(c).await?;
+        Ok(replies
+            .into_iter()
+            .zip(done)
+            .map(|(v, (id, _, _))| {
+                Reply::parse("complete", v)?
+                    .check("complete", *id, "complete")
+                    .map(|_| ())
+            })
+            .collect())
+    }
+
+    /// Runs `lua/fail.lua`: retry (SCHEDULED or PENDING) or FAILED.
+    ///
+    /// # Returns
+    /// The job's new status.
+    pub async fn fail<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: JobId,
+        token: &str,
+        error: &str,
+        retryable: bool,
+    ) -> Result<Status, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .fail
+            .key(k.job(id))
+            .key(k.leases())
+            .key(k.delayed())
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(id.0)
+            .arg(token)
+            .arg(error)
+            .arg(u8::from(retryable))
+            .invoke_async(c)
+            .await?;
+        Reply::parse("fail", v)?
+            .check("fail", id, "fail")?
+            .status("fail", 0)
+    }
+
+    /// Runs `lua/timeout.lua`: retry (SCHEDULED or PENDING) or TIMED_OUT.
+    ///
+    /// # Returns
+    /// The job's new status.
+    pub async fn timeout<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: JobId,
+        token: &str,
+        error: &str,
+    ) -> Result<Status, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .timeout
+            .key(k.job(id))
+            .key(k.leases())
+            .key(k.delayed())
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(id.0)
+            .arg(token)
+            .arg(error)
+            .invoke_async(c)
+            .await?;
+        Reply::parse("timeout", v)?
+            .check("timeout", id, "time out")?
+            .status("timeout", 0)
+    }
+
+    /// Runs `lua/cancel.lua`: RUNNING -> CANCELED after the executor obeyed a stop.
+    pub async fn cancel<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: JobId,
+        token: &str,
+    ) -> Result<(), Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .cancel
+            .key(k.job(id))
+            .key(k.leases())
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(id.0)
+            .arg(token)
+            .invoke_async(c)
+            .await?;
+        Reply::parse("cancel", v)?.check("cancel", id, "cancel")?;
+        Ok(())
+    }
+
+    /// Runs `lua/release.lua`: hands a running job back to the head of its queue without
+    /// counting the attempt (graceful executor shutdown).
+    ///
+    /// # Returns
+    /// PENDING, or CANCELED when its stop had been requested.
+    pub async fn release<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: JobId,
+        token: &str,
+    ) -> Result<Status, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .release
+            .key(k.job(id))
+            .key(k.leases())
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(id.0)
+            .arg(token)
+            .invoke_async(c)
+            .await?;
+        Reply::parse("release", v)?
+            .check("release", id, "release")?
+            .status("release", 0)
+    }
+
+    /// Runs `lua/stop.lua`: a waiting job is CANCELED at once; a running one gets a stop
+    /// request (pushed on the `stop` list, capped at `stop_cap`, and published).
+    ///
+    /// # Returns
+    /// CANCELED, or RUNNING when the executor has been asked to stop it.
+    pub async fn stop<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: JobId,
+        stop_cap: usize,
+    ) -> Result<Status, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .stop
+            .key(k.job(id))
+            .key(k.leases())
+            .key(k.delayed())
+            .key(k.stop_list())
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(id.0)
+            .arg(stop_cap.max(1))
+            .invoke_async(c)
+            .await?;
+        Reply::parse("stop", v)?
+            .check("stop", id, "stop")?
+            .status("stop", 0)
+    }
+
+    /// Runs `lua/lock.lua`: freezes the job for `holder` (`force` takes a held lock).
+    ///
+    /// # Returns
+    /// The job's status.
+    pub async fn lock<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: JobId,
+        holder: &str,
+        force: bool,
+    ) -> Result<Status, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .lock
+            .key(k.job(id))
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(id.0)
+            .arg(holder)
+            .arg(u8::from(force))
+            .invoke_async(c)
+            .await?;
+        Reply::parse("lock", v)?
+            .check("lock", id, "lock")?
+            .status("lock", 0)
+    }
+
+    /// Runs `lua/unlock.lua`.
+    ///
+    /// # Returns
+    /// The job's status.
+    pub async fn unlock<C: ConnectionLike>(&self, c: &mut C, id: JobId) -> Result<Status, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .unlock
+            .key(k.job(id))
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(id.0)
+            .invoke_async(c)
+            .await?;
+        Reply::parse("unlock", v)?
+            .check("unlock", id, "unlock")?
+            .status("unlock", 0)
+    }
+
+    /// Runs `lua/retry.lua`: FAILED, CANCELED or TIMED_OUT -> PENDING, attempts reset.
+    pub async fn retry<C: ConnectionLike>(&self, c: &mut C, id: JobId) -> Result<Status, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .retry
+            .key(k.job(id))
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(id.0)
+            .invoke_async(c)
+            .await?;
+        Reply::parse("retry", v)?
+            .check("retry", id, "retry")?
+            .status("retry", 0)
+    }
+
+    /// Runs `lua/reap.lua` over at most `count` expired leases.
+    pub async fn reap<C: ConnectionLike>(&self, c: &mut C, count: usize) -> Result<Reaped, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .reap
+            .key(k.leases())
+            .key(k.delayed())
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(count)
+            .invoke_async(c)
+            .await?;
+        let r = Reply::parse("reap", v)?;
+        let n = |i| r.int(i).unwrap_or(0) as u64;
+        Ok(Reaped {
+            requeued: n(0),
+            failed: n(1),
+            canceled: n(2),
+        })
+    }
+
+    /// Runs `lua/promote.lua` over at most `count` due delayed jobs.
+    ///
+    /// # Returns
+    /// How many became PENDING.
+    pub async fn promote<C: ConnectionLike>(&self, c: &mut C, count: usize) -> Result<u64, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .promote
+            .key(k.delayed())
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(count)
+            .invoke_async(c)
+            .await?;
+        Ok(Reply::parse("promote", v)?.int(0).unwrap_or(0) as u64)
+    }
+}
+
+fn as_array(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(items) => items,
+        other => vec![other],
+    }
+}
+
+/// Unix milliseconds of a time, as `run_at` travels.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, ms)
+}
+
+/// Keeps every Lua header honest (the fix for header drift): KEYS documented = KEYS the
+/// wrapper passes = KEYS the body uses; every error code a body (with its includes) can
+/// return is documented and has an `Error` mapping; no include survives expansion.
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    fn header(src: &str) -> &str {
+        let start = src.find("--[[").unwrap_or(0);
+        let end = src[start..].find("]]").map_or(src.len(), |e| start + e);
+        &src[start..end]
+    }
+
+    fn numbers_after(text: &str, marker: &str) -> Vec<i64> {
+        text.match_indices(marker)
+            .filter_map(|(i, _)| {
+                let rest = &text[i + marker.len()..];
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .collect()
+    }
+
+    /// Number of `.key(` calls in the Rust wrapper of `name` in this file.
+    fn wrapper_keys(name: &str) -> usize {
+        let me = include_str!("scripts.rs");
+        let mut starts = Vec::new();
+        for pat in [
+            format!("self\n            .{name}\n"),
+            format!("self.{name}.prepare_invoke()"),
+        ] {
+            starts.extend(me.match_indices(&pat).map(|(i, _)| i));
+        }
+        let i = starts.into_iter().min().unwrap_or(0);
+        me[i..]
+            .lines()
+            .skip(1)
+            .take_while(|l| {
+                !l.contains("invoke_async")
+                    && !l.trim().starts_with("inv\n")
+                    && !l.trim().starts_with("for ")
+            })
+            .filter(|l| l.contains(".key("))
+            .count()
+    }
+
+    #[test]
+    fn keys_documented_used_and_passed_agree() {
+        for (name, src) in SOURCES {
+            let documented = numbers_after(header(src), "KEYS[");
+            let n = documented.len();
+            assert_eq!(
+                documented,
+                (1..=n as i64).collect::<Vec<_>>(),
+                "{name}.lua: header KEYS must be numbered 1..n"
+            );
+            let body = &src[header(src).len()..];
+            let used = numbers_after(body, "KEYS[").into_iter().max().unwrap_or(0);
+            assert_eq!(
+                used as usize, n,
+                "{name}.lua: body uses KEYS up to {used}, header documents {n}"
+            );
+            assert_eq!(
+                wrapper_keys(name),
+                n,
+                "{name}.lua: Rust wrapper passes a different KEYS count"
+            );
+        }
+    }
+
+    #[test]
+    fn every_returned_code_is_documented_and_mapped() {
+        let mapped = [
+            code::NOT_FOUND,
+            code::LOCKED,
+            code::ILLEGAL,
+            code::STALE_LEASE,
+        ];
+        for (name, src) in SOURCES {
+            let doc = header(src);
+            let returns = &doc[doc.find("Returns:").unwrap_or(0)..];
+            let expanded = expand(src);
+            let body = &expanded[header(&expanded).len()..];
+            for c in numbers_after(body, "{-") {
+                assert!(
+                    returns.contains(&format!("{{-{c}")),
+                    "{name}.lua can return -{c} but its header does not say so"
+                );
+            }
+            for c in numbers_after(returns, "{-") {
+                assert!(
+                    mapped.contains(&-c),
+                    "{name}.lua documents -{c}, which error.rs does not map"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_include_survives_expansion() {
+        for (name, src) in SOURCES {
+            assert!(
+                !expand(src).contains("@include"),
+                "{name}.lua keeps an unexpanded include"
+            );
+        }
+    }
+
+    #[test]
+    fn every_lua_file_is_registered() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../lua");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.retain(|f| f.ends_with(".lua"));
+        files.sort();
+        let mut names: Vec<String> = SOURCES.iter().map(|(n, _)| format!("{n}.lua")).collect();
+        names.sort();
+        assert_eq!(files, names);
+    }
+}

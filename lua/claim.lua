@@ -1,0 +1,54 @@
+--[[
+  claim: PENDING -> RUNNING for up to `count` jobs at the head of one executor kind's queue.
+  Every claimed job gets attempt+1, a lease until now+lease and the caller's fresh lease token
+  (one token per claim call; a job appears once per call, so token+job is unique per attempt).
+  Ids whose job is no longer PENDING (stopped, expired) are dropped, never handed out.
+
+  KEYS[1] ready queue     queue:<executor>
+  KEYS[2] leases zset     leases
+  KEYS[3] events stream   events
+  KEYS[4] wake marker     wake:<executor>
+
+  ARGV[1] key prefix
+  ARGV[2] worker          name of the claiming executor process
+  ARGV[3] lease token     fresh per claim call
+  ARGV[4] lease           ms
+  ARGV[5] count           most jobs to claim (pick_size)
+
+  Returns:
+    {1, {id, attempt, max_attempts, timeout, params}, ...}   zero or more claimed jobs
+
+  Event: claimed
+]]
+local queue_key, leases_key, events_key, wake_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local prefix, worker, token = ARGV[1], ARGV[2], ARGV[3]
+local lease, count = tonumber(ARGV[4]), tonumber(ARGV[5])
+--- @include "includes/time"
+--- @include "includes/emit"
+
+local now = now_ms()
+local at = rfc3339(now)
+local out = {1}
+while #out - 1 < count do
+  local ids = redis.call('LPOP', queue_key, count - (#out - 1))
+  if not ids then break end
+  for _, id in ipairs(ids) do
+    local job_key = prefix .. 'job_' .. id
+    local f = redis.call('HMGET', job_key, 'status', 'max_attempts', 'timeout', 'params')
+    if f[1] == 'PENDING' then
+      local attempt = redis.call('HINCRBY', job_key, 'attempt', 1)
+      redis.call('HSET', job_key, 'status', 'RUNNING', 'worker', worker, 'lease_token', token,
+        'started', at, 'updated', at)
+      redis.call('ZADD', leases_key, now + lease, id)
+      emit(events_key, prefix, id, 'claimed', 'RUNNING', at, 'worker', worker,
+        'attempt', attempt)
+      out[#out + 1] = {id, attempt, f[2], f[3], f[4]}
+    end
+  end
+end
+-- Jobs left behind: keep one wake marker armed so another idle claimer picks them up.
+if redis.call('LLEN', queue_key) > 0 then
+  redis.call('LPUSH', wake_key, '1')
+  redis.call('LTRIM', wake_key, 0, 0)
+end
+return out

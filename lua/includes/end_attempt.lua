@@ -1,0 +1,35 @@
+--[[
+  Function to end a failed attempt (fail.lua, timeout.lua, reap.lua): retry when attempts are
+  left and the error is retryable (after backoff * 2^(attempt-1) ms in the delayed set, or
+  straight back on the queue when backoff is 0), else end the job with `final_status`.
+  Needs includes time, emit, enqueue, finish.
+  end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id, final_status,
+              error, retryable, now) -> new status
+]]
+local function end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id,
+                           final_status, err, retryable, now)
+  local at = rfc3339(now)
+  local f = redis.call('HMGET', job_key, 'attempt', 'max_attempts', 'backoff', 'executor')
+  local attempt, max_attempts = tonumber(f[1]) or 0, tonumber(f[2]) or 1
+  local backoff, executor = tonumber(f[3]) or 0, f[4]
+  redis.call('HSET', job_key, 'error', err, 'updated', at)
+  if retryable and attempt < max_attempts then
+    redis.call('ZREM', leases_key, id)
+    redis.call('HDEL', job_key, 'lease_token', 'worker')
+    local delay = backoff * (2 ^ (attempt - 1))
+    if delay > 0 then
+      local due = now + delay
+      redis.call('HSET', job_key, 'status', 'SCHEDULED', 'run_at', rfc3339(due))
+      redis.call('ZADD', delayed_key, due, id)
+      emit(events_key, prefix, id, 'retry_scheduled', 'SCHEDULED', at, 'error', err)
+      return 'SCHEDULED'
+    end
+    redis.call('HSET', job_key, 'status', 'PENDING')
+    enqueue(prefix, id, executor, false)
+    emit(events_key, prefix, id, 'retried', 'PENDING', at, 'error', err)
+    return 'PENDING'
+  end
+  finish(job_key, leases_key, prefix, id, final_status, at)
+  emit(events_key, prefix, id, string.lower(final_status), final_status, at, 'error', err)
+  return final_status
+end

@@ -1,0 +1,40 @@
+--[[
+  retry: FAILED, CANCELED or TIMED_OUT -> PENDING, a fresh start asked for by a person: the
+  attempt count starts again, the error and result are cleared, and the job no longer expires.
+
+  KEYS[1] job hash        job_N
+  KEYS[2] events stream   events
+
+  ARGV[1] key prefix
+  ARGV[2] job id          N
+
+  Returns:
+    {1, 'PENDING'}   queued again
+    {-1}             no such job (or it has expired)           (404)
+    {-2, status}     the job is locked                         (409)
+    {-3, status}     illegal move: the job has not ended badly (409)
+
+  Event: retried
+]]
+local job_key, events_key = KEYS[1], KEYS[2]
+local prefix, id = ARGV[1], ARGV[2]
+--- @include "includes/time"
+--- @include "includes/emit"
+--- @include "includes/enqueue"
+
+local f = redis.call('HMGET', job_key, 'status', 'locked', 'executor')
+local status = f[1]
+if not status then return {-1} end
+if f[2] and f[2] ~= '' then return {-2, status} end
+if status ~= 'FAILED' and status ~= 'CANCELED' and status ~= 'TIMED_OUT' then
+  return {-3, status}
+end
+local at = rfc3339(now_ms())
+redis.call('PERSIST', job_key)
+redis.call('PERSIST', prefix .. 'events:job_' .. id)
+redis.call('HDEL', job_key, 'error', 'result', 'finished', 'lease_token', 'worker',
+  'progress', 'stop_requested')
+redis.call('HSET', job_key, 'status', 'PENDING', 'attempt', 0, 'updated', at)
+enqueue(prefix, id, f[3], false)
+emit(events_key, prefix, id, 'retried', 'PENDING', at)
+return {1, 'PENDING'}
