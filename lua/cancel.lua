@@ -28,6 +28,6 @@ local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local refused = check_lease(job_key, token)
 if refused then return refused end
 local at = rfc3339(now_ms())
-finish(job_key, leases_key, prefix, id, 'CANCELED', at)
-emit(events_key, prefix, id, 'canceled', 'CANCELED', at)
+finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
+emit(events_key, prefix, id, 'canceled', 'CANCELED')
 return {1}

@@ -34,13 +34,14 @@ while #out - 1 < count do
   if not ids then break end
   for _, id in ipairs(ids) do
     local job_key = prefix .. 'job_' .. id
-    local f = redis.call('HMGET', job_key, 'status', 'max_attempts', 'timeout', 'params')
+    local f = redis.call('HMGET', job_key, 'status', 'max_attempts', 'timeout', 'params',
+      'attempt')
     if f[1] == 'PENDING' then
-      local attempt = redis.call('HINCRBY', job_key, 'attempt', 1)
-      redis.call('HSET', job_key, 'status', 'RUNNING', 'worker', worker, 'lease_token', token,
-        'started', at, 'updated', at)
+      local attempt = (tonumber(f[5]) or 0) + 1
+      redis.call('HSET', job_key, 'status', 'RUNNING', 'attempt', attempt, 'worker', worker,
+        'lease_token', token, 'started', at, 'updated', at)
       redis.call('ZADD', leases_key, now + lease, id)
-      emit(events_key, prefix, id, 'claimed', 'RUNNING', at, 'worker', worker,
+      emit(events_key, prefix, id, 'claimed', 'RUNNING', 'worker', worker,
         'attempt', attempt)
       out[#out + 1] = {id, attempt, f[2], f[3], f[4]}
     end

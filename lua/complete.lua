@@ -26,11 +26,10 @@ local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 --- @include "includes/finish"
 --- @include "includes/check_lease"
 
-local refused = check_lease(job_key, token)
+local refused, f = check_lease(job_key, token, 'result_ttl', 'error')
 if refused then return refused end
-local at = rfc3339(now_ms())
-redis.call('HSET', job_key, 'result', ARGV[4])
-redis.call('HDEL', job_key, 'error')
-finish(job_key, leases_key, prefix, id, 'COMPLETED', at)
-emit(events_key, prefix, id, 'completed', 'COMPLETED', at)
+if f[4] then redis.call('HDEL', job_key, 'error') end
+finish(job_key, leases_key, prefix, id, 'COMPLETED', rfc3339(now_ms()), f[3],
+  'result', ARGV[4])
+emit(events_key, prefix, id, 'completed', 'COMPLETED')
 return {1}

@@ -11,7 +11,7 @@
   Returns:
     {1, 'PENDING'}   queued again
     {-1}             no such job (or it has expired)           (404)
-    {-2, status}     the job is locked                         (409)
+    {-2, status, holder, since} the job is locked                         (409)
     {-3, status}     illegal move: the job has not ended badly (409)
 
   Event: retried
@@ -22,10 +22,10 @@ local prefix, id = ARGV[1], ARGV[2]
 --- @include "includes/emit"
 --- @include "includes/enqueue"
 
-local f = redis.call('HMGET', job_key, 'status', 'locked', 'executor')
+local f = redis.call('HMGET', job_key, 'status', 'locked', 'executor', 'locked_at')
 local status = f[1]
 if not status then return {-1} end
-if f[2] and f[2] ~= '' then return {-2, status} end
+if f[2] and f[2] ~= '' then return {-2, status, f[2], f[4] or ''} end
 if status ~= 'FAILED' and status ~= 'CANCELED' and status ~= 'TIMED_OUT' then
   return {-3, status}
 end
@@ -36,5 +36,5 @@ redis.call('HDEL', job_key, 'error', 'result', 'finished', 'lease_token', 'worke
   'progress', 'stop_requested')
 redis.call('HSET', job_key, 'status', 'PENDING', 'attempt', 0, 'updated', at)
 enqueue(prefix, id, f[3], false)
-emit(events_key, prefix, id, 'retried', 'PENDING', at)
+emit(events_key, prefix, id, 'retried', 'PENDING')
 return {1, 'PENDING'}

@@ -17,7 +17,7 @@
   Returns:
     {1, status}   CANCELED (was waiting) or RUNNING (stop requested from its executor)
     {-1}          no such job                                    (404)
-    {-2, status}  the job is locked                              (409)
+    {-2, status, holder, since} the job is locked                              (409)
     {-3, status}  illegal move: the job has already finished     (409)
 
   Event: canceled or stop_requested
@@ -28,16 +28,17 @@ local prefix, id, stop_cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
 --- @include "includes/emit"
 --- @include "includes/finish"
 
-local f = redis.call('HMGET', job_key, 'status', 'locked', 'executor', 'stop_requested')
+local f = redis.call('HMGET', job_key, 'status', 'locked', 'executor', 'stop_requested',
+  'locked_at')
 local status = f[1]
 if not status then return {-1} end
-if f[2] and f[2] ~= '' then return {-2, status} end
+if f[2] and f[2] ~= '' then return {-2, status, f[2], f[5] or ''} end
 local at = rfc3339(now_ms())
 if status == 'PENDING' or status == 'SCHEDULED' then
   redis.call('LREM', prefix .. 'queue:' .. f[3], 1, id)
   redis.call('ZREM', delayed_key, id)
-  finish(job_key, leases_key, prefix, id, 'CANCELED', at)
-  emit(events_key, prefix, id, 'canceled', 'CANCELED', at)
+  finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
+  emit(events_key, prefix, id, 'canceled', 'CANCELED')
   return {1, 'CANCELED'}
 end
 if status == 'RUNNING' then
@@ -46,7 +47,7 @@ if status == 'RUNNING' then
     redis.call('RPUSH', stop_key, id)
     redis.call('LTRIM', stop_key, -stop_cap, -1)
     redis.call('PUBLISH', stop_key, id)
-    emit(events_key, prefix, id, 'stop_requested', 'RUNNING', at)
+    emit(events_key, prefix, id, 'stop_requested', 'RUNNING')
   end
   return {1, 'RUNNING'}
 end

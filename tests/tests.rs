@@ -1,1 +1,16 @@
+//! Sluice's integration tests: every test starts its own redis-server (harness/redis.rs).
+#![allow(unreachable_pub, dead_code, clippy::unwrap_used)]
+//! Test names read as claims.
 
+mod harness;
+
+mod cli; // the `sluice` binary: one clear line and a non-zero exit on errors
+mod delayed; // run_at, retry backoff and promote
+mod events; // the capped event streams a job leaves behind
+mod expiry; // finished jobs expire after result_ttl; retry keeps them
+mod fencing; // a stale lease token changes nothing
+mod leases; // expired leases are reaped: re-queued, failed or canceled
+mod noscript; // scripts survive SCRIPT FLUSH
+mod races; // concurrent claimers never double-claim
+mod refusals; // every illegal move is refused with a typed error
+mod transitions; // the happy paths of the state machine

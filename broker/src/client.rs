@@ -53,7 +53,8 @@ pub struct Page {
 pub struct Event {
     /// Stream entry id (`<ms>-<seq>`), usable as the `after` of the next read.
     pub id: String,
-    /// The entry: job, event, status, at, and event-specific fields.
+    /// The entry: job, event, status, event-specific fields, and `at`, the entry's time
+    /// (RFC 3339, from the stream id).
     pub fields: BTreeMap<String, String>,
 }
 
@@ -81,7 +82,8 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// A broker for `config`. Connects lazily.
+    /// A broker for `config`. Connects lazily; call it inside a Tokio runtime (the pool
+    /// starts its reaper task there).
     ///
     /// # Errors
     /// [`Error::Config`] when the Redis URL is malformed.
@@ -461,14 +463,25 @@ impl Broker {
             .into_iter()
             .flat_map(|r| r.keys)
             .flat_map(|k| k.ids)
-            .map(|e| Event {
-                id: e.id,
-                fields: e
+            .map(|e| {
+                let mut fields: BTreeMap<String, String> = e
                     .map
                     .into_iter()
                     .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap_or_default()))
-                    .collect(),
+                    .collect();
+                fields.insert("at".into(), entry_time(&e.id));
+                Event { id: e.id, fields }
             })
             .collect())
     }
+}
+
+/// The time of a stream entry, from its id `<unix ms>-<seq>`, as RFC 3339.
+fn entry_time(id: &str) -> String {
+    let ms = id
+        .split('-')
+        .next()
+        .and_then(|m| m.parse::<u64>().ok())
+        .unwrap_or(0);
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }

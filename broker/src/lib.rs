@@ -11,8 +11,12 @@
 //! - [`error`]: the error enum and the codes shared with the scripts.
 //! - [`pool`]: the bb8-redis pool and dedicated connections for blocking reads.
 //! - [`client`]: [`Broker`], the handle the CLI, HTTP server and executors use.
+//! - [`cli`]: the bodies of the `sluice` subcommands.
+//! - [`bench`]: `sluice bench`, throughput and pickup latency on a real Redis.
 #![warn(missing_docs)]
 
+pub mod bench;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;

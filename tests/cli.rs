@@ -1,0 +1,136 @@
+//! The `sluice` binary against a real Redis: what a user types, what they see.
+use std::process::{Command, Output};
+
+use crate::harness::TestRedis;
+
+fn sluice(redis: &TestRedis, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .env_remove("SLUICE_CONFIG")
+        .env("SLUICE_REDIS_URL", &redis.url)
+        .args(args)
+        .output()
+        .expect("run sluice")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn submit_claim_complete_status_through_the_cli() {
+    let redis = TestRedis::start();
+    let o = sluice(
+        &redis,
+        &[
+            "submit",
+            "command",
+            r#"{"argv": ["echo", "hi"]}"#,
+            "--result-ttl",
+            "10m",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "1 PENDING");
+
+    let o = sluice(&redis, &["claim", "command", "--worker", "me"]);
+    let line: serde_json::Value =
+        serde_json::from_str(stdout(&o).trim()).expect("claim prints JSON");
+    assert_eq!(line["id"], 1);
+    assert_eq!(line["params"]["argv"][1], "hi");
+    let token = line["token"].as_str().unwrap().to_string();
+
+    let o = sluice(&redis, &["complete", "1", &token, r#"{"out": "hi"}"#]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = sluice(&redis, &["status", "1"]);
+    let job: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("status prints JSON");
+    assert_eq!(job["status"], "COMPLETED");
+    assert_eq!(job["result"]["out"], "hi");
+    assert_eq!(job["result_ttl"], "10m");
+    assert_eq!(job["worker"], "me");
+
+    let o = sluice(&redis, &["list", "--status", "completed"]);
+    assert!(stdout(&o).contains("COMPLETED"), "{}", stdout(&o));
+    let o = sluice(&redis, &["events", "1"]);
+    let events = stdout(&o);
+    for word in ["submitted", "claimed", "completed"] {
+        assert!(events.contains(word), "{events}");
+    }
+}
+
+#[test]
+fn errors_are_one_line_and_a_nonzero_exit() {
+    let redis = TestRedis::start();
+    for (args, says) in [
+        (vec!["status", "9"], "job 9 not found"),
+        (vec!["status", "abc"], "positive integer"),
+        (vec!["submit", "x", "{not json"], "params is not JSON"),
+        (vec!["submit", "bad name"], "executor must be"),
+        (vec!["submit", "x", "--timeout", "soon"], "soon"),
+    ] {
+        let o = sluice(&redis, &args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        let err = stderr(&o);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+    }
+    // Stopping a finished job says why.
+    sluice(&redis, &["submit", "x"]);
+    sluice(&redis, &["stop", "1"]);
+    let o = sluice(&redis, &["stop", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o).trim(), "sluice: job 1 is CANCELED; cannot stop");
+}
+
+#[test]
+fn an_unreachable_redis_is_a_clear_error() {
+    let o = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .env_remove("SLUICE_CONFIG")
+        .env("SLUICE_REDIS_URL", "redis://127.0.0.1:1")
+        .args(["status", "1"])
+        .output()
+        .expect("run sluice");
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.starts_with("sluice: redis"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn submit_wait_follows_the_job_to_its_end() {
+    let redis = TestRedis::start();
+    let url = redis.url.clone();
+    let worker = std::thread::spawn(move || {
+        // Act as an executor from another process: claim once it is queued, then complete.
+        for _ in 0..200 {
+            let o = Command::new(env!("CARGO_BIN_EXE_sluice"))
+                .env("SLUICE_REDIS_URL", &url)
+                .args(["claim", "x"])
+                .output()
+                .expect("claim");
+            if let Ok(v) =
+                serde_json::from_str::<serde_json::Value>(String::from_utf8_lossy(&o.stdout).trim())
+            {
+                let token = v["token"].as_str().unwrap_or_default().to_string();
+                Command::new(env!("CARGO_BIN_EXE_sluice"))
+                    .env("SLUICE_REDIS_URL", &url)
+                    .args(["complete", "1", &token, "42"])
+                    .output()
+                    .expect("complete");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    let o = sluice(&redis, &["submit", "x", "--wait"]);
+    worker.join().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let job: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON job");
+    assert_eq!(job["result"], 42);
+}
