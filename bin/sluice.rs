@@ -124,12 +124,10 @@ async fn dispatch(b: Broker, command: Command) -> Result<(), Error> {
     match command {
         Command::Submit(s) => cli::submit(&b, &s.to_job(&b)?, s.wait).await,
         Command::Status { id } => cli::status(&b, id).await,
-        Command::Stop { id } => Ok(cli::moved(id, b.stop(id).await?)),
-        Command::Lock { id, holder, force } => {
-            Ok(cli::moved(id, b.lock(id, &holder, force).await?))
-        }
-        Command::Unlock { id } => Ok(cli::moved(id, b.unlock(id).await?)),
-        Command::Retry { id } => Ok(cli::moved(id, b.retry(id).await?)),
+        Command::Stop { id } => cli::moved(id, b.stop(id).await),
+        Command::Lock { id, holder, force } => cli::moved(id, b.lock(id, &holder, force).await),
+        Command::Unlock { id } => cli::moved(id, b.unlock(id).await),
+        Command::Retry { id } => cli::moved(id, b.retry(id).await),
         Command::List {
             status,
             executor,
@@ -150,16 +148,16 @@ async fn dispatch(b: Broker, command: Command) -> Result<(), Error> {
             worker,
         } => cli::claim(&b, &executor, &worker, count).await,
         Command::Complete { id, token, result } => {
-            b.complete(id, &token, &cli::json_arg("result", &result)?)
-                .await?;
-            Ok(cli::moved(id, Status::Completed))
+            let result = cli::json_arg("result", &result)?;
+            let done = b.complete(id, &token, &result).await;
+            cli::moved(id, done.map(|()| Status::Completed))
         }
         Command::Fail {
             id,
             token,
             error,
             no_retry,
-        } => Ok(cli::moved(id, b.fail(id, &token, &error, !no_retry).await?)),
+        } => cli::moved(id, b.fail(id, &token, &error, !no_retry).await),
         Command::Tick { every } => cli::tick(&b, every).await,
         Command::Bench(args) => broker::bench::run(b, args).await,
     }

@@ -29,5 +29,5 @@ local refused = check_lease(job_key, token)
 if refused then return refused end
 local at = rfc3339(now_ms())
 finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
-emit(events_key, prefix, id, 'canceled', 'CANCELED')
+emit(events_key, id, 'canceled', 'CANCELED')
 return {1}

@@ -41,7 +41,7 @@ while #out - 1 < count do
       redis.call('HSET', job_key, 'status', 'RUNNING', 'attempt', attempt, 'worker', worker,
         'lease_token', token, 'started', at, 'updated', at)
       redis.call('ZADD', leases_key, now + lease, id)
-      emit(events_key, prefix, id, 'claimed', 'RUNNING', 'worker', worker,
+      emit(events_key, id, 'claimed', 'RUNNING', 'worker', worker,
         'attempt', attempt)
       out[#out + 1] = {id, attempt, f[2], f[3], f[4]}
     end

@@ -1,6 +1,6 @@
 --[[
-  complete: RUNNING -> COMPLETED, for the attempt that holds the lease. The hash and its event
-  stream then expire after the job's result_ttl.
+  complete: RUNNING -> COMPLETED, for the attempt that holds the lease. The hash then expires
+  after the job's result_ttl.
 
   KEYS[1] job hash        job_N
   KEYS[2] leases zset     leases
@@ -31,5 +31,5 @@ if refused then return refused end
 if f[4] then redis.call('HDEL', job_key, 'error') end
 finish(job_key, leases_key, prefix, id, 'COMPLETED', rfc3339(now_ms()), f[3],
   'result', ARGV[4])
-emit(events_key, prefix, id, 'completed', 'COMPLETED')
+emit(events_key, id, 'completed', 'COMPLETED')
 return {1}

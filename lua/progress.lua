@@ -28,6 +28,6 @@ local refused = check_lease(job_key, token)
 if refused then return refused end
 local at = rfc3339(now_ms())
 redis.call('HSET', job_key, 'progress', progress, 'updated', at)
-emit(events_key, prefix, id, 'progress', 'RUNNING', 'progress', progress)
+emit(events_key, id, 'progress', 'RUNNING', 'progress', progress)
 if redis.call('HEXISTS', job_key, 'stop_requested') == 1 then return {2} end
 return {1}

@@ -32,7 +32,7 @@ if refused then return refused end
 local at = rfc3339(now_ms())
 if redis.call('HEXISTS', job_key, 'stop_requested') == 1 then
   finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
-  emit(events_key, prefix, id, 'canceled', 'CANCELED')
+  emit(events_key, id, 'canceled', 'CANCELED')
   return {1, 'CANCELED'}
 end
 redis.call('ZREM', leases_key, id)
@@ -40,5 +40,5 @@ redis.call('HINCRBY', job_key, 'attempt', -1)
 redis.call('HSET', job_key, 'status', 'PENDING', 'updated', at)
 redis.call('HDEL', job_key, 'lease_token', 'worker')
 enqueue(prefix, id, redis.call('HGET', job_key, 'executor'), true)
-emit(events_key, prefix, id, 'released', 'PENDING')
+emit(events_key, id, 'released', 'PENDING')
 return {1, 'PENDING'}

@@ -31,10 +31,9 @@ if status ~= 'FAILED' and status ~= 'CANCELED' and status ~= 'TIMED_OUT' then
 end
 local at = rfc3339(now_ms())
 redis.call('PERSIST', job_key)
-redis.call('PERSIST', prefix .. 'events:job_' .. id)
 redis.call('HDEL', job_key, 'error', 'result', 'finished', 'lease_token', 'worker',
   'progress', 'stop_requested')
 redis.call('HSET', job_key, 'status', 'PENDING', 'attempt', 0, 'updated', at)
 enqueue(prefix, id, f[3], false)
-emit(events_key, prefix, id, 'retried', 'PENDING')
+emit(events_key, id, 'retried', 'PENDING')
 return {1, 'PENDING'}

@@ -23,6 +23,6 @@ if not status then return {-1} end
 if redis.call('HDEL', job_key, 'locked', 'locked_at') > 0 then
   local at = rfc3339(now_ms())
   redis.call('HSET', job_key, 'updated', at)
-  emit(events_key, prefix, id, 'unlocked', status)
+  emit(events_key, id, 'unlocked', status)
 end
 return {1, status}

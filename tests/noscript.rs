@@ -31,3 +31,28 @@ async fn every_path_recovers_after_script_flush() {
     let outcomes = b.scripts().complete_many(&mut *conn, &done).await.unwrap();
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
 }
+
+#[tokio::test]
+async fn the_pool_reconnects_and_reloads_scripts_after_a_redis_restart() {
+    let mut redis = TestRedis::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let b = broker(&redis, |_| {});
+    let (id, _) = b.submit(&b.new_job("x", json!(1))).await.unwrap();
+    redis.restart();
+    // The first call on a connection that died may fail; it must be an "unavailable" error,
+    // and the pool must heal by itself without a new Broker.
+    let mut got = None;
+    for _ in 0..20 {
+        match b.claim("x", "w", 1).await {
+            Ok(c) => {
+                got = Some(c);
+                break;
+            }
+            Err(e) => assert!(e.is_unavailable(), "{e}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let c = got.expect("the broker never recovered").remove(0);
+    assert_eq!(c.id, id, "the job survived the restart through the AOF");
+    b.complete(id, &c.token, &json!(2)).await.unwrap();
+    assert_eq!(job(&b, id).await.status, Status::Completed);
+}

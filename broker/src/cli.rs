@@ -44,11 +44,11 @@ pub async fn submit(b: &Broker, job: &NewJob, wait: bool) -> Result<(), Error> {
     let mut conn = b.blocking_connection().await?;
     let mut after = "0".to_string();
     loop {
-        for e in b
-            .events(&mut conn, Some(id), &after, 100, Some(FOLLOW_BLOCK))
-            .await?
-        {
-            after = e.id.clone();
+        let (events, next) = b
+            .events(&mut conn, Some(id), &after, 1000, Some(FOLLOW_BLOCK))
+            .await?;
+        after = next;
+        for e in events {
             eprintln!(
                 "  {} {}",
                 e.get("event").unwrap_or(""),
@@ -78,9 +78,13 @@ pub async fn status(b: &Broker, id: JobId) -> Result<(), Error> {
     Ok(())
 }
 
-/// `sluice stop|lock|unlock|retry ID`: prints `job N: STATUS`.
-pub fn moved(id: JobId, status: Status) {
-    out(format!("job {id}: {status}"));
+/// `sluice stop|lock|unlock|retry|complete|fail ID`: prints `job N: STATUS` on success.
+///
+/// # Errors
+/// The move's own error, unchanged.
+pub fn moved(id: JobId, status: Result<Status, Error>) -> Result<(), Error> {
+    out(format!("job {id}: {}", status?));
+    Ok(())
 }
 
 /// `sluice list`: one line per job, then the cursor for the next page if any.
@@ -120,11 +124,11 @@ pub async fn events(b: &Broker, job: Option<JobId>, follow: bool) -> Result<(), 
     let mut conn = b.blocking_connection().await?;
     let mut after = "0".to_string();
     loop {
-        let batch = b
-            .events(&mut conn, job, &after, 500, follow.then_some(FOLLOW_BLOCK))
-            .await?;
+        let block = follow.then_some(FOLLOW_BLOCK);
+        let (batch, next) = b.events(&mut conn, job, &after, 1000, block).await?;
+        let caught_up = next == after;
+        after = next;
         for e in &batch {
-            after = e.id.clone();
             let rest: Vec<String> = e
                 .fields
                 .iter()
@@ -147,7 +151,7 @@ pub async fn events(b: &Broker, job: Option<JobId>, follow: bool) -> Result<(), 
                 .is_some_and(Status::is_terminal),
             _ => false,
         };
-        if !follow || ended {
+        if ended || (!follow && caught_up) {
             return Ok(());
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
 use serde::Serialize;
 use serde_json::Value;
@@ -116,9 +116,7 @@ impl Broker {
     ///
     /// # Errors
     /// [`Error::Unavailable`] / [`Error::Redis`] when Redis cannot be reached in time.
-    pub async fn conn(
-        &self,
-    ) -> Result<bb8::PooledConnection<'_, bb8_redis::RedisConnectionManager>, Error> {
+    pub async fn conn(&self) -> Result<pool::Conn<'_>, Error> {
         Ok(self.pool.get().await?)
     }
 
@@ -437,8 +435,25 @@ impl Broker {
         Ok((total, promoted))
     }
 
-    /// Reads events after stream id `after` (`"0"` = from the start, `"$"` = only new
-    /// ones), from one job's stream or the global one, waiting up to `block` for some.
+    /// The id of the newest event, to follow only what happens from now on ("0-0" when the
+    /// stream is empty).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn events_tail(&self) -> Result<String, Error> {
+        let mut c = self.conn().await?;
+        let last: StreamRangeReply = c.xrevrange_count(self.keys().events(), "+", "-", 1).await?;
+        Ok(last
+            .ids
+            .into_iter()
+            .next()
+            .map_or_else(|| "0-0".to_string(), |e| e.id))
+    }
+
+    /// Reads up to `count` entries of the event stream after stream id `after` (`"0"` = from
+    /// the oldest kept), waiting up to `block` when there are none, and keeps those of `job`
+    /// (all when None). Returns them with the id to pass as `after` next time, which moves
+    /// on even when every entry read belonged to other jobs.
     ///
     /// # Errors
     /// Redis errors.
@@ -449,20 +464,24 @@ impl Broker {
         after: &str,
         count: usize,
         block: Option<Duration>,
-    ) -> Result<Vec<Event>, Error> {
-        let key = match job {
-            Some(id) => self.keys().job_events(id),
-            None => self.keys().events(),
-        };
+    ) -> Result<(Vec<Event>, String), Error> {
         let mut opts = StreamReadOptions::default().count(count);
         if let Some(b) = block {
             opts = opts.block(usize::try_from(b.as_millis()).unwrap_or(usize::MAX).max(1));
         }
+        let key = self.keys().events();
         let reply: Option<StreamReadReply> = conn.xread_options(&[&key], &[after], &opts).await?;
-        Ok(reply
+        let entries: Vec<_> = reply
             .into_iter()
             .flat_map(|r| r.keys)
             .flat_map(|k| k.ids)
+            .collect();
+        let next = entries
+            .last()
+            .map_or_else(|| after.to_string(), |e| e.id.clone());
+        let want = job.map(|id| id.to_string());
+        let events = entries
+            .into_iter()
             .map(|e| {
                 let mut fields: BTreeMap<String, String> = e
                     .map
@@ -472,7 +491,9 @@ impl Broker {
                 fields.insert("at".into(), entry_time(&e.id));
                 Event { id: e.id, fields }
             })
-            .collect())
+            .filter(|e| want.as_deref().is_none_or(|w| e.get("job") == Some(w)))
+            .collect();
+        Ok((events, next))
     }
 }
 

@@ -8,12 +8,12 @@
 //! | `wake:<executor>` | list | at most one marker: idle claimers BLPOP it instead of polling |
 //! | `delayed` | zset | SCHEDULED jobs (run_at or retry backoff), scored by due unix ms |
 //! | `leases` | zset | RUNNING jobs, scored by lease deadline unix ms |
-//! | `events`, `events:job_N` | stream | state and progress events, capped with `MAXLEN ~` |
+//! | `events` | stream | state and progress events of every job, capped with `MAXLEN ~` |
 //! | `start`, `stop` | list | Stand's queues; `stop` is also the pub/sub channel of stop requests |
 //! | `cluster_N` | hash | Stand cluster records |
 //!
 //! Every name is prefixed by the configured prefix (default none). The Lua scripts derive
-//! per-job names (`job_N`, `events:job_N`, `queue:<executor>`) from the same prefix, which is
+//! per-job names (`job_N`, `queue:<executor>`, `wake:<executor>`) from the same prefix, which is
 //! passed to them as `ARGV[1]`; `lua/includes/*.lua` spell those three patterns too.
 
 use crate::error::Error;
@@ -81,11 +81,6 @@ impl Keys {
         format!("{}events", self.prefix)
     }
 
-    /// `events:job_N`: one job's event stream; expires with the job.
-    pub fn job_events(&self, id: JobId) -> String {
-        format!("{}events:job_{id}", self.prefix)
-    }
-
     /// `start`: Stand's list of jobs to start.
     pub fn start_list(&self) -> String {
         format!("{}start", self.prefix)
@@ -130,7 +125,6 @@ mod tests {
         assert_eq!(k.delayed(), "delayed");
         assert_eq!(k.leases(), "leases");
         assert_eq!(k.events(), "events");
-        assert_eq!(k.job_events(JobId(7)), "events:job_7");
         assert_eq!(k.stop_list(), "stop");
         assert_eq!(k.start_list(), "start");
         assert_eq!(k.cluster(2), "cluster_2");
@@ -140,7 +134,6 @@ mod tests {
     fn prefix_goes_in_front_of_every_name() {
         let k = Keys::new("t1:");
         assert_eq!(k.job(JobId(7)), "t1:job_7");
-        assert_eq!(k.job_events(JobId(7)), "t1:events:job_7");
         assert_eq!(k.queue("spark"), "t1:queue:spark");
         assert_eq!(k.job_pattern(), "t1:job_*");
     }

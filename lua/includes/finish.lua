@@ -1,6 +1,6 @@
 --[[
   Function to end a job for good: terminal status, finished time, off the lease set, and the
-  hash plus its event stream expire after the job's result_ttl (milliseconds, field result_ttl).
+  hash expires after the job's result_ttl (milliseconds, field result_ttl).
   `ttl` is the job's result_ttl when the caller already read it (nil: read here); extra
   field, value pairs are written in the same HSET.
   finish(job_key, leases_key, prefix, id, status, at, ttl, ...) -> nothing
@@ -12,6 +12,5 @@ local function finish(job_key, leases_key, prefix, id, status, at, ttl, ...)
   ttl = tonumber(ttl or redis.call('HGET', job_key, 'result_ttl'))
   if ttl and ttl > 0 then
     redis.call('PEXPIRE', job_key, ttl)
-    redis.call('PEXPIRE', prefix .. 'events:job_' .. id, ttl)
   end
 end

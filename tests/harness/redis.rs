@@ -10,6 +10,7 @@ use tempfile::TempDir;
 /// A running redis-server for one test.
 pub struct TestRedis {
     child: Child,
+    args: Vec<String>,
     dir: TempDir,
     /// `unix:///.../redis.sock`
     pub url: String,
@@ -27,31 +28,39 @@ impl TestRedis {
     pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("redis.sock");
-        let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg("0")
-            .arg("--unixsocket")
-            .arg(&socket)
-            .arg("--unixsocketperm")
-            .arg("700")
-            .arg("--dir")
-            .arg(dir.path())
-            .arg("--logfile")
-            .arg(dir.path().join("redis.log"))
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server)");
+        let d = dir.path().display();
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            "0".into(),
+            "--unixsocket".into(),
+            socket.display().to_string(),
+            "--unixsocketperm".into(),
+            "700".into(),
+            "--dir".into(),
+            d.to_string(),
+            "--logfile".into(),
+            format!("{d}/redis.log"),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
         let this = Self {
-            child,
+            child: spawn(&args),
+            args,
             url: format!("unix://{}", socket.display()),
             socket,
             dir,
         };
         this.wait_ready();
         this
+    }
+
+    /// Kills the server with SIGKILL and starts it again on the same socket and dir (its AOF,
+    /// if it has one, is replayed). Scripts are gone afterwards, as after any restart.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+        self.child = spawn(&self.args);
+        self.wait_ready();
     }
 
     fn wait_ready(&self) {
@@ -81,6 +90,15 @@ impl TestRedis {
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }
+}
+
+fn spawn(args: &[String]) -> Child {
+    Command::new("redis-server")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (apt-get install redis-server)")
 }
 
 impl Drop for TestRedis {
