@@ -91,6 +91,8 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration)]
         every: Option<Duration>,
     },
+    /// Load the Lua scripts into Redis and print each one's SHA1 (for EVALSHA by hand).
+    Scripts,
     /// Measure throughput and pickup latency against a Redis (see README).
     Bench(broker::bench::BenchArgs),
 }
@@ -159,6 +161,7 @@ async fn dispatch(b: Broker, command: Command) -> Result<(), Error> {
             no_retry,
         } => cli::moved(id, b.fail(id, &token, &error, !no_retry).await),
         Command::Tick { every } => cli::tick(&b, every).await,
+        Command::Scripts => cli::scripts(&b).await,
         Command::Bench(args) => broker::bench::run(b, args).await,
     }
 }

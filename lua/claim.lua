@@ -48,8 +48,7 @@ while #out - 1 < count do
   end
 end
 -- Jobs left behind: keep one wake marker armed so another idle claimer picks them up.
-if redis.call('LLEN', queue_key) > 0 then
+if redis.call('LLEN', queue_key) > 0 and redis.call('LLEN', wake_key) == 0 then
   redis.call('LPUSH', wake_key, '1')
-  redis.call('LTRIM', wake_key, 0, 0)
 end
 return out

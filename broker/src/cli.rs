@@ -172,6 +172,20 @@ pub async fn claim(b: &Broker, executor: &str, worker: &str, count: usize) -> Re
     Ok(())
 }
 
+/// `sluice scripts`: loads every transition script and prints `name sha1`, for
+/// `redis-cli EVALSHA` by hand and for redis-benchmark.
+///
+/// # Errors
+/// Redis errors.
+pub async fn scripts(b: &Broker) -> Result<(), Error> {
+    let mut c = b.conn().await?;
+    b.scripts().load_all(&mut *c).await?;
+    for (name, sha) in b.scripts().hashes() {
+        out(format!("{name} {sha}"));
+    }
+    Ok(())
+}
+
 /// `sluice tick [--every D]`: reaps expired leases and promotes due jobs, once or forever.
 ///
 /// # Errors

@@ -245,6 +245,15 @@ impl Scripts {
         Ok(())
     }
 
+    /// Every script's name and SHA1, in `SOURCES` order (what `EVALSHA` takes).
+    pub fn hashes(&self) -> Vec<(&'static str, &str)> {
+        SOURCES
+            .iter()
+            .map(|(n, _)| *n)
+            .zip(self.all().map(Script::get_hash))
+            .collect()
+    }
+
     fn all(&self) -> [&Script; 15] {
         [
             &self.submit,
