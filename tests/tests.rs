@@ -9,6 +9,7 @@ mod delayed; // run_at, retry backoff and promote
 mod events; // the capped event streams a job leaves behind
 mod expiry; // finished jobs expire after result_ttl; retry keeps them
 mod fencing; // a stale lease token changes nothing
+mod http; // the native HTTP API over real HTTP
 mod leases; // expired leases are reaped: re-queued, failed or canceled
 mod noscript; // scripts survive SCRIPT FLUSH
 mod races; // concurrent claimers never double-claim

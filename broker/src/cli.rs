@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::apikeys;
 use crate::client::{Broker, ListFilter};
 use crate::error::Error;
 use crate::job::{JobId, NewJob, Status};
@@ -253,4 +254,230 @@ impl SubmitArgs {
         job.result_ttl = self.result_ttl.unwrap_or(job.result_ttl);
         Ok(job)
     }
+}
+
+/// The subcommands of `sluice` that work on the broker.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (SLUICE_PORT, default 3323; SLUICE_BIND, default 127.0.0.1) until
+    /// SIGTERM or SIGINT, then finish in-flight requests and exit 0.
+    Serve,
+    /// Manage API keys (stored hashed in Redis).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Submit a job; prints "ID STATUS" (or, with --wait, the finished job).
+    Submit(SubmitArgs),
+    /// Show one job as JSON.
+    Status {
+        /// Job id.
+        id: JobId,
+    },
+    /// Stop a job: a waiting one is CANCELED at once, a running one is asked to stop.
+    Stop {
+        /// Job id.
+        id: JobId,
+    },
+    /// Lock a job: stop and retry are refused until unlock.
+    Lock {
+        /// Job id.
+        id: JobId,
+        /// Who holds the lock (shown to others).
+        #[arg(long, default_value = "cli")]
+        holder: String,
+        /// Take the lock even if someone holds it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Unlock a job.
+    Unlock {
+        /// Job id.
+        id: JobId,
+    },
+    /// Queue a FAILED, CANCELED or TIMED_OUT job again with fresh attempts.
+    Retry {
+        /// Job id.
+        id: JobId,
+    },
+    /// List jobs, optionally filtered.
+    List {
+        /// Only jobs in this status.
+        #[arg(long)]
+        status: Option<Status>,
+        /// Only jobs of this executor kind.
+        #[arg(long)]
+        executor: Option<String>,
+        /// Most jobs to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Continue a listing from the cursor it printed.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Print the event stream of one job, or of all jobs.
+    Events {
+        /// Only this job's events.
+        id: Option<JobId>,
+        /// Keep following new events (a job's stream ends when the job ends).
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Claim jobs as an executor would; prints one JSON line per job with its lease token.
+    Claim {
+        /// Executor kind to claim for.
+        executor: String,
+        /// Most jobs to claim.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Worker name recorded on the job.
+        #[arg(long, default_value = "cli")]
+        worker: String,
+    },
+    /// Complete a claimed job with a JSON result.
+    Complete {
+        /// Job id.
+        id: JobId,
+        /// Lease token printed by claim.
+        token: String,
+        /// Result as JSON.
+        #[arg(default_value = "null")]
+        result: String,
+    },
+    /// Fail a claimed job (retried while attempts are left, unless --no-retry).
+    Fail {
+        /// Job id.
+        id: JobId,
+        /// Lease token printed by claim.
+        token: String,
+        /// Error text.
+        error: String,
+        /// Fail for good even if attempts are left.
+        #[arg(long)]
+        no_retry: bool,
+    },
+    /// Re-queue jobs whose lease expired and promote due scheduled jobs.
+    Tick {
+        /// Keep doing it at this interval (e.g. 1s).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        every: Option<Duration>,
+    },
+    /// Load the Lua scripts into Redis and print each one's SHA1 (for EVALSHA by hand).
+    Scripts,
+    /// Measure throughput and pickup latency against a Redis (see README).
+    Bench(crate::bench::BenchArgs),
+}
+
+/// `sluice keys ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; prints it once (only its hash is stored).
+    Create {
+        /// Owner name; the account's jobs carry it.
+        #[arg(long)]
+        owner: String,
+        /// client (own jobs), worker (executors) or admin (everything).
+        #[arg(long, default_value = "client")]
+        role: crate::apikeys::Role,
+    },
+    /// List keys (ids, owners, roles; never the keys).
+    List,
+    /// Revoke a key by the id `list` shows (or by the key itself).
+    Revoke {
+        /// Key id (8+ hex digits) or the key.
+        id: String,
+    },
+}
+
+/// Runs one subcommand; `shutdown` ends `serve` (the binary passes SIGTERM/SIGINT).
+///
+/// # Errors
+/// The command's error, for `main` to print as one line.
+pub async fn dispatch(
+    b: Broker,
+    command: Command,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    match command {
+        Command::Serve => serve(b, shutdown).await,
+        Command::Keys(k) => keys(&b, k).await,
+        Command::Submit(s) => submit(&b, &s.to_job(&b)?, s.wait).await,
+        Command::Status { id } => status(&b, id).await,
+        Command::Stop { id } => moved(id, b.stop(id).await),
+        Command::Lock { id, holder, force } => moved(id, b.lock(id, &holder, force).await),
+        Command::Unlock { id } => moved(id, b.unlock(id).await),
+        Command::Retry { id } => moved(id, b.retry(id).await),
+        Command::List {
+            status,
+            executor,
+            limit,
+            cursor,
+        } => {
+            let filter = ListFilter {
+                status,
+                executor,
+                owner: None,
+            };
+            list(&b, &filter, cursor.as_deref(), limit).await
+        }
+        Command::Events { id, follow } => events(&b, id, follow).await,
+        Command::Claim {
+            executor,
+            count,
+            worker,
+        } => claim(&b, &executor, &worker, count).await,
+        Command::Complete { id, token, result } => {
+            let result = json_arg("result", &result)?;
+            let done = b.complete(id, &token, &result).await;
+            moved(id, done.map(|()| Status::Completed))
+        }
+        Command::Fail {
+            id,
+            token,
+            error,
+            no_retry,
+        } => moved(id, b.fail(id, &token, &error, !no_retry).await),
+        Command::Tick { every } => tick(&b, every).await,
+        Command::Scripts => scripts(&b).await,
+        Command::Bench(args) => crate::bench::run(b, args).await,
+    }
+}
+
+/// `sluice serve`.
+async fn serve(
+    b: Broker,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let addr = format!("{}:{}", b.config().bind, b.config().port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
+    if !b.config().auth {
+        eprintln!("sluice: WARNING: auth is OFF (SLUICE_AUTH=off): anyone who reaches {addr} is admin. Local use only.");
+    }
+    tracing::info!(%addr, auth = b.config().auth, redis = %b.config().redis_url, "serving");
+    crate::http::run(listener, b, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `sluice keys ...`.
+async fn keys(b: &Broker, k: KeysCommand) -> Result<(), Error> {
+    match k {
+        KeysCommand::Create { owner, role } => {
+            let key = apikeys::create(b, &owner, role).await?;
+            out(key);
+        }
+        KeysCommand::List => {
+            for k in apikeys::list(b).await? {
+                out(format!(
+                    "{}  {:<7}  {:<20}  {}",
+                    k.id, k.role, k.owner, k.created
+                ));
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            apikeys::revoke(b, &id).await?;
+            out(format!("revoked {id}"));
+        }
+    }
+    Ok(())
 }

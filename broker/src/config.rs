@@ -18,6 +18,8 @@ pub struct Config {
     pub prefix: String,
     /// HTTP port of `sluice serve` (`SLUICE_PORT`).
     pub port: u16,
+    /// Address `sluice serve` listens on (`SLUICE_BIND`); loopback unless told otherwise.
+    pub bind: String,
     /// Bearer-key auth on the HTTP API (`SLUICE_AUTH=off` for local use only).
     pub auth: bool,
     /// How long a finished job (and its result) is kept. StableConfigs kept results 300 s.
@@ -51,6 +53,7 @@ impl Default for Config {
             redis_url: "redis://127.0.0.1:6379".into(),
             prefix: String::new(),
             port: 3323,
+            bind: "127.0.0.1".into(),
             auth: true,
             result_ttl: Duration::from_secs(300),
             lease: Duration::from_secs(30),
@@ -68,10 +71,11 @@ impl Default for Config {
 }
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 15] = [
+pub const NAMES: [&str; 16] = [
     "redis_url",
     "prefix",
     "port",
+    "bind",
     "auth",
     "result_ttl",
     "lease",
@@ -175,6 +179,12 @@ impl Config {
             }
             "prefix" => self.prefix = v.to_string(),
             "port" => self.port = num(name, v, 0u16)?,
+            "bind" => {
+                v.parse::<std::net::IpAddr>().map_err(|_| {
+                    format!("bind: {v:?} is not an IP address like 127.0.0.1 or 0.0.0.0")
+                })?;
+                self.bind = v.to_string();
+            }
             "auth" => {
                 self.auth = match v.to_ascii_lowercase().as_str() {
                     "on" | "true" | "1" | "yes" => true,

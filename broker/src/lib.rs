@@ -11,15 +11,19 @@
 //! - [`error`]: the error enum and the codes shared with the scripts.
 //! - [`pool`]: the bb8-redis pool and dedicated connections for blocking reads.
 //! - [`client`]: [`Broker`], the handle the CLI, HTTP server and executors use.
+//! - [`http`]: the warp front-end of `sluice serve` (native API, auth, errors, SSE, metrics).
+//! - [`apikeys`]: API keys and roles, stored hashed in Redis.
 //! - [`cli`]: the bodies of the `sluice` subcommands.
 //! - [`bench`]: `sluice bench`, throughput and pickup latency on a real Redis.
 #![warn(missing_docs)]
 
+pub mod apikeys;
 pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod job;
 pub mod keys;
 pub mod pool;

@@ -42,3 +42,53 @@ macro_rules! eq_job {
         }
     }};
 }
+
+/// An API server (`broker::http::run`) in this process on 127.0.0.1:<free port>; stopped
+/// (gracefully) on drop.
+pub struct TestApi {
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+    /// The broker the server uses.
+    pub broker: Broker,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestApi {
+    /// Starts a server over `redis` with the config tweaks (auth is off unless turned on).
+    pub async fn start(redis: &TestRedis, tweak: impl FnOnce(&mut Config)) -> Self {
+        let b = broker(redis, |c| {
+            c.auth = false;
+            tweak(c);
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server_broker = b.clone();
+        tokio::spawn(async move {
+            let _ = broker::http::run(listener, server_broker, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Self {
+            base,
+            broker: b,
+            stop: Some(tx),
+        }
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for TestApi {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -53,6 +53,12 @@ impl TestRedis {
         this
     }
 
+    /// Kills the server with SIGKILL and leaves it down until [`TestRedis::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Kills the server with SIGKILL and starts it again on the same socket and dir (its AOF,
     /// if it has one, is replayed). Scripts are gone afterwards, as after any restart.
     pub fn restart(&mut self) {

@@ -1,0 +1,204 @@
+//! API keys: `apikey:<sha256 of the key>` hashes with owner, role and created time. Only the
+//! hash is stored, so a leaked Redis dump reveals no key. `sluice keys create|list|revoke`
+//! and the HTTP auth filter both go through this module.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use redis::AsyncCommands;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::client::Broker;
+use crate::error::Error;
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Submits jobs; reads, stops, locks and retries its own.
+    Client,
+    /// An executor: reads every job.
+    Worker,
+    /// Everything, including key management and other owners' jobs.
+    Admin,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Client => "client",
+            Role::Worker => "worker",
+            Role::Admin => "admin",
+        })
+    }
+}
+
+impl FromStr for Role {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "client" => Ok(Role::Client),
+            "worker" => Ok(Role::Worker),
+            "admin" => Ok(Role::Admin),
+            _ => Err(Error::Invalid(format!(
+                "role must be client, worker or admin, got {s:?}"
+            ))),
+        }
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    /// Owner name; jobs carry it in their `owner` field.
+    pub owner: String,
+    /// What the account may do.
+    pub role: Role,
+}
+
+impl Account {
+    /// The account used when auth is off: an admin named "local".
+    pub fn local() -> Self {
+        Account {
+            owner: "local".into(),
+            role: Role::Admin,
+        }
+    }
+
+    /// May this account see and control a job owned by `owner`?
+    pub fn may_touch(&self, owner: Option<&str>) -> bool {
+        self.role >= Role::Worker || owner == Some(self.owner.as_str())
+    }
+}
+
+/// A stored key, as listed (never the key itself).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    /// First 12 hex digits of the key's SHA-256, enough to revoke it.
+    pub id: String,
+    /// Owner.
+    pub owner: String,
+    /// Role.
+    pub role: String,
+    /// When it was created (RFC 3339).
+    pub created: String,
+}
+
+fn digest(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn redis_key(b: &Broker, sha: &str) -> String {
+    format!("{}apikey:{sha}", b.keys().prefix())
+}
+
+/// Creates a key for `owner` with `role`; returns the key, shown once.
+///
+/// # Errors
+/// [`Error::Invalid`] for an empty owner; Redis errors.
+pub async fn create(b: &Broker, owner: &str, role: Role) -> Result<String, Error> {
+    if owner.trim().is_empty() || owner.len() > 128 {
+        return Err(Error::Invalid("owner must be 1-128 characters".into()));
+    }
+    let key = format!("sk_{}", uuid::Uuid::new_v4().simple());
+    let created = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let mut c = b.conn().await?;
+    let () = c
+        .hset_multiple(
+            redis_key(b, &digest(&key)),
+            &[
+                ("owner", owner),
+                ("role", &role.to_string()),
+                ("created", &created),
+            ],
+        )
+        .await?;
+    Ok(key)
+}
+
+/// The account a key belongs to, if it is a live key.
+///
+/// # Errors
+/// Redis errors.
+pub async fn lookup(b: &Broker, key: &str) -> Result<Option<Account>, Error> {
+    let mut c = b.conn().await?;
+    let h: HashMap<String, String> = c.hgetall(redis_key(b, &digest(key))).await?;
+    Ok(
+        match (h.get("owner"), h.get("role").and_then(|r| r.parse().ok())) {
+            (Some(owner), Some(role)) => Some(Account {
+                owner: owner.clone(),
+                role,
+            }),
+            _ => None,
+        },
+    )
+}
+
+async fn stored(b: &Broker) -> Result<Vec<String>, Error> {
+    let mut c = b.conn().await?;
+    let mut it = c.scan_match::<_, String>(redis_key(b, "*")).await?;
+    let mut names = Vec::new();
+    while let Some(k) = futures::StreamExt::next(&mut it).await {
+        names.push(k?);
+    }
+    Ok(names)
+}
+
+fn sha_of(name: &str) -> &str {
+    name.rsplit(':').next().unwrap_or_default()
+}
+
+/// Every stored key (without the keys themselves).
+///
+/// # Errors
+/// Redis errors.
+pub async fn list(b: &Broker) -> Result<Vec<KeyInfo>, Error> {
+    let names = stored(b).await?;
+    let mut c = b.conn().await?;
+    let mut out = Vec::new();
+    for name in names {
+        let h: HashMap<String, String> = c.hgetall(&name).await?;
+        let field = |f: &str| h.get(f).cloned().unwrap_or_default();
+        out.push(KeyInfo {
+            id: sha_of(&name).chars().take(12).collect(),
+            owner: field("owner"),
+            role: field("role"),
+            created: field("created"),
+        });
+    }
+    out.sort_by(|a, b| a.created.cmp(&b.created));
+    Ok(out)
+}
+
+/// Revokes the key whose id (a SHA-256 hex prefix of at least 8 digits, as `list` shows)
+/// or whose full text is `which`.
+///
+/// # Errors
+/// [`Error::Invalid`] when it matches no key or more than one.
+pub async fn revoke(b: &Broker, which: &str) -> Result<(), Error> {
+    let is_id = which.len() >= 8 && which.chars().all(|c| c.is_ascii_hexdigit());
+    let want = if is_id {
+        which.to_ascii_lowercase()
+    } else {
+        digest(which)
+    };
+    let found: Vec<String> = stored(b)
+        .await?
+        .into_iter()
+        .filter(|n| sha_of(n).starts_with(&want))
+        .collect();
+    match found.as_slice() {
+        [one] => {
+            let mut c = b.conn().await?;
+            let _: i64 = c.del(one).await?;
+            Ok(())
+        }
+        [] => Err(Error::Invalid(format!("no key matches {which:?}"))),
+        _ => Err(Error::Invalid(format!(
+            "{which:?} matches {} keys; give more digits",
+            found.len()
+        ))),
+    }
+}

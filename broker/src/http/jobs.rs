@@ -1,0 +1,205 @@
+//! The native `/jobs` API: each handler validates, checks the caller may touch the job, and
+//! runs one broker call (one Lua script for every state change).
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+use warp::{Rejection, Reply};
+
+use crate::apikeys::{Account, Role};
+use crate::client::{Broker, ListFilter};
+use crate::error::Error;
+use crate::http::errors::Denied;
+use crate::job::{Job, JobId, NewJob, Status};
+
+/// The body of `POST /jobs`. Durations are humantime strings ("90s", "5m").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBody {
+    /// Executor kind.
+    pub executor: String,
+    /// Parameters for the executor (any JSON).
+    #[serde(default)]
+    pub params: Value,
+    /// Not before this RFC 3339 time.
+    pub run_at: Option<String>,
+    /// Not before this long from now.
+    pub delay: Option<String>,
+    /// Per-attempt time limit.
+    pub timeout: Option<String>,
+    /// Attempts before failing for good.
+    pub max_attempts: Option<u32>,
+    /// Base retry delay.
+    pub backoff: Option<String>,
+    /// How long the finished job is kept.
+    pub result_ttl: Option<String>,
+    /// Stand cluster id.
+    pub cluster: Option<String>,
+    /// Workflow id.
+    pub workflow: Option<String>,
+    /// Job ids this one waits for.
+    pub depends_on: Option<String>,
+}
+
+/// Parses a JSON body into `T`, naming what is wrong (field, type, position).
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Error> {
+    if body.is_empty() {
+        return Err(Error::Invalid(
+            "request body is empty; send a JSON object".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| Error::Invalid(format!("body: {e}")))
+}
+
+fn duration(field: &str, v: &Option<String>, default: Duration) -> Result<Duration, Error> {
+    match v {
+        None => Ok(default),
+        Some(text) => humantime::parse_duration(text).map_err(|e| {
+            Error::Invalid(format!(
+                "{field}: {text:?} is not a duration like 90s or 5m ({e})"
+            ))
+        }),
+    }
+}
+
+impl SubmitBody {
+    /// The submit request, with config defaults for what the body leaves out.
+    pub fn to_job(&self, b: &Broker, owner: &str) -> Result<NewJob, Error> {
+        let mut job = b.new_job(&self.executor, self.params.clone());
+        job.owner = owner.to_string();
+        job.timeout = duration("timeout", &self.timeout, job.timeout)?;
+        job.backoff = duration("backoff", &self.backoff, job.backoff)?;
+        job.result_ttl = duration("result_ttl", &self.result_ttl, job.result_ttl)?;
+        job.max_attempts = self.max_attempts.unwrap_or(job.max_attempts);
+        job.run_at = match (&self.run_at, &self.delay) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Invalid("give run_at or delay, not both".into()))
+            }
+            (Some(t), None) => Some(humantime::parse_rfc3339_weak(t).map_err(|e| {
+                Error::Invalid(format!("run_at: {t:?} is not an RFC 3339 time ({e})"))
+            })?),
+            (None, Some(_)) => {
+                Some(SystemTime::now() + duration("delay", &self.delay, Duration::ZERO)?)
+            }
+            (None, None) => None,
+        };
+        for (field, value) in [
+            ("cluster", &self.cluster),
+            ("workflow", &self.workflow),
+            ("depends_on", &self.depends_on),
+        ] {
+            if let Some(v) = value {
+                job.extra.push((field.to_string(), v.clone()));
+            }
+        }
+        Ok(job)
+    }
+}
+
+/// `POST /jobs` -> 201 `{id, status}` with a Location header.
+pub async fn submit(
+    b: Broker,
+    who: Account,
+    body: Bytes,
+) -> Result<warp::reply::Response, Rejection> {
+    let req: SubmitBody = parse_body(&body)?;
+    let (id, status) = b.submit(&req.to_job(&b, &who.owner)?).await?;
+    let reply = warp::reply::with_status(
+        warp::reply::json(&json!({"id": id, "status": status})),
+        StatusCode::CREATED,
+    );
+    Ok(warp::reply::with_header(reply, "location", format!("/jobs/{id}")).into_response())
+}
+
+/// Reads a job the caller may see; another owner's job is "not found" (no existence leak).
+pub async fn visible(b: &Broker, who: &Account, id: JobId) -> Result<Job, Error> {
+    let job = b.get(id).await?;
+    if who.may_touch(job.field("owner")) {
+        Ok(job)
+    } else {
+        Err(Error::NotFound(id))
+    }
+}
+
+/// `GET /jobs/{id}`.
+pub async fn get(id: JobId, b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
+    Ok(warp::reply::json(&visible(&b, &who, id).await?).into_response())
+}
+
+/// Query of `GET /jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only jobs in this status.
+    pub status: Option<String>,
+    /// Only jobs of this executor kind.
+    pub executor: Option<String>,
+    /// Continue from a previous page's `next`.
+    pub cursor: Option<String>,
+    /// Page size (1-1000, default 100).
+    pub limit: Option<usize>,
+}
+
+/// `GET /jobs?status=&executor=&cursor=&limit=`: clients see only their own jobs.
+pub async fn list(
+    q: ListQuery,
+    b: Broker,
+    who: Account,
+) -> Result<warp::reply::Response, Rejection> {
+    let filter = ListFilter {
+        status: q.status.as_deref().map(str::parse::<Status>).transpose()?,
+        executor: q.executor,
+        owner: (who.role == Role::Client).then(|| who.owner.clone()),
+    };
+    let page = b
+        .list(&filter, q.cursor.as_deref(), q.limit.unwrap_or(100))
+        .await?;
+    Ok(warp::reply::json(&page).into_response())
+}
+
+/// Body of `POST /jobs/{id}/lock` (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockBody {
+    /// Who holds the lock (default: the caller's owner name).
+    pub holder: Option<String>,
+    /// Take the lock even if someone else holds it.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `POST /jobs/{id}/{stop|lock|unlock|retry}` -> 200 `{id, status}`; 403 on another owner's
+/// job, 404 when the caller may not even see it.
+pub async fn act(
+    id: JobId,
+    action: String,
+    b: Broker,
+    who: Account,
+    body: Bytes,
+) -> Result<warp::reply::Response, Rejection> {
+    let job = b.get(id).await?;
+    if !who.may_touch(job.field("owner")) {
+        return Err(warp::reject::custom(Denied::Forbidden(format!(
+            "job {id} belongs to another owner"
+        ))));
+    }
+    let status = match action.as_str() {
+        "stop" => b.stop(id).await?,
+        "unlock" => b.unlock(id).await?,
+        "retry" => b.retry(id).await?,
+        "lock" => {
+            let req: LockBody = if body.is_empty() {
+                LockBody::default()
+            } else {
+                parse_body(&body)?
+            };
+            let holder = req.holder.unwrap_or_else(|| who.owner.clone());
+            b.lock(id, &holder, req.force).await?
+        }
+        _ => return Err(warp::reject::not_found()),
+    };
+    Ok(warp::reply::json(&json!({"id": id, "status": status})).into_response())
+}

@@ -1,0 +1,576 @@
+//! The native HTTP API over real HTTP against a real Redis.
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+use crate::harness::{TestApi, TestRedis};
+
+async fn body(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}")),
+    )
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {v}"))
+}
+
+#[tokio::test]
+async fn submit_read_list_stop_lock_unlock_retry_with_curl_shaped_requests() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let http = Client::new();
+
+    let r = http.post(api.url("/jobs")).json(&json!({"executor": "solver", "params": {"monomers": [["a"]]}, "timeout": "90s", "max_attempts": 2})).send().await.unwrap();
+    assert_eq!(
+        r.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("/jobs/1")
+    );
+    let (s, v) = body(r).await;
+    assert_eq!(
+        (s, v.clone()),
+        (StatusCode::CREATED, json!({"id": 1, "status": "PENDING"}))
+    );
+
+    let (s, v) = body(http.get(api.url("/jobs/1")).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["params"]["monomers"][0][0], "a");
+    assert_eq!(
+        (v["timeout"].as_str(), v["max_attempts"].as_u64()),
+        (Some("1m 30s"), Some(2))
+    );
+
+    let (s, v) = body(
+        http.get(api.url("/jobs?status=PENDING&executor=solver"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["jobs"].as_array().map(Vec::len), Some(1));
+    let (_, v) = body(
+        http.get(api.url("/jobs?status=RUNNING"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(v["jobs"].as_array().map(Vec::len), Some(0));
+
+    let (s, v) = body(
+        http.post(api.url("/jobs/1/lock"))
+            .json(&json!({"holder": "ana"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("PENDING")));
+    let (s, v) = body(http.post(api.url("/jobs/1/stop")).send().await.unwrap()).await;
+    assert_eq!((s, error_code(&v)), (StatusCode::CONFLICT, "locked"));
+    assert!(
+        v["error"]["message"].as_str().unwrap_or("").contains("ana"),
+        "{v}"
+    );
+    let (s, _) = body(http.post(api.url("/jobs/1/unlock")).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = body(http.post(api.url("/jobs/1/stop")).send().await.unwrap()).await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("CANCELED"))
+    );
+    let (s, v) = body(http.post(api.url("/jobs/1/stop")).send().await.unwrap()).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::CONFLICT, "illegal_transition")
+    );
+    assert_eq!(v["error"]["message"], "job 1 is CANCELED; cannot stop");
+    let (s, v) = body(http.post(api.url("/jobs/1/retry")).send().await.unwrap()).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("PENDING")));
+}
+
+#[tokio::test]
+async fn every_error_is_json_with_the_right_status() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| c.max_content_length = 1024).await;
+    let http = Client::new();
+    let post = |b: &'static str| {
+        http.post(api.url("/jobs"))
+            .header("content-type", "application/json")
+            .body(b)
+            .send()
+    };
+
+    let (s, v) = body(post("{not json").await.unwrap()).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    let (s, v) = body(post(r#"{"params": {}}"#).await.unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("executor"),
+        "names the field: {v}"
+    );
+    let (s, v) = body(
+        post(r#"{"executor": "x", "max_attempts": "three"}"#)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("invalid type"),
+        "{v}"
+    );
+    let (s, v) = body(
+        post(r#"{"executor": "x", "timeout": "soon"}"#)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        s == StatusCode::BAD_REQUEST
+            && v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("timeout"),
+        "{v}"
+    );
+    let (s, _) = body(post(r#"{"executor": "x", "colour": "red"}"#).await.unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "unknown fields are refused");
+    let (s, v) = body(
+        http.post(api.url("/jobs"))
+            .body("x".repeat(2048))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+    let (s, v) = body(http.get(api.url("/jobs/99")).send().await.unwrap()).await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, v) = body(http.get(api.url("/jobs/abc")).send().await.unwrap()).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    let (s, _) = body(http.get(api.url("/jobs?status=DONE")).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = body(http.get(api.url("/jobs?cursor=zz")).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = body(http.post(api.url("/jobs/1/explode")).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = body(http.get(api.url("/nowhere")).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = body(http.delete(api.url("/jobs")).send().await.unwrap()).await;
+    assert!(s.is_client_error(), "{s} {v}");
+    assert_eq!(
+        redis.cli(&["EXISTS", "job_seq"]).trim(),
+        "0",
+        "no refused request took an id"
+    );
+}
+
+#[tokio::test]
+async fn redis_down_is_503_fast_and_the_server_recovers() {
+    let mut redis = TestRedis::start_with(&["--appendonly", "yes"]);
+    let api = TestApi::start(&redis, |_| {}).await;
+    let http = Client::new();
+    assert_eq!(
+        http.get(api.url("/healthz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    redis.stop();
+    let t0 = std::time::Instant::now();
+    let (s, v) = body(http.get(api.url("/jobs/1")).send().await.unwrap()).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "503 took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        http.get(api.url("/healthz")).send().await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    redis.restart();
+    let mut ok = false;
+    for _ in 0..40 {
+        let r = http
+            .post(api.url("/jobs"))
+            .json(&json!({"executor": "x"}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::CREATED {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the server never recovered after Redis came back");
+}
+
+#[tokio::test]
+async fn keys_roles_and_owners() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| c.auth = true).await;
+    let b = &api.broker;
+    let ana = broker::apikeys::create(b, "ana", broker::apikeys::Role::Client)
+        .await
+        .unwrap();
+    let bob = broker::apikeys::create(b, "bob", broker::apikeys::Role::Client)
+        .await
+        .unwrap();
+    let admin = broker::apikeys::create(b, "ops", broker::apikeys::Role::Admin)
+        .await
+        .unwrap();
+    let http = Client::new();
+
+    let (s, v) = body(
+        http.post(api.url("/jobs"))
+            .json(&json!({"executor": "x"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let (s, _) = body(
+        http.post(api.url("/jobs"))
+            .bearer_auth("sk_wrong")
+            .json(&json!({"executor": "x"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    let (s, v) = body(
+        http.post(api.url("/jobs"))
+            .bearer_auth(&ana)
+            .json(&json!({"executor": "x"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = v["id"].as_u64().unwrap();
+    let (s, v) = body(
+        http.get(api.url(&format!("/jobs/{id}")))
+            .bearer_auth(&ana)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, v["owner"].as_str()), (StatusCode::OK, Some("ana")));
+    // Basic auth maps to the same account (Jetstream style).
+    let (s, _) = body(
+        http.get(api.url(&format!("/jobs/{id}")))
+            .basic_auth("ana", Some(&ana))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = body(
+        http.get(api.url(&format!("/jobs/{id}")))
+            .basic_auth("bob", Some(&ana))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "the user name must match the key's owner"
+    );
+
+    let (s, _) = body(
+        http.get(api.url(&format!("/jobs/{id}")))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "no existence leak");
+    let (s, v) = body(
+        http.post(api.url(&format!("/jobs/{id}/stop")))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, error_code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (_, v) = body(
+        http.get(api.url("/jobs"))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        v["jobs"].as_array().map(Vec::len),
+        Some(0),
+        "bob lists none of ana's jobs"
+    );
+    let (_, v) = body(
+        http.get(api.url("/jobs"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(v["jobs"].as_array().map(Vec::len), Some(1));
+    let (s, _) = body(
+        http.post(api.url(&format!("/jobs/{id}/stop")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+
+    broker::apikeys::revoke(b, &ana).await.unwrap();
+    let (s, _) = body(
+        http.get(api.url(&format!("/jobs/{id}")))
+            .bearer_auth(&ana)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a revoked key is refused");
+    let stored = redis.cli(&["KEYS", "apikey:*"]);
+    assert!(
+        !stored.contains(&bob),
+        "keys are stored hashed, never as text"
+    );
+}
+
+#[tokio::test]
+async fn events_stream_live_as_server_sent_events_and_end_with_the_job() {
+    use futures::StreamExt;
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let b = api.broker.clone();
+    let (id, _) = b.submit(&b.new_job("x", json!(0))).await.unwrap();
+    let resp = Client::new()
+        .get(api.url(&format!("/jobs/{id}/events")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let worker = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let c = b.claim("x", "w", 1).await.unwrap().remove(0);
+        b.progress(c.id, &c.token, &json!({"k": 3})).await.unwrap();
+        b.complete(c.id, &c.token, &json!("done")).await.unwrap();
+    });
+    let mut text = String::new();
+    let mut stream = resp.bytes_stream();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    })
+    .await;
+    worker.await.unwrap();
+    assert!(read.is_ok(), "the stream did not end with the job:\n{text}");
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event:"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        names,
+        ["snapshot", "claimed", "progress", "completed"],
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn healthz_and_metrics() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let http = Client::new();
+    let (s, v) = body(http.get(api.url("/healthz")).send().await.unwrap()).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    http.post(api.url("/jobs"))
+        .json(&json!({"executor": "spark"}))
+        .send()
+        .await
+        .unwrap();
+    let text = http
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("sluice_queue_depth{executor=\"spark\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("sluice_jobs_running 0"), "{text}");
+    assert!(text.contains("sluice_http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/jobs\""), "{text}");
+}
+
+/// A fuzz-style test: 1 000+ malformed or hostile bodies, each answered with a 4xx JSON
+/// error; the server stays up and the job stored before is unchanged.
+#[tokio::test]
+async fn a_thousand_hostile_bodies_get_4xx_and_corrupt_nothing() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| c.max_content_length = 64 * 1024).await;
+    let http = Client::new();
+    let (s, _) = body(
+        http.post(api.url("/jobs"))
+            .json(&json!({"executor": "keep", "params": {"a": 1}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let before = redis.cli(&["HGETALL", "job_1"]);
+
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    let deep = |n: usize| {
+        format!(
+            "{{\"executor\":\"x\",\"params\":{}{}}}",
+            "[".repeat(n),
+            "]".repeat(n)
+        )
+    };
+    let fixed: Vec<String> = vec![
+        "".into(),
+        "null".into(),
+        "[]".into(),
+        "42".into(),
+        "\"x\"".into(),
+        "{".into(),
+        "}".into(),
+        r#"{"executor": 1}"#.into(),
+        r#"{"executor": null}"#.into(),
+        r#"{"executor": ""}"#.into(),
+        r#"{"executor": "a b"}"#.into(),
+        r#"{"executor": "a:b"}"#.into(),
+        r#"{"executor": "x", "max_attempts": 0}"#.into(),
+        r#"{"executor": "x", "max_attempts": -1}"#.into(),
+        r#"{"executor": "x", "max_attempts": 1e400}"#.into(),
+        r#"{"executor": "x", "max_attempts": 99999999999999999999999}"#.into(),
+        r#"{"executor": "x", "timeout": 5}"#.into(),
+        r#"{"executor": "x", "run_at": "yesterday"}"#.into(),
+        r#"{"executor": "x", "delay": "1s", "run_at": "2030-01-01T00:00:00Z"}"#.into(),
+        r#"{"executor": "x", "result_ttl": "-5m"}"#.into(),
+        r#"{"executor": "x", "extra": true}"#.into(),
+        deep(200),
+        deep(5000),
+        format!("{{\"executor\":\"{}\"}}", "e".repeat(100)),
+    ];
+    bodies.extend(fixed.into_iter().map(String::into_bytes));
+    bodies.push(vec![0xff, 0xfe, 0x7b, 0x22]);
+    bodies.push(b"{\"executor\": \"\xc3\x28\"}".to_vec());
+    // Seeded variations: every prefix of a valid body, random byte flips, random junk.
+    let valid = br#"{"executor": "x", "params": {"n": [1, 2.5, "s", null]}, "timeout": "90s", "max_attempts": 2}"#;
+    for cut in 0..valid.len() - 1 {
+        bodies.push(valid[..cut].to_vec());
+    }
+    let mut seed: u64 = 0x5eed;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    while bodies.len() < 1100 {
+        let mut b = valid.to_vec();
+        for _ in 0..(next() % 4 + 1) {
+            let i = (next() as usize) % b.len();
+            b[i] = (next() % 256) as u8;
+        }
+        if serde_json::from_slice::<Value>(&b).is_ok() {
+            b.push(b'}'); // keep it malformed: the test is about refusals
+        }
+        bodies.push(b);
+    }
+    bodies.push(vec![b' '; 65 * 1024]);
+
+    let mut counts = std::collections::BTreeMap::new();
+    for b in &bodies {
+        let r = http
+            .post(api.url("/jobs"))
+            .header("content-type", "application/json")
+            .body(b.clone())
+            .send()
+            .await
+            .unwrap();
+        let (s, v) = body(r).await;
+        assert!(
+            s.is_client_error(),
+            "{s} for {:?}: {v}",
+            String::from_utf8_lossy(b)
+        );
+        assert!(
+            v["error"]["code"].is_string() && v["error"]["message"].is_string(),
+            "{v}"
+        );
+        *counts.entry(s.as_u16()).or_insert(0) += 1;
+    }
+    println!("{} hostile bodies: {counts:?}", bodies.len());
+    assert_eq!(
+        http.get(api.url("/healthz")).send().await.unwrap().status(),
+        StatusCode::OK,
+        "still up"
+    );
+    assert_eq!(
+        redis.cli(&["HGETALL", "job_1"]),
+        before,
+        "the stored job is unchanged"
+    );
+    assert_eq!(
+        redis.cli(&["GET", "job_seq"]).trim(),
+        "1",
+        "no hostile body created a job"
+    );
+}
