@@ -14,4 +14,5 @@ mod leases; // expired leases are reaped: re-queued, failed or canceled
 mod noscript; // scripts survive SCRIPT FLUSH
 mod races; // concurrent claimers never double-claim
 mod refusals; // every illegal move is refused with a typed error
+mod serve; // the sluice serve process: signals and graceful shutdown
 mod transitions; // the happy paths of the state machine

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use warp::sse::Event as Sse;
 use warp::{Rejection, Reply};
@@ -24,6 +24,7 @@ pub async fn follow(
     id: JobId,
     b: Broker,
     who: Account,
+    mut closing: watch::Receiver<bool>,
 ) -> Result<warp::reply::Response, Rejection> {
     // Note the stream position before the snapshot, so nothing between them is missed.
     let mut after = b.events_tail().await?;
@@ -40,10 +41,11 @@ pub async fn follow(
             return;
         }
         loop {
-            let (events, next) = match b
-                .events(&mut conn, Some(id), &after, 1000, Some(BLOCK))
-                .await
-            {
+            let read = tokio::select! {
+                r = b.events(&mut conn, Some(id), &after, 1000, Some(BLOCK)) => r,
+                _ = closing.wait_for(|c| *c) => return, // server shutting down: end the stream
+            };
+            let (events, next) = match read {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(job = %id, error = %e, "event stream read failed; ending SSE");

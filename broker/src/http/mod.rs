@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use warp::filters::BoxedFilter;
 use warp::{Filter, Rejection};
 
@@ -82,7 +83,9 @@ fn optional_body(limit: u64) -> impl Filter<Extract = (bytes::Bytes,), Error = R
 }
 
 /// All routes of the native API, with the JSON rejection handler and the access log.
-pub fn routes(b: Broker) -> BoxedFilter<(impl warp::Reply,)> {
+/// `closing` turns true when the server is shutting down; endless responses (SSE) end then,
+/// so that a graceful shutdown does not wait for them forever.
+pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl warp::Reply,)> {
     let handle = metrics_handle();
     let broker = {
         let b = b.clone();
@@ -117,6 +120,7 @@ pub fn routes(b: Broker) -> BoxedFilter<(impl warp::Reply,)> {
         .and(warp::get())
         .and(broker.clone())
         .and(who.clone())
+        .and(warp::any().map(move || closing.clone()))
         .and_then(events::follow);
     let act = warp::path("jobs")
         .and(job_id())
@@ -216,7 +220,13 @@ pub async fn run(
             }
         })
     };
-    warp::serve(routes(b))
+    let (closing_tx, closing) = watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+        let _ = closing_tx.send(true);
+    };
+    warp::serve(routes(b, closing))
         .incoming(listener)
         .graceful(shutdown)
         .run()

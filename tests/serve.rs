@@ -1,0 +1,96 @@
+//! `sluice serve` as a real process: it serves, and on SIGTERM stops accepting, ends open
+//! event streams, finishes what is in flight and exits 0.
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::harness::TestRedis;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[tokio::test]
+async fn sigterm_ends_streams_and_exits_zero() {
+    let redis = TestRedis::start();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("serve")
+        .env_remove("SLUICE_CONFIG")
+        .env("SLUICE_REDIS_URL", &redis.url)
+        .env("SLUICE_PORT", port.to_string())
+        .env("SLUICE_AUTH", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sluice serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "sluice serve did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = http
+        .post(format!("{base}/jobs"))
+        .json(&json!({"executor": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    // An open event stream of a job that never ends: in flight when the signal comes.
+    let sse = http
+        .get(format!("{base}/jobs/1/events"))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = sse.bytes_stream();
+    let first = stream.next().await.expect("snapshot").unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("snapshot"));
+
+    let t0 = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while stream.next().await.is_some() {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the event stream was not ended by the shutdown"
+    );
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "sluice serve did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "graceful shutdown exits 0");
+    assert!(
+        http.get(format!("{base}/healthz")).send().await.is_err(),
+        "no longer accepting"
+    );
+    assert_eq!(
+        redis.cli(&["HGET", "job_1", "status"]).trim(),
+        "PENDING",
+        "the job is untouched"
+    );
+}
