@@ -39,7 +39,7 @@ pub struct ListFilter {
 }
 
 /// One page of a listing; `next` is the cursor for the next page (None at the end).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page {
     /// The jobs found, in no particular order.
     pub jobs: Vec<Job>,

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::error::Error;
 
 /// A job id: the N of `job_N`, from `INCR job_seq`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct JobId(pub u64);
 
@@ -40,7 +40,8 @@ impl FromStr for JobId {
 }
 
 /// Where a job is in its life (DESIGN.md section 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     /// Waiting for `run_at` or a retry backoff, in the `delayed` zset.
     Scheduled,
@@ -143,8 +144,10 @@ pub struct NewJob {
     pub extra: Vec<(String, String)>,
 }
 
-/// One job as read back from its hash.
-#[derive(Debug, Clone, Serialize)]
+/// One job as read back from its hash. Besides the fields below it carries every other text
+/// field of `job_N` that is set: created, started, updated, finished, run_at, worker,
+/// lease_token, locked, locked_at, stop_requested, owner, cluster, workflow, depends_on.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Job {
     /// The job id.
     pub id: JobId,
@@ -153,6 +156,7 @@ pub struct Job {
     /// Current status.
     pub status: Status,
     /// Parameters (decoded from MessagePack).
+    #[schema(value_type = Value)]
     pub params: Value,
     /// Result of a COMPLETED job (decoded from MessagePack).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -169,16 +173,20 @@ pub struct Job {
     pub max_attempts: u32,
     /// Retry backoff base.
     #[serde(serialize_with = "human")]
+    #[schema(value_type = String, example = "90s")]
     pub backoff: Duration,
     /// Per-attempt time limit (0s = none).
     #[serde(serialize_with = "human")]
+    #[schema(value_type = String, example = "90s")]
     pub timeout: Duration,
     /// Time kept after finishing.
     #[serde(serialize_with = "human")]
+    #[schema(value_type = String, example = "90s")]
     pub result_ttl: Duration,
     /// Every other text field of the hash (created, started, updated, finished, run_at,
     /// worker, lease_token, locked, locked_at, stop_requested, owner, cluster, ...).
     #[serde(flatten)]
+    #[schema(additional_properties)]
     pub fields: std::collections::BTreeMap<String, String>,
 }
 

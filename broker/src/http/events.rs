@@ -20,6 +20,10 @@ use crate::job::{JobId, Status};
 const BLOCK: Duration = Duration::from_secs(1);
 
 /// `GET /jobs/{id}/events`.
+#[utoipa::path(get, path = "/jobs/{id}/events", tag = "jobs", params(("id" = u64, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Server-sent events: `snapshot` (the job), then one per event (claimed, progress, completed, ...), data = the event's fields as JSON", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such job", body = crate::http::openapi::ErrorBody)))]
 pub async fn follow(
     id: JobId,
     b: Broker,

@@ -16,13 +16,14 @@ use crate::http::errors::Denied;
 use crate::job::{Job, JobId, NewJob, Status};
 
 /// The body of `POST /jobs`. Durations are humantime strings ("90s", "5m").
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBody {
     /// Executor kind.
     pub executor: String,
     /// Parameters for the executor (any JSON).
     #[serde(default)]
+    #[schema(value_type = Value)]
     pub params: Value,
     /// Not before this RFC 3339 time.
     pub run_at: Option<String>,
@@ -100,6 +101,13 @@ impl SubmitBody {
 }
 
 /// `POST /jobs` -> 201 `{id, status}` with a Location header.
+#[utoipa::path(post, path = "/jobs", tag = "jobs", request_body = SubmitBody,
+    responses(
+        (status = 201, description = "Created; Location: /jobs/{id}", body = crate::http::openapi::Moved),
+        (status = 400, description = "Malformed body", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "No valid key", body = crate::http::openapi::ErrorBody),
+        (status = 413, description = "Body over max_content_length", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "Redis unavailable", body = crate::http::openapi::ErrorBody)))]
 pub async fn submit(
     b: Broker,
     who: Account,
@@ -125,12 +133,19 @@ pub async fn visible(b: &Broker, who: &Account, id: JobId) -> Result<Job, Error>
 }
 
 /// `GET /jobs/{id}`.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = u64, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = Job),
+        (status = 400, description = "Bad id", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such job (or not yours)", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "Redis unavailable", body = crate::http::openapi::ErrorBody)))]
 pub async fn get(id: JobId, b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
     Ok(warp::reply::json(&visible(&b, &who, id).await?).into_response())
 }
 
 /// Query of `GET /jobs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only jobs in this status.
@@ -144,6 +159,10 @@ pub struct ListQuery {
 }
 
 /// `GET /jobs?status=&executor=&cursor=&limit=`: clients see only their own jobs.
+#[utoipa::path(get, path = "/jobs", tag = "jobs", params(ListQuery),
+    responses(
+        (status = 200, description = "One page of jobs", body = crate::client::Page),
+        (status = 400, description = "Bad filter or cursor", body = crate::http::openapi::ErrorBody)))]
 pub async fn list(
     q: ListQuery,
     b: Broker,
@@ -161,7 +180,7 @@ pub async fn list(
 }
 
 /// Body of `POST /jobs/{id}/lock` (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LockBody {
     /// Who holds the lock (default: the caller's owner name).
@@ -173,6 +192,15 @@ pub struct LockBody {
 
 /// `POST /jobs/{id}/{stop|lock|unlock|retry}` -> 200 `{id, status}`; 403 on another owner's
 /// job, 404 when the caller may not even see it.
+#[utoipa::path(post, path = "/jobs/{id}/{action}", tag = "jobs",
+    params(("id" = u64, Path, description = "Job id"),
+           ("action" = String, Path, description = "stop, lock, unlock or retry")),
+    request_body(content = Option<LockBody>, description = "Only for lock; optional"),
+    responses(
+        (status = 200, description = "The job's status after the move", body = crate::http::openapi::Moved),
+        (status = 403, description = "Another owner's job", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such job or action", body = crate::http::openapi::ErrorBody),
+        (status = 409, description = "Illegal move, locked", body = crate::http::openapi::ErrorBody)))]
 pub async fn act(
     id: JobId,
     action: String,

@@ -5,12 +5,14 @@
 //! - `jobs.rs`: `POST /jobs`, `GET /jobs`, `GET /jobs/{id}`, `POST /jobs/{id}/{action}`
 //! - `events.rs`: `GET /jobs/{id}/events` (server-sent events)
 //! - `ops.rs`: `GET /healthz`, `GET /metrics`
+//! - `openapi.rs`: `GET /openapi.json` (generated) and `GET /apidocs`
 //! - `auth.rs`: API keys (bearer or basic); `errors.rs`: the one rejection handler
 
 pub mod auth;
 pub mod errors;
 pub mod events;
 pub mod jobs;
+pub mod openapi;
 pub mod ops;
 
 use std::future::Future;
@@ -141,6 +143,13 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         .and(warp::any().map(move || handle.clone()))
         .and_then(ops::metrics);
 
+    let openapi = warp::path!("openapi.json")
+        .and(warp::get())
+        .and_then(openapi::openapi_json);
+    let apidocs = warp::path!("apidocs")
+        .and(warp::get())
+        .and_then(openapi::apidocs);
+
     let log = warp::log::custom(|info| {
         let route = route_label(info.path());
         let status = info.status().as_u16().to_string();
@@ -180,6 +189,10 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         .or(healthz)
         .unify()
         .or(metrics)
+        .unify()
+        .or(openapi)
+        .unify()
+        .or(apidocs)
         .unify()
         .recover(errors::handle_rejection)
         .unify()

@@ -12,6 +12,10 @@ use crate::client::Broker;
 use crate::error::Error;
 
 /// `GET /healthz`: 200 `{"status": "ok"}` when Redis answers, else 503.
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses(
+        (status = 200, description = "Redis answers", body = crate::http::openapi::Health),
+        (status = 503, description = "Redis unavailable", body = crate::http::openapi::Health)))]
 pub async fn healthz(b: Broker) -> Result<warp::reply::Response, Rejection> {
     match b.ping().await {
         Ok(()) => Ok(warp::reply::json(&json!({"status": "ok", "redis": "ok"})).into_response()),
@@ -60,6 +64,8 @@ async fn broker_gauges(b: &Broker) -> Result<String, Error> {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(
     b: Broker,
     handle: PrometheusHandle,

@@ -1,0 +1,116 @@
+//! The OpenAPI 3 document of the native API, generated from the handlers' annotations and the
+//! types they exchange (utoipa), served at `/openapi.json`; `/apidocs` is a small page that
+//! renders it without fetching anything from the internet.
+
+use serde::Serialize;
+use utoipa::OpenApi;
+use warp::Reply;
+
+use crate::job::{JobId, Status};
+
+/// `{id, status}`: the answer to a submit or an action.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Moved {
+    /// The job.
+    pub id: JobId,
+    /// Its status after the request.
+    pub status: Status,
+}
+
+/// `{"error": {"code", "message"}}`: every failure.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable: bad_request, unauthorized, forbidden, not_found, illegal_transition,
+    /// locked, stale_lease, payload_too_large, unavailable, internal, ...
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+/// The answer of `/healthz`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// ok or unavailable.
+    pub status: String,
+    /// ok, or why Redis cannot be reached.
+    pub redis: String,
+}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sluice", description = "A Redis-native job broker: native /jobs API."),
+    paths(
+        crate::http::jobs::submit,
+        crate::http::jobs::list,
+        crate::http::jobs::get,
+        crate::http::jobs::act,
+        crate::http::events::follow,
+        crate::http::ops::healthz,
+        crate::http::ops::metrics,
+        openapi_json,
+        apidocs,
+    ),
+    components(schemas(Moved, ErrorBody, ErrorDetail, Health)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+    }
+}
+
+/// `GET /openapi.json`.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "This document", content_type = "application/json", body = Object)))]
+pub async fn openapi_json() -> Result<warp::reply::Response, warp::Rejection> {
+    Ok(warp::reply::json(&ApiDoc::openapi()).into_response())
+}
+
+/// `GET /apidocs`.
+#[utoipa::path(get, path = "/apidocs", tag = "ops", responses((status = 200, description = "A page that renders /openapi.json", content_type = "text/html", body = String)))]
+pub async fn apidocs() -> Result<warp::reply::Response, warp::Rejection> {
+    Ok(warp::reply::html(APIDOCS).into_response())
+}
+
+/// A dependency-free viewer: lists every operation with its parameters, body and responses.
+const APIDOCS: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>Sluice API</title>
+<style>body{font:14px/1.45 system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}
+h2{margin-top:2em}code,pre{background:#f4f4f4;padding:0 .3em}pre{padding:.6em;overflow:auto}
+.m{display:inline-block;width:4.5em;font-weight:bold}.get{color:#06c}.post{color:#080}</style></head>
+<body><h1>Sluice API</h1><p>From <a href="/openapi.json">/openapi.json</a>. Auth: <code>Authorization: Bearer &lt;key&gt;</code> or basic auth.</p>
+<div id="ops">loading…</div>
+<script>
+fetch('/openapi.json').then(r => r.json()).then(doc => {
+  const out = [];
+  const esc = s => String(s ?? '').replace(/[&<>]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));
+  for (const [path, ops] of Object.entries(doc.paths)) for (const [m, op] of Object.entries(ops)) {
+    out.push(`<h2><span class="m ${m}">${m.toUpperCase()}</span><code>${esc(path)}</code></h2><p>${esc(op.description || op.summary)}</p>`);
+    for (const p of op.parameters || []) out.push(`<div>param <code>${esc(p.name)}</code> (${esc(p.in)}): ${esc(p.description)}</div>`);
+    if (op.requestBody) out.push(`<div>body:</div><pre>${esc(JSON.stringify(op.requestBody.content, null, 1))}</pre>`);
+    for (const [code, r] of Object.entries(op.responses)) out.push(`<div><b>${esc(code)}</b> ${esc(r.description)}</div>`);
+  }
+  out.push(`<h2>Schemas</h2><pre>${esc(JSON.stringify(doc.components.schemas, null, 1))}</pre>`);
+  document.getElementById('ops').innerHTML = out.join('\n');
+});
+</script></body></html>"#;

@@ -1,0 +1,206 @@
+//! The OpenAPI document is generated from the code; these tests keep it and the routes in
+//! step and validate real responses against it.
+use reqwest::{Client, Method};
+use serde_json::{json, Value};
+
+use crate::harness::{TestApi, TestRedis};
+
+/// The ways `instance` breaks the response schema the document gives for
+/// `method path status` (application/json).
+fn violations(doc: &Value, method: &str, path: &str, status: u16, instance: &Value) -> Vec<String> {
+    let schema = &doc["paths"][path][method]["responses"][status.to_string()]["content"]
+        ["application/json"]["schema"];
+    assert!(
+        !schema.is_null(),
+        "the document has no JSON schema for {method} {path} {status}"
+    );
+    let mut root = schema.clone();
+    if let Some(obj) = root.as_object_mut() {
+        obj.insert("components".into(), doc["components"].clone());
+    }
+    let validator = jsonschema::validator_for(&root)
+        .unwrap_or_else(|e| panic!("bad schema for {method} {path}: {e}"));
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect()
+}
+
+fn check(doc: &Value, method: &str, path: &str, status: u16, instance: &Value) {
+    let errors = violations(doc, method, path, status, instance);
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status}: {instance} does not match the document: {errors:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_route_is_documented_and_every_documented_route_exists() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let http = Client::new();
+    let doc: Value = http
+        .get(api.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap_or("").starts_with('3'));
+    let routes = [
+        ("post", "/jobs"),
+        ("get", "/jobs"),
+        ("get", "/jobs/{id}"),
+        ("post", "/jobs/{id}/{action}"),
+        ("get", "/jobs/{id}/events"),
+        ("get", "/healthz"),
+        ("get", "/metrics"),
+        ("get", "/openapi.json"),
+        ("get", "/apidocs"),
+    ];
+    for (m, p) in routes {
+        assert!(
+            doc["paths"][p][m].is_object(),
+            "{m} {p} is not in /openapi.json"
+        );
+    }
+    http.post(api.url("/jobs"))
+        .json(&json!({"executor": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let url = api.url(&path.replace("{id}", "1").replace("{action}", "unlock"));
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let r = http
+                .request(m, &url)
+                .timeout(std::time::Duration::from_secs(2))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            if path.ends_with("/events") {
+                assert_eq!(status, 200, "{method} {path}");
+                continue;
+            }
+            let text = r.text().await.unwrap_or_default();
+            assert!(
+                !text.contains("no such route"),
+                "{method} {path} is documented but not served ({status})"
+            );
+        }
+    }
+    let page = http
+        .get(api.url("/apidocs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("/openapi.json"));
+}
+
+#[tokio::test]
+async fn real_responses_match_the_document() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| c.max_content_length = 512).await;
+    let http = Client::new();
+    let doc: Value = http
+        .get(api.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let b = &api.broker;
+
+    let mut seen = Vec::new();
+    let mut call = |method: &'static str, path: &'static str, status: u16, v: Value| {
+        check(&doc, method, path, status, &v);
+        seen.push((method, path, status));
+    };
+    let r = http
+        .post(api.url("/jobs"))
+        .json(&json!({"executor": "x", "params": [1, "two", {"3": null}], "delay": "1h"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    call("post", "/jobs", 201, r.json().await.unwrap());
+    let r = http.post(api.url("/jobs")).body("{").send().await.unwrap();
+    call("post", "/jobs", 400, r.json().await.unwrap());
+    let r = http
+        .post(api.url("/jobs"))
+        .body("x".repeat(600))
+        .send()
+        .await
+        .unwrap();
+    call("post", "/jobs", 413, r.json().await.unwrap());
+
+    // A job with every kind of field set: result, progress, error history, lock.
+    let (id, _) = b.submit(&b.new_job("x", json!({"n": 1}))).await.unwrap();
+    let c = b.claim("x", "w", 1).await.unwrap().remove(0);
+    b.progress(id, &c.token, &json!({"count": 1, "k": 2}))
+        .await
+        .unwrap();
+    b.complete(id, &c.token, &json!({"configs": [], "entropy": 1.5}))
+        .await
+        .unwrap();
+    b.lock(id, "ana", false).await.unwrap();
+    for path in ["/jobs/1", &format!("/jobs/{id}")] {
+        let r = http.get(api.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        call("get", "/jobs/{id}", 200, r.json().await.unwrap());
+    }
+    let r = http.get(api.url("/jobs/999")).send().await.unwrap();
+    call("get", "/jobs/{id}", 404, r.json().await.unwrap());
+    let r = http.get(api.url("/jobs/x")).send().await.unwrap();
+    call("get", "/jobs/{id}", 400, r.json().await.unwrap());
+    let r = http.get(api.url("/jobs?limit=10")).send().await.unwrap();
+    call("get", "/jobs", 200, r.json().await.unwrap());
+    let r = http.get(api.url("/jobs?status=nope")).send().await.unwrap();
+    call("get", "/jobs", 400, r.json().await.unwrap());
+    let r = http
+        .post(api.url(&format!("/jobs/{id}/stop")))
+        .send()
+        .await
+        .unwrap();
+    call("post", "/jobs/{id}/{action}", 409, r.json().await.unwrap());
+    let r = http
+        .post(api.url(&format!("/jobs/{id}/unlock")))
+        .send()
+        .await
+        .unwrap();
+    call("post", "/jobs/{id}/{action}", 200, r.json().await.unwrap());
+    let r = http.post(api.url("/jobs/1/stop")).send().await.unwrap();
+    call("post", "/jobs/{id}/{action}", 200, r.json().await.unwrap());
+    let r = http.get(api.url("/healthz")).send().await.unwrap();
+    call("get", "/healthz", 200, r.json().await.unwrap());
+    assert_eq!(seen.len(), 13);
+
+    // The check itself can fail: wrong shapes are caught.
+    for wrong in [
+        json!({"id": "1", "status": "PENDING"}),
+        json!({"id": 1, "status": "DONE"}),
+        json!({"id": 1}),
+    ] {
+        assert!(
+            !violations(&doc, "post", "/jobs", 201, &wrong).is_empty(),
+            "{wrong} passed"
+        );
+    }
+    assert!(!violations(&doc, "get", "/jobs/{id}", 404, &json!({"error": "x"})).is_empty());
+    assert!(!violations(
+        &doc,
+        "get",
+        "/jobs/{id}",
+        200,
+        &json!({"id": 1, "status": "PENDING"})
+    )
+    .is_empty());
+}
