@@ -25,9 +25,9 @@ local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 --- @include "includes/finish"
 --- @include "includes/check_lease"
 
-local refused = check_lease(job_key, token)
+local refused, f = check_lease(job_key, token, 'executor')
 if refused then return refused end
 local at = rfc3339(now_ms())
 finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
-emit(events_key, id, 'canceled', 'CANCELED')
+emit(events_key, id, f[3], 'canceled', 'CANCELED')
 return {1}

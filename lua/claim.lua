@@ -3,6 +3,9 @@
   Every claimed job gets attempt+1, a lease until now+lease and the caller's fresh lease token
   (one token per claim call; a job appears once per call, so token+job is unique per attempt).
   Ids whose job is no longer PENDING (stopped, expired) are dropped, never handed out.
+  Each claim also counts how long the job waited since it became ready (its `updated` time)
+  in the `stats` hash: field claim_wait_le_<ms>:<executor> for the first bucket that holds it
+  (claim_wait_le_inf beyond the last) and claim_wait_ms_sum:<executor> (GET /metrics).
 
   KEYS[1] ready queue     queue:<executor>
   KEYS[2] leases zset     leases
@@ -14,6 +17,7 @@
   ARGV[3] lease token     fresh per claim call
   ARGV[4] lease           ms
   ARGV[5] count           most jobs to claim (pick_size)
+  ARGV[6] executor        the kind the queue belongs to
 
   Returns:
     {1, {id, attempt, max_attempts, timeout, params}, ...}   zero or more claimed jobs
@@ -22,7 +26,8 @@
 ]]
 local queue_key, leases_key, events_key, wake_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local prefix, worker, token = ARGV[1], ARGV[2], ARGV[3]
-local lease, count = tonumber(ARGV[4]), tonumber(ARGV[5])
+local lease, count, executor = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local WAIT_BUCKETS = {1, 5, 10, 50, 100, 500, 1000, 5000, 30000, 300000}  -- ms
 --- @include "includes/time"
 --- @include "includes/emit"
 
@@ -35,15 +40,23 @@ while #out - 1 < count do
   for _, id in ipairs(ids) do
     local job_key = prefix .. 'job_' .. id
     local f = redis.call('HMGET', job_key, 'status', 'max_attempts', 'timeout', 'params',
-      'attempt')
+      'attempt', 'updated')
     if f[1] == 'PENDING' then
       local attempt = (tonumber(f[5]) or 0) + 1
       redis.call('HSET', job_key, 'status', 'RUNNING', 'attempt', attempt, 'worker', worker,
         'lease_token', token, 'started', at, 'updated', at)
       redis.call('ZADD', leases_key, now + lease, id)
-      emit(events_key, id, 'claimed', 'RUNNING', 'worker', worker,
+      emit(events_key, id, executor, 'claimed', 'RUNNING', 'worker', worker,
         'attempt', attempt)
       out[#out + 1] = {id, attempt, f[2], f[3], f[4]}
+      local waited = math.max(0, now - (parse_rfc3339(f[6]) or now))
+      local bucket = 'inf'
+      for _, b in ipairs(WAIT_BUCKETS) do
+        if waited <= b then bucket = b break end
+      end
+      local stats = stats_key(events_key)
+      redis.call('HINCRBY', stats, 'claim_wait_le_' .. bucket .. ':' .. executor, 1)
+      redis.call('HINCRBY', stats, 'claim_wait_ms_sum:' .. executor, waited)
     end
   end
 end

@@ -26,10 +26,11 @@ local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 --- @include "includes/finish"
 --- @include "includes/check_lease"
 
-local refused, f = check_lease(job_key, token, 'result_ttl', 'error')
+local refused, f = check_lease(job_key, token, 'result_ttl', 'error',
+  'executor')
 if refused then return refused end
 if f[4] then redis.call('HDEL', job_key, 'error') end
 finish(job_key, leases_key, prefix, id, 'COMPLETED', rfc3339(now_ms()), f[3],
   'result', ARGV[4])
-emit(events_key, id, 'completed', 'COMPLETED')
+emit(events_key, id, f[5], 'completed', 'COMPLETED')
 return {1}

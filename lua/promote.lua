@@ -29,7 +29,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', delayed_key, '-inf', now, 'LIMIT
   if f[1] == 'SCHEDULED' then
     redis.call('HSET', job_key, 'status', 'PENDING', 'updated', at)
     enqueue(prefix, id, f[2], false)
-    emit(events_key, id, 'promoted', 'PENDING')
+    emit(events_key, id, f[2], 'promoted', 'PENDING')
     promoted = promoted + 1
   end
 end

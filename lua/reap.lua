@@ -27,12 +27,13 @@ local now = now_ms()
 local requeued, failed, canceled = 0, 0, 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT', 0, count)) do
   local job_key = prefix .. 'job_' .. id
-  local f = redis.call('HMGET', job_key, 'status', 'stop_requested', 'attempt', 'worker')
+  local f = redis.call('HMGET', job_key, 'status', 'stop_requested', 'attempt', 'worker',
+    'executor')
   if f[1] ~= 'RUNNING' then
     redis.call('ZREM', leases_key, id)  -- the hash expired or moved on: nothing to recover
   elseif f[2] then
     finish(job_key, leases_key, prefix, id, 'CANCELED', rfc3339(now), nil)
-    emit(events_key, id, 'canceled', 'CANCELED')
+    emit(events_key, id, f[5], 'canceled', 'CANCELED')
     canceled = canceled + 1
   else
     local err = 'lease expired on attempt ' .. (f[3] or '?') .. ' (worker ' .. (f[4] or '?') .. ')'

@@ -27,18 +27,18 @@ local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 --- @include "includes/finish"
 --- @include "includes/check_lease"
 
-local refused = check_lease(job_key, token)
+local refused, f = check_lease(job_key, token, 'executor')
 if refused then return refused end
 local at = rfc3339(now_ms())
 if redis.call('HEXISTS', job_key, 'stop_requested') == 1 then
   finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
-  emit(events_key, id, 'canceled', 'CANCELED')
+  emit(events_key, id, f[3], 'canceled', 'CANCELED')
   return {1, 'CANCELED'}
 end
 redis.call('ZREM', leases_key, id)
 redis.call('HINCRBY', job_key, 'attempt', -1)
 redis.call('HSET', job_key, 'status', 'PENDING', 'updated', at)
 redis.call('HDEL', job_key, 'lease_token', 'worker')
-enqueue(prefix, id, redis.call('HGET', job_key, 'executor'), true)
-emit(events_key, id, 'released', 'PENDING')
+enqueue(prefix, id, f[3], true)
+emit(events_key, id, f[3], 'released', 'PENDING')
 return {1, 'PENDING'}

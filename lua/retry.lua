@@ -35,5 +35,5 @@ redis.call('HDEL', job_key, 'error', 'result', 'finished', 'lease_token', 'worke
   'progress', 'stop_requested')
 redis.call('HSET', job_key, 'status', 'PENDING', 'attempt', 0, 'updated', at)
 enqueue(prefix, id, f[3], false)
-emit(events_key, id, 'retried', 'PENDING')
+emit(events_key, id, f[3], 'retried', 'PENDING')
 return {1, 'PENDING'}

@@ -38,7 +38,7 @@ if status == 'PENDING' or status == 'SCHEDULED' then
   redis.call('LREM', prefix .. 'queue:' .. f[3], 1, id)
   redis.call('ZREM', delayed_key, id)
   finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
-  emit(events_key, id, 'canceled', 'CANCELED')
+  emit(events_key, id, f[3], 'canceled', 'CANCELED')
   return {1, 'CANCELED'}
 end
 if status == 'RUNNING' then
@@ -47,7 +47,7 @@ if status == 'RUNNING' then
     redis.call('RPUSH', stop_key, id)
     redis.call('LTRIM', stop_key, -stop_cap, -1)
     redis.call('PUBLISH', stop_key, id)
-    emit(events_key, id, 'stop_requested', 'RUNNING')
+    emit(events_key, id, f[3], 'stop_requested', 'RUNNING')
   end
   return {1, 'RUNNING'}
 end

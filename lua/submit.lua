@@ -48,5 +48,5 @@ if status == 'SCHEDULED' then
 else
   enqueue(prefix, id, executor, false)
 end
-emit(events_key, id, 'submitted', status, 'executor', executor)
+emit(events_key, id, executor, 'submitted', status)
 return {1, id, status}

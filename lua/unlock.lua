@@ -18,11 +18,12 @@ local prefix, id = ARGV[1], ARGV[2]
 --- @include "includes/time"
 --- @include "includes/emit"
 
-local status = redis.call('HGET', job_key, 'status')
+local f = redis.call('HMGET', job_key, 'status', 'executor')
+local status = f[1]
 if not status then return {-1} end
 if redis.call('HDEL', job_key, 'locked', 'locked_at') > 0 then
   local at = rfc3339(now_ms())
   redis.call('HSET', job_key, 'updated', at)
-  emit(events_key, id, 'unlocked', status)
+  emit(events_key, id, f[2], 'unlocked', status)
 end
 return {1, status}

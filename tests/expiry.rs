@@ -29,7 +29,7 @@ async fn a_finished_job_expires_after_result_ttl() {
     keys.sort();
     assert_eq!(
         keys,
-        ["events", "job_seq", "wake:x"],
+        ["events", "job_seq", "stats", "wake:x"],
         "nothing of the job is left"
     );
 }

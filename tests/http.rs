@@ -454,6 +454,31 @@ async fn healthz_and_metrics() {
     assert!(text.contains("sluice_jobs_running 0"), "{text}");
     assert!(text.contains("sluice_http_requests_total"), "{text}");
     assert!(text.contains("route=\"/jobs\""), "{text}");
+    // Counters live in Redis, so every API server reports the same.
+    let b = &api.broker;
+    let c = b.claim("spark", "w", 1).await.unwrap().remove(0);
+    b.complete(c.id, &c.token, &json!(1)).await.unwrap();
+    let (id, _) = b.submit(&b.new_job("spark", json!(0))).await.unwrap();
+    let c = b.claim("spark", "w", 1).await.unwrap().remove(0);
+    b.fail(id, &c.token, "boom", false).await.unwrap();
+    let text = http
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "sluice_job_events_total{event=\"submitted\",executor=\"spark\"} 2",
+        "sluice_job_events_total{event=\"claimed\",executor=\"spark\"} 2",
+        "sluice_job_events_total{event=\"completed\",executor=\"spark\"} 1",
+        "sluice_job_events_total{event=\"failed\",executor=\"spark\"} 1",
+        "sluice_claim_wait_seconds_bucket{executor=\"spark\",le=\"+Inf\"} 2",
+        "sluice_claim_wait_seconds_count{executor=\"spark\"} 2",
+    ] {
+        assert!(text.contains(line), "missing {line}:\n{text}");
+    }
 }
 
 /// A fuzz-style test: 1 000+ malformed or hostile bodies, each answered with a 4xx JSON

@@ -9,6 +9,7 @@
 //! | `delayed` | zset | SCHEDULED jobs (run_at or retry backoff), scored by due unix ms |
 //! | `leases` | zset | RUNNING jobs, scored by lease deadline unix ms |
 //! | `events` | stream | state and progress events of every job, capped with `MAXLEN ~` |
+//! | `stats` | hash | counters: `<event>:<executor>`, claim wait buckets (for `/metrics`) |
 //! | `start`, `stop` | list | Stand's queues; `stop` is also the pub/sub channel of stop requests |
 //! | `cluster_N` | hash | Stand cluster records |
 //!
@@ -81,6 +82,12 @@ impl Keys {
         format!("{}events", self.prefix)
     }
 
+    /// `stats`: event counters and claim-wait buckets; lua/includes/emit.lua derives it from
+    /// the events key, so the two must keep the same prefix.
+    pub fn stats(&self) -> String {
+        format!("{}stats", self.prefix)
+    }
+
     /// `start`: Stand's list of jobs to start.
     pub fn start_list(&self) -> String {
         format!("{}start", self.prefix)
@@ -125,6 +132,7 @@ mod tests {
         assert_eq!(k.delayed(), "delayed");
         assert_eq!(k.leases(), "leases");
         assert_eq!(k.events(), "events");
+        assert_eq!(k.stats(), "stats");
         assert_eq!(k.stop_list(), "stop");
         assert_eq!(k.start_list(), "start");
         assert_eq!(k.cluster(2), "cluster_2");

@@ -364,6 +364,7 @@ impl Scripts {
             .arg(&token)
             .arg(ms(lease))
             .arg(count)
+            .arg(executor)
             .invoke_async(c)
             .await?;
         let r = Reply::parse("claim", v)?;

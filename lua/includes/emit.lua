@@ -1,13 +1,22 @@
 --[[
   Function to append a state or progress event to the global event stream, capped with
-  MAXLEN ~ so it never grows without bound. The entry id (<unix ms>-<seq>) is the event's
-  time. Followers of one job read this stream and filter on `job` (as BullMQ's QueueEvents
-  do): a stream per job measured 40% slower on the claim/complete path (README, Benchmark).
-  emit(events_key, id, event, status [, field, value ...])
+  MAXLEN ~ so it never grows without bound, and to count it in the `stats` hash beside the
+  stream (field "<event>:<executor>", read by GET /metrics; progress reports are not counted).
+  The entry id (<unix ms>-<seq>) is the event's time. Followers of one job read this stream
+  and filter on `job` (as BullMQ's QueueEvents do): a stream per job measured 40% slower on
+  the claim/complete path (README, Benchmark).
+  emit(events_key, id, executor, event, status [, field, value ...])
 ]]
 local EVENTS_MAXLEN = 10000  -- enough for live followers and a dashboard, bounded memory
 
-local function emit(events_key, id, event, status, ...)
+local function stats_key(events_key)
+  return string.sub(events_key, 1, #events_key - #'events') .. 'stats'
+end
+
+local function emit(events_key, id, executor, event, status, ...)
   redis.call('XADD', events_key, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-    'job', id, 'event', event, 'status', status, ...)
+    'job', id, 'executor', executor, 'event', event, 'status', status, ...)
+  if event ~= 'progress' then
+    redis.call('HINCRBY', stats_key(events_key), event .. ':' .. executor, 1)
+  end
 end

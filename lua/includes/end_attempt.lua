@@ -21,15 +21,15 @@ local function end_attempt(job_key, leases_key, delayed_key, events_key, prefix,
       local due = now + delay
       redis.call('HSET', job_key, 'status', 'SCHEDULED', 'run_at', rfc3339(due))
       redis.call('ZADD', delayed_key, due, id)
-      emit(events_key, id, 'retry_scheduled', 'SCHEDULED', 'error', err)
+      emit(events_key, id, executor, 'retry_scheduled', 'SCHEDULED', 'error', err)
       return 'SCHEDULED'
     end
     redis.call('HSET', job_key, 'status', 'PENDING')
     enqueue(prefix, id, executor, false)
-    emit(events_key, id, 'retried', 'PENDING', 'error', err)
+    emit(events_key, id, executor, 'retried', 'PENDING', 'error', err)
     return 'PENDING'
   end
   finish(job_key, leases_key, prefix, id, final_status, at, nil)
-  emit(events_key, id, string.lower(final_status), final_status, 'error', err)
+  emit(events_key, id, executor, string.lower(final_status), final_status, 'error', err)
   return final_status
 end

@@ -2,6 +2,7 @@
   Function to read the cluster clock and format it for people.
   now_ms(): unix milliseconds from Redis TIME (one clock for every host).
   rfc3339(ms): "2026-11-23T11:31:08.123Z" (UTC, civil-from-days, Howard Hinnant).
+  parse_rfc3339(text): the unix ms of such a text (nil when it is not one).
 ]]
 local function now_ms()
   local t = redis.call('TIME')
@@ -25,4 +26,19 @@ local function rfc3339(ms)
   if m <= 2 then y = y + 1 end
   return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d,
     math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, ms % 1000)
+end
+
+local function parse_rfc3339(text)
+  local y, mo, d, h, mi, sec, ms =
+    string.match(text or '', '^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)%.(%d+)Z$')
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((mo + 9) % 12) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  local days = era * 146097 + doe - 719468
+  return ((days * 24 + tonumber(h)) * 60 + tonumber(mi)) * 60000 + tonumber(sec) * 1000
+    + tonumber(ms)
 end
