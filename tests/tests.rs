@@ -7,6 +7,7 @@ mod harness;
 mod cli; // the `sluice` binary: one clear line and a non-zero exit on errors
 mod delayed; // run_at, retry backoff and promote
 mod events; // the capped event streams a job leaves behind
+mod executors; // the runtime and the command executor, real child processes
 mod expiry; // finished jobs expire after result_ttl; retry keeps them
 mod fencing; // a stale lease token changes nothing
 mod http; // the native HTTP API over real HTTP

@@ -1,0 +1,86 @@
+//! `sluice-command`: the executor that runs configured programs (see executors::command).
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker::{Broker, Config};
+use clap::Parser;
+use executors::command::{CommandConfig, CommandExecutor};
+use executors::Options;
+use futures::StreamExt;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// Runs jobs of an executor kind (default "command") whose params name an action of the
+/// config file. Redis and defaults come from SLUICE_CONFIG / SLUICE_* (SLUICE_REDIS_URL,
+/// SLUICE_LEASE, SLUICE_PICK_SIZE, SLUICE_EXEC_SIZE, ...). SIGTERM: stop claiming, let
+/// running jobs finish within --grace, hand the rest back, exit 0; a second SIGTERM exits at
+/// once (the leases expire and other executors take the jobs).
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// The actions file (TOML; see README). Also SLUICE_COMMAND_CONFIG.
+    #[arg(long, env = "SLUICE_COMMAND_CONFIG")]
+    config: PathBuf,
+    /// Executor kind to serve (its queue is queue:<kind>).
+    #[arg(long, default_value = "command")]
+    kind: String,
+    /// Jobs claimed per round (default SLUICE_PICK_SIZE or 10).
+    #[arg(long)]
+    pick_size: Option<usize>,
+    /// Jobs run at once (default SLUICE_EXEC_SIZE or 10).
+    #[arg(long)]
+    exec_size: Option<usize>,
+    /// How long running jobs may finish after SIGTERM before they are handed back.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    grace: Duration,
+    /// Redis URL (overrides SLUICE_REDIS_URL).
+    #[arg(long)]
+    redis: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice-command: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let mut config = Config::load(std::env::vars()).map_err(|e| e.to_string())?;
+    if let Some(url) = &args.redis {
+        config.set("redis_url", url)?;
+    }
+    let actions = CommandConfig::load(&args.config)?;
+    let mut opts = Options::new(&config, &args.kind);
+    opts.pick_size = args.pick_size.unwrap_or(opts.pick_size);
+    opts.exec_size = args.exec_size.unwrap_or(opts.exec_size);
+    opts.grace = args.grace;
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT]).map_err(|e| e.to_string())?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            signals.next().await;
+            let _ = tx.send(true);
+            signals.next().await;
+            eprintln!("sluice-command: second signal: exiting now; leases will expire and the jobs run elsewhere");
+            std::process::exit(130);
+        });
+        let broker = Broker::new(config).map_err(|e| e.to_string())?;
+        executors::run(broker, Arc::new(CommandExecutor::new(actions)), opts, rx)
+            .await
+            .map_err(|e| e.to_string())
+    })
+}

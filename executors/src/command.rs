@@ -1,0 +1,377 @@
+//! The `command` executor kind: runs programs named by a config of actions (wumai's routes,
+//! Jetstream's pipelines) without writing Rust.
+//!
+//! A job's params are a JSON object whose `action` names an `[actions.NAME]` table:
+//!
+//! ```toml
+//! [actions.align]
+//! argv = ["bwa", "mem", "-t", "{threads}", "{reference}", "{reads}"]  # never a shell
+//! cwd = "/data/work"                 # optional
+//! env = { LANG = "C" }               # optional, added to the executor's environment
+//! timeout = "2h"                     # optional: the action's own limit (TIMED_OUT)
+//! params = "stdin"                   # stdin (default) | file ({params_file}) | none
+//! ```
+//!
+//! `{name}` in an argv element is replaced by the job's param `name` (strings as they are,
+//! other values as JSON); `{job_id}`, `{attempt}` and `{params_file}` are also known, and
+//! `{{` / `}}` are literal braces. Each element stays one argument: a param can never add an
+//! argument or reach a shell. The child runs in its own process group, killed as a group on
+//! stop or timeout. Exit 0: stdout is the result, parsed as JSON when it is JSON, else kept
+//! as text. Non-zero exit: the job fails with the exit status and the tail of stderr, and is
+//! retried while attempts are left.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
+
+/// Most stdout kept as the result.
+const STDOUT_LIMIT: usize = 16 * 1024 * 1024;
+/// Most stderr kept (its tail) as the error.
+const STDERR_TAIL: usize = 4 * 1024;
+
+/// How the params reach the program.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamsVia {
+    /// As JSON on stdin.
+    #[default]
+    Stdin,
+    /// As a JSON file whose path is `{params_file}` and `$SLUICE_PARAMS_FILE`.
+    File,
+    /// Only through argv templates.
+    None,
+}
+
+/// One action of the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// Program and arguments (templates).
+    pub argv: Vec<String>,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+    /// Extra environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The action's own time limit (humantime).
+    pub timeout: Option<String>,
+    /// How params are passed.
+    #[serde(default)]
+    pub params: ParamsVia,
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandConfig {
+    /// Actions by name.
+    pub actions: BTreeMap<String, Action>,
+}
+
+impl CommandConfig {
+    /// Reads and checks a config file.
+    ///
+    /// # Errors
+    /// A message naming the file and what is wrong.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses and checks config text.
+    ///
+    /// # Errors
+    /// A message saying what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let c: CommandConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (name, a) in &c.actions {
+            if a.argv.is_empty() || a.argv[0].is_empty() {
+                return Err(format!("action {name}: argv must name a program"));
+            }
+            if let Some(t) = &a.timeout {
+                humantime::parse_duration(t)
+                    .map_err(|e| format!("action {name}: timeout {t:?}: {e}"))?;
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Fills `{name}` placeholders of one argv element.
+///
+/// # Errors
+/// A fatal job error naming a missing param or an unclosed brace.
+pub fn render(
+    template: &str,
+    params: &serde_json::Map<String, Value>,
+    known: &BTreeMap<&str, String>,
+) -> Result<String, JobError> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push_str(&tail[..1]);
+            rest = &tail[2..];
+            continue;
+        }
+        if tail.starts_with('}') {
+            return Err(JobError::Fatal(format!(
+                "argv {template:?}: lone '}}' (write '}}}}')"
+            )));
+        }
+        let end = tail
+            .find('}')
+            .ok_or_else(|| JobError::Fatal(format!("argv {template:?}: unclosed '{{'")))?;
+        let name = &tail[1..end];
+        let value = match (known.get(name), params.get(name)) {
+            (Some(v), _) => v.clone(),
+            (None, Some(Value::String(s))) => s.clone(),
+            (None, Some(v)) => v.to_string(),
+            (None, None) => {
+                return Err(JobError::Fatal(format!(
+                    "missing parameter {name:?} (used by argv {template:?})"
+                )))
+            }
+        };
+        out.push_str(&value);
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The `command` executor.
+#[derive(Debug, Clone)]
+pub struct CommandExecutor {
+    config: Arc<CommandConfig>,
+}
+
+impl CommandExecutor {
+    /// An executor for these actions.
+    pub fn new(config: CommandConfig) -> Self {
+        Self {
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl Executor for CommandExecutor {
+    fn run(&self, job: JobInput, ctx: JobContext) -> JobFuture {
+        let config = self.config.clone();
+        Box::pin(async move { run_action(&config, job, ctx).await })
+    }
+}
+
+async fn read_all(mut r: impl AsyncRead + Unpin, limit: usize, keep_tail: bool) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => return buf,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() > limit {
+                    if keep_tail {
+                        buf.drain(..buf.len() - limit);
+                    } else {
+                        buf.truncate(limit);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+async fn run_action(
+    config: &CommandConfig,
+    job: JobInput,
+    ctx: JobContext,
+) -> Result<Value, JobError> {
+    let Value::Object(params) = &job.params else {
+        return Err(JobError::Fatal(
+            "params must be a JSON object with an \"action\"".into(),
+        ));
+    };
+    let name = params
+        .get("action")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            JobError::Fatal("params need \"action\": the name of a configured action".into())
+        })?;
+    let action = config.actions.get(name).ok_or_else(|| {
+        let known: Vec<&str> = config.actions.keys().map(String::as_str).collect();
+        JobError::Fatal(format!(
+            "unknown action {name:?}; configured: {}",
+            known.join(", ")
+        ))
+    })?;
+    let params_json =
+        serde_json::to_vec(&job.params).map_err(|e| JobError::Fatal(e.to_string()))?;
+    let params_file = match action.params {
+        ParamsVia::File => {
+            let path =
+                std::env::temp_dir().join(format!("sluice-params-{}-{}.json", job.id, job.attempt));
+            tokio::fs::write(&path, &params_json)
+                .await
+                .map_err(|e| JobError::Retry(format!("cannot write params file: {e}")))?;
+            Some(path)
+        }
+        _ => None,
+    };
+    let mut known = BTreeMap::new();
+    known.insert("job_id", job.id.to_string());
+    known.insert("attempt", job.attempt.to_string());
+    if let Some(p) = &params_file {
+        known.insert("params_file", p.display().to_string());
+    }
+    let argv = action
+        .argv
+        .iter()
+        .map(|t| render(t, params, &known))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .envs(&action.env)
+        .env("SLUICE_JOB_ID", job.id.to_string())
+        .env("SLUICE_ATTEMPT", job.attempt.to_string())
+        .stdin(if action.params == ParamsVia::Stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(p) = &params_file {
+        cmd.env("SLUICE_PARAMS_FILE", p);
+    }
+    if let Some(dir) = &action.cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| JobError::Retry(format!("cannot start {:?}: {e}", argv[0])))?;
+    let pid = child.id();
+    if let Some(mut stdin) = child.stdin.take() {
+        // A program that does not read stdin must not block the job: write in the background.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&params_json).await;
+        });
+    }
+    let stdout = child
+        .stdout
+        .take()
+        .map(|o| tokio::spawn(read_all(o, STDOUT_LIMIT, false)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|e| tokio::spawn(read_all(e, STDERR_TAIL, true)));
+    let limit = action
+        .timeout
+        .as_deref()
+        .and_then(|t| humantime::parse_duration(t).ok());
+
+    let ended = tokio::select! {
+        status = child.wait() => Ok(status),
+        _ = ctx.stop.cancelled() => Err(JobError::Stopped),
+        _ = async { match limit { Some(d) => tokio::time::sleep(d).await, None => futures::future::pending().await } } => {
+            Err(JobError::TimedOut(format!("action {name} timed out after {}", humantime::format_duration(limit.unwrap_or(Duration::ZERO)))))
+        }
+    };
+    if ended.is_err() {
+        kill_group(pid);
+        let _ = child.wait().await;
+    }
+    // Grandchildren may hold the pipes open; the group is gone once the child is.
+    kill_group(pid);
+    if let Some(p) = &params_file {
+        let _ = tokio::fs::remove_file(p).await;
+    }
+    let status = ended?.map_err(|e| JobError::Retry(format!("waiting for {:?}: {e}", argv[0])))?;
+    let out = match stdout {
+        Some(t) => t.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let err = match stderr {
+        Some(t) => t.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    if !status.success() {
+        let tail = String::from_utf8_lossy(&err).trim().to_string();
+        return Err(JobError::Retry(format!(
+            "{:?} exited with {status}{}{tail}",
+            argv[0],
+            if tail.is_empty() { "" } else { ": " }
+        )));
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn params(v: Value) -> serde_json::Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn templates_fill_params_and_never_split_arguments() {
+        let p = params(json!({"name": "a b; rm -rf /", "n": 3, "list": [1, 2]}));
+        let known = BTreeMap::from([("job_id", "7".to_string())]);
+        assert_eq!(
+            render("{name}", &p, &known).ok().as_deref(),
+            Some("a b; rm -rf /")
+        );
+        assert_eq!(render("--n={n}", &p, &known).ok().as_deref(), Some("--n=3"));
+        assert_eq!(render("{list}", &p, &known).ok().as_deref(), Some("[1,2]"));
+        assert_eq!(
+            render("job-{job_id}", &p, &known).ok().as_deref(),
+            Some("job-7")
+        );
+        assert_eq!(
+            render("{{literal}}", &p, &known).ok().as_deref(),
+            Some("{literal}")
+        );
+        assert!(matches!(
+            render("{missing}", &p, &known),
+            Err(JobError::Fatal(_))
+        ));
+        assert!(matches!(
+            render("{open", &p, &known),
+            Err(JobError::Fatal(_))
+        ));
+    }
+
+    #[test]
+    fn config_is_checked() {
+        assert!(CommandConfig::parse("[actions.a]\nargv = [\"true\"]\n").is_ok());
+        assert!(CommandConfig::parse("[actions.a]\nargv = []\n").is_err());
+        assert!(CommandConfig::parse("[actions.a]\nargv = [\"x\"]\ntimeout = \"soon\"\n").is_err());
+        assert!(CommandConfig::parse("[actions.a]\nargv = [\"x\"]\nshell = true\n").is_err());
+    }
+}

@@ -1,0 +1,419 @@
+//! The executor runtime: one loop that does everything but the work itself.
+//!
+//! 1. Claim up to `pick_size` jobs of its kind (`lua/claim.lua`), never more than free slots
+//!    of `exec_size`; when none are ready, block on the kind's wake marker (BLPOP) instead of
+//!    polling, so a new job starts within a few milliseconds.
+//! 2. Run each job in its own task through [`Executor::run`], with a [`JobContext`] that
+//!    reports progress (`lua/progress.lua`) and carries a stop token.
+//! 3. Heartbeat every job's lease every `heartbeat` (`lua/heartbeat.lua`); a heartbeat that
+//!    reports a stop request cancels the job's stop token; one that finds the lease lost
+//!    (stale token, job moved on) cancels it too and writes nothing more for that attempt.
+//! 4. End the attempt with exactly one script: `complete`, `fail` (retried with backoff
+//!    while attempts are left, unless the error is fatal), `timeout` (the job's timeout ran
+//!    out; the work was stopped), `cancel` (stop obeyed) or `release` (shutdown). A write
+//!    that fails because Redis is away is retried until it lands or the lease is lost.
+//! 5. Shutdown: when `shutdown` turns true, stop claiming; running jobs get `grace` to
+//!    finish; the rest are stopped and handed back to the head of their queue without
+//!    counting the attempt. If the process dies instead, the leases expire and another
+//!    executor takes the jobs (`lua/reap.lua`).
+//! 6. Meanwhile re-queue expired leases and promote due scheduled jobs once a second
+//!    (`Broker::tick`), so jobs move on even with no API server running.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use broker::{Broker, Claimed, Error, JobId};
+use serde_json::Value;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// What went wrong in a job; decides retry or not.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt (a crashed program, a flaky network).
+    #[error("{0}")]
+    Retry(String),
+    /// Another attempt would fail the same way (bad input): fail for good.
+    #[error("{0}")]
+    Fatal(String),
+    /// The work overran a limit of its own (e.g. an action's timeout).
+    #[error("{0}")]
+    TimedOut(String),
+    /// The work stopped because its stop token was cancelled.
+    #[error("stopped")]
+    Stopped,
+}
+
+/// A claimed job as an executor sees it.
+#[derive(Debug, Clone)]
+pub struct JobInput {
+    /// The job id.
+    pub id: JobId,
+    /// This attempt's number (1 for the first run).
+    pub attempt: u32,
+    /// The job's parameters.
+    pub params: Value,
+}
+
+/// What a running job may use: progress reports and its stop token.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    broker: Broker,
+    id: JobId,
+    token: String,
+    /// Cancelled when the job must stop (stop request, timeout, shutdown, lease lost).
+    pub stop: CancellationToken,
+}
+
+impl JobContext {
+    /// Records progress (any JSON); a stop request seen here cancels [`JobContext::stop`].
+    /// Failures are logged, never fatal to the job.
+    pub async fn progress(&self, progress: &Value) {
+        match self.broker.progress(self.id, &self.token, progress).await {
+            Ok(true) => self.stop.cancel(),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(job = %self.id, error = %e, "progress not recorded"),
+        }
+    }
+}
+
+/// A boxed job future.
+pub type JobFuture = Pin<Box<dyn Future<Output = Result<Value, JobError>> + Send>>;
+
+/// An executor kind: runs one job. It must return soon after `ctx.stop` is cancelled
+/// (with [`JobError::Stopped`] or whatever it has).
+pub trait Executor: Send + Sync + 'static {
+    /// Runs one job to its end.
+    fn run(&self, job: JobInput, ctx: JobContext) -> JobFuture;
+}
+
+/// How one executor process runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The executor kind (its queue is `queue:<kind>`).
+    pub kind: String,
+    /// This process' name, recorded as `worker` on the jobs it runs.
+    pub worker: String,
+    /// Jobs claimed per round (wumai: 10).
+    pub pick_size: usize,
+    /// Jobs run at once (wumai: 10).
+    pub exec_size: usize,
+    /// Time between heartbeats; also how fast a stop request is noticed.
+    pub heartbeat: Duration,
+    /// How long running jobs may go on after shutdown begins before they are handed back.
+    pub grace: Duration,
+}
+
+impl Options {
+    /// Options from the broker config for `kind`, with a fresh worker name.
+    pub fn new(config: &broker::Config, kind: &str) -> Self {
+        Options {
+            kind: kind.to_string(),
+            worker: format!(
+                "{kind}-{}-{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..6]
+            ),
+            pick_size: config.pick_size,
+            exec_size: config.exec_size,
+            // Often enough to notice a stop within half a second, and at least 3 per lease.
+            heartbeat: (config.lease / 3).min(Duration::from_millis(500)),
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How an attempt ended, before it is written.
+enum Outcome {
+    Done(Result<Value, JobError>),
+    TimedOut(Duration),
+    Released,
+}
+
+/// Why the stop token of a job was cancelled, first cause wins.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Cause {
+    StopRequested,
+    LeaseLost,
+}
+
+/// Runs the executor until `shutdown` turns true, then drains (see the module doc).
+///
+/// # Errors
+/// Only when the executor kind name is invalid; Redis outages are waited out.
+pub async fn run(
+    broker: Broker,
+    executor: Arc<dyn Executor>,
+    opts: Options,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    broker::keys::validate_executor(&opts.kind)?;
+    let slots = Arc::new(Semaphore::new(opts.exec_size.max(1)));
+    let release = CancellationToken::new();
+    let mut running = JoinSet::new();
+    let ticker = tokio::spawn(tick_forever(broker.clone()));
+    let mut blocking = None;
+    tracing::info!(kind = %opts.kind, worker = %opts.worker, exec_size = opts.exec_size, pick_size = opts.pick_size, "executor started");
+
+    while !*shutdown.borrow() {
+        while running.try_join_next().is_some() {}
+        let free = slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = running.join_next() => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let claimed = match broker
+            .claim(&opts.kind, &opts.worker, free.min(opts.pick_size.max(1)))
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "claim failed; retrying in 1s");
+                tokio::select! { _ = tokio::time::sleep(Duration::from_secs(1)) => {}, _ = shutdown.changed() => {} }
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            if blocking.is_none() {
+                blocking = broker
+                    .blocking_connection()
+                    .await
+                    .map_err(|e| tracing::warn!(error = %e, "no blocking connection"))
+                    .ok();
+            }
+            let Some(conn) = blocking.as_mut() else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
+            tokio::select! {
+                woke = broker.wait_for_work(conn, &opts.kind, Duration::from_secs(1)) => {
+                    if woke.is_err() { blocking = None; }
+                }
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        for job in claimed {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let (b, ex, opts, release) = (
+                broker.clone(),
+                executor.clone(),
+                opts.clone(),
+                release.clone(),
+            );
+            running.spawn(async move {
+                run_one(b, ex, &opts, job, release).await;
+                drop(permit);
+            });
+        }
+    }
+
+    tracing::info!(running = running.len(), grace = ?opts.grace, "shutting down: no more claims; waiting for running jobs");
+    let deadline = Instant::now() + opts.grace;
+    while !running.is_empty() {
+        match tokio::time::timeout_at(deadline.into(), running.join_next()).await {
+            Ok(_) => {}
+            Err(_) => {
+                tracing::info!(
+                    left = running.len(),
+                    "grace period over: handing running jobs back"
+                );
+                release.cancel();
+                while running.join_next().await.is_some() {}
+            }
+        }
+    }
+    ticker.abort();
+    tracing::info!("executor stopped");
+    Ok(())
+}
+
+async fn tick_forever(b: Broker) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        if let Err(e) = b.tick().await {
+            tracing::debug!(error = %e, "tick failed");
+        }
+    }
+}
+
+/// Runs one claimed job to its single closing write.
+async fn run_one(
+    b: Broker,
+    ex: Arc<dyn Executor>,
+    opts: &Options,
+    job: Claimed,
+    release: CancellationToken,
+) {
+    let id = job.id;
+    let params = match broker::job::decode(&job.params) {
+        Ok(v) => v,
+        Err(e) => {
+            finish(
+                &b,
+                id,
+                &job.token,
+                Outcome::Done(Err(JobError::Fatal(format!("params: {e}")))),
+            )
+            .await;
+            return;
+        }
+    };
+    let stop = CancellationToken::new();
+    let ctx = JobContext {
+        broker: b.clone(),
+        id,
+        token: job.token.clone(),
+        stop: stop.clone(),
+    };
+    let (cause_tx, cause_rx) = watch::channel(None::<Cause>);
+    let heart = tokio::spawn(heartbeat(
+        b.clone(),
+        id,
+        job.token.clone(),
+        opts.heartbeat,
+        stop.clone(),
+        cause_tx,
+    ));
+    tracing::info!(job = %id, attempt = job.attempt, "started");
+
+    let work = ex.run(
+        JobInput {
+            id,
+            attempt: job.attempt,
+            params,
+        },
+        ctx,
+    );
+    tokio::pin!(work);
+    let limit = (!job.timeout.is_zero()).then_some(job.timeout);
+    let outcome = tokio::select! {
+        r = &mut work => Outcome::Done(r),
+        _ = sleep_or_forever(limit) => {
+            stop.cancel();
+            let _ = work.await;
+            Outcome::TimedOut(job.timeout)
+        }
+        _ = release.cancelled() => {
+            stop.cancel();
+            let _ = work.await;
+            Outcome::Released
+        }
+    };
+    heart.abort();
+    let cause = *cause_rx.borrow();
+    match (cause, outcome) {
+        (Some(Cause::LeaseLost), _) => {
+            tracing::warn!(job = %id, "lease lost; this attempt writes nothing")
+        }
+        (Some(Cause::StopRequested), Outcome::Done(Err(_)))
+        | (Some(Cause::StopRequested), Outcome::TimedOut(_)) => {
+            write_until_landed(id, || b.cancel(id, &job.token)).await;
+            tracing::info!(job = %id, "canceled on request");
+        }
+        (_, outcome) => finish(&b, id, &job.token, outcome).await,
+    }
+}
+
+async fn sleep_or_forever(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => futures::future::pending().await,
+    }
+}
+
+/// Keeps the lease alive; cancels `stop` on a stop request or a lost lease.
+async fn heartbeat(
+    b: Broker,
+    id: JobId,
+    token: String,
+    every: Duration,
+    stop: CancellationToken,
+    cause: watch::Sender<Option<Cause>>,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        match b.heartbeat(id, &token).await {
+            Ok(false) => {}
+            Ok(true) => {
+                let _ = cause.send(Some(Cause::StopRequested));
+                stop.cancel();
+                // Keep the lease while the work winds down.
+            }
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(job = %id, error = %e, "heartbeat failed; retrying")
+            }
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "lease lost; stopping the work");
+                let _ = cause.send(Some(Cause::LeaseLost));
+                stop.cancel();
+                return;
+            }
+        }
+    }
+}
+
+/// Writes the attempt's end with exactly one script.
+async fn finish(b: &Broker, id: JobId, token: &str, outcome: Outcome) {
+    match outcome {
+        Outcome::Done(Ok(result)) => {
+            write_until_landed(id, || b.complete(id, token, &result)).await;
+            tracing::info!(job = %id, "completed");
+        }
+        Outcome::Done(Err(JobError::TimedOut(msg))) => {
+            let s = write_until_landed(id, || b.timeout(id, token, &msg)).await;
+            tracing::info!(job = %id, status = ?s, error = %msg, "timed out");
+        }
+        Outcome::TimedOut(limit) => {
+            let msg = format!("timed out after {}", humantime::format_duration(limit));
+            let s = write_until_landed(id, || b.timeout(id, token, &msg)).await;
+            tracing::info!(job = %id, status = ?s, "timed out");
+        }
+        Outcome::Done(Err(e)) => {
+            let retryable = matches!(e, JobError::Retry(_) | JobError::Stopped);
+            let msg = e.to_string();
+            let s = write_until_landed(id, || b.fail(id, token, &msg, retryable)).await;
+            tracing::info!(job = %id, status = ?s, error = %e, "failed");
+        }
+        Outcome::Released => {
+            let s = write_until_landed(id, || b.release(id, token)).await;
+            tracing::info!(job = %id, status = ?s, "handed back");
+        }
+    }
+}
+
+/// Retries a closing write while Redis is away; gives up (and logs) on any other refusal,
+/// such as a stale lease: then another attempt owns the job and this one must not write.
+async fn write_until_landed<T, F, Fut>(id: JobId, mut write: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match write().await {
+            Ok(v) => return Some(v),
+            Err(e)
+                if e.is_unavailable()
+                    || matches!(&e, Error::Redis(r) if r.code() == Some("OOM")) =>
+            {
+                tracing::warn!(job = %id, error = %e, "result not written yet; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "result refused");
+                return None;
+            }
+        }
+    }
+}

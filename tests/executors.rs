@@ -1,0 +1,361 @@
+//! The executor runtime and the command executor, with real Redis and real child processes.
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use broker::{Broker, JobId, Status};
+use executors::command::{CommandConfig, CommandExecutor};
+use executors::Options;
+use serde_json::{json, Value};
+
+use crate::harness::{broker, job, TestRedis};
+
+const ACTIONS: &str = r#"
+[actions.cat]
+argv = ["cat"]
+
+[actions.hello]
+argv = ["echo", "hello {name}"]
+params = "none"
+
+[actions.true]
+argv = ["true"]
+params = "none"
+
+[actions.boom]
+argv = ["sh", "-c", "echo boom >&2; exit 3"]
+params = "none"
+
+[actions.tree]
+argv = ["sh", "-c", "sleep 600 & echo $! > {dir}/grandchild.pid; echo $$ > {dir}/child.pid; wait"]
+params = "none"
+
+[actions.sleep]
+argv = ["sleep", "{seconds}"]
+params = "none"
+
+[actions.slow_then_done]
+argv = ["sh", "-c", "sleep {seconds}; echo '{{\"done\": true}}'"]
+params = "none"
+"#;
+
+fn actions() -> CommandConfig {
+    CommandConfig::parse(ACTIONS).expect("test actions")
+}
+
+/// An in-process command executor; returns the handle to stop it (graceful) and its task.
+fn start_executor(
+    b: &Broker,
+    tweak: impl FnOnce(&mut Options),
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut opts = Options::new(b.config(), "command");
+    opts.heartbeat = Duration::from_millis(200);
+    tweak(&mut opts);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let b = b.clone();
+    let task = tokio::spawn(async move {
+        executors::run(b, Arc::new(CommandExecutor::new(actions())), opts, rx)
+            .await
+            .unwrap();
+    });
+    (tx, task)
+}
+
+async fn submit(b: &Broker, params: Value, tweak: impl FnOnce(&mut broker::NewJob)) -> JobId {
+    let mut nj = b.new_job("command", params);
+    tweak(&mut nj);
+    b.submit(&nj).await.unwrap().0
+}
+
+async fn wait_status(b: &Broker, id: JobId, want: Status, within: Duration) -> broker::Job {
+    let deadline = Instant::now() + within;
+    loop {
+        let j = job(b, id).await;
+        if j.status == want {
+            return j;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} is {} after {within:?}, not {want}: {:?}",
+            j.status,
+            j.error
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// True while `pid` is a live process (a zombie counts as dead).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn a_command_runs_and_its_result_is_stored() {
+    let redis = TestRedis::start();
+    let b = broker(&redis, |_| {});
+    let (_stop, _task) = start_executor(&b, |_| {});
+    let id = submit(&b, json!({"action": "cat", "x": [1, 2]}), |_| {}).await;
+    let j = wait_status(&b, id, Status::Completed, Duration::from_secs(5)).await;
+    assert_eq!(
+        j.result,
+        Some(json!({"action": "cat", "x": [1, 2]})),
+        "stdout JSON is the result"
+    );
+    let id = submit(
+        &b,
+        json!({"action": "hello", "name": "a b; rm -rf /"}),
+        |_| {},
+    )
+    .await;
+    let j = wait_status(&b, id, Status::Completed, Duration::from_secs(5)).await;
+    assert_eq!(
+        j.result,
+        Some(json!("hello a b; rm -rf /\n")),
+        "text stays text; the param is one argument"
+    );
+    let id = submit(&b, json!({"action": "nope"}), |_| {}).await;
+    let j = wait_status(&b, id, Status::Failed, Duration::from_secs(5)).await;
+    assert!(j.error.unwrap_or_default().contains("unknown action"));
+    assert_eq!(j.attempt, 1, "a bad action is not retried");
+}
+
+#[tokio::test]
+async fn stop_kills_the_child_and_its_grandchildren_within_a_second() {
+    let redis = TestRedis::start();
+    let b = broker(&redis, |_| {});
+    let (_stop, _task) = start_executor(&b, |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let id = submit(&b, json!({"action": "tree", "dir": d}), |_| {}).await;
+    wait_status(&b, id, Status::Running, Duration::from_secs(5)).await;
+    let (child, grandchild) = (
+        dir.path().join("child.pid"),
+        dir.path().join("grandchild.pid"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(child.exists() && grandchild.exists()) {
+        assert!(Instant::now() < deadline, "the child never wrote its pids");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pids = [read(&child), read(&grandchild)];
+    assert!(pids.iter().all(|p| alive(p)));
+    let t0 = Instant::now();
+    assert_eq!(b.stop(id).await.unwrap(), Status::Running);
+    wait_status(&b, id, Status::Canceled, Duration::from_secs(2)).await;
+    let took = t0.elapsed();
+    println!("stop -> CANCELED in {took:?}");
+    assert!(took < Duration::from_secs(1), "stop took {took:?}");
+    for p in &pids {
+        assert!(!alive(p), "process {p} survived the stop");
+    }
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_job_over_its_timeout_is_timed_out_and_its_child_killed() {
+    let redis = TestRedis::start();
+    let b = broker(&redis, |_| {});
+    let (_stop, _task) = start_executor(&b, |_| {});
+    let id = submit(&b, json!({"action": "sleep", "seconds": 600}), |j| {
+        j.timeout = Duration::from_millis(500);
+        j.max_attempts = 1;
+    })
+    .await;
+    let j = wait_status(&b, id, Status::TimedOut, Duration::from_secs(5)).await;
+    assert!(j.error.unwrap_or_default().contains("timed out after"));
+    let sleeping = Command::new("pgrep")
+        .args(["-f", "^sleep 600$"])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    assert!(
+        sleeping.is_empty()
+            || String::from_utf8_lossy(&sleeping)
+                .lines()
+                .all(|p| !alive(p)),
+        "the child survived its timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_command_is_retried_with_backoff_then_failed() {
+    let redis = TestRedis::start();
+    let b = broker(&redis, |_| {});
+    let (_stop, _task) = start_executor(&b, |_| {});
+    let id = submit(&b, json!({"action": "boom"}), |j| {
+        j.max_attempts = 3;
+        j.backoff = Duration::from_millis(200);
+    })
+    .await;
+    let t0 = Instant::now();
+    let j = wait_status(&b, id, Status::Failed, Duration::from_secs(10)).await;
+    let took = t0.elapsed();
+    assert_eq!(j.attempt, 3);
+    let err = j.error.unwrap_or_default();
+    assert!(
+        err.contains("exit status: 3") && err.contains("boom"),
+        "{err}"
+    );
+    // Backoff 200 ms then 400 ms (promoted by the executor's own tick, once a second).
+    assert!(
+        took >= Duration::from_millis(600),
+        "retried too soon: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_jobs_through_two_executors_complete_exactly_once() {
+    let redis = TestRedis::start();
+    let b = broker(&redis, |c| c.pool_size = 32);
+    let jobs: Vec<_> = (0..1000)
+        .map(|i| b.new_job("command", json!({"action": "true", "i": i})))
+        .collect();
+    let mut conn = b.conn().await.unwrap();
+    let ids = b.scripts().submit_many(&mut *conn, &jobs).await.unwrap();
+    drop(conn);
+    let t0 = Instant::now();
+    let a = start_executor(&b, |o| o.exec_size = 10);
+    let c = start_executor(&b, |o| o.exec_size = 10);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done: u64 = redis
+            .cli(&["HGET", "stats", "completed:command"])
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if done == 1000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {done} of 1000 completed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = t0.elapsed();
+    println!(
+        "1000 `true` jobs through 2 command executors: {:.0} jobs/s",
+        1000.0 / took.as_secs_f64()
+    );
+    for (id, _) in &ids {
+        let j = job(&b, *id).await;
+        assert_eq!((j.status, j.attempt), (Status::Completed, 1), "job {id}");
+    }
+    assert_eq!(
+        redis.cli(&["HGET", "stats", "claimed:command"]).trim(),
+        "1000",
+        "each claimed once"
+    );
+    let workers: std::collections::HashSet<String> = {
+        let mut w = std::collections::HashSet::new();
+        for (id, _) in &ids {
+            w.insert(job(&b, *id).await.field("worker").unwrap_or("").to_string());
+        }
+        w
+    };
+    assert_eq!(workers.len(), 2, "both executors took part");
+    for (tx, task) in [a, c] {
+        let _ = tx.send(true);
+        task.await.unwrap();
+    }
+}
+
+fn spawn_binary(redis: &TestRedis, config: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_sluice-command"))
+        .args(["--config", &config.display().to_string()])
+        .args(extra)
+        .env_remove("SLUICE_CONFIG")
+        .env("SLUICE_REDIS_URL", &redis.url)
+        .env("SLUICE_LEASE", "1s")
+        .env("SLUICE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sluice-command")
+}
+
+#[tokio::test]
+async fn kill_9_of_an_executor_mid_job_completes_on_another_after_the_lease() {
+    let redis = TestRedis::start();
+    let b = broker(&redis, |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("actions.toml");
+    std::fs::write(&config, ACTIONS).unwrap();
+    let mut first = spawn_binary(&redis, &config, &[]);
+    let id = submit(
+        &b,
+        json!({"action": "slow_then_done", "seconds": 1}),
+        |_| {},
+    )
+    .await;
+    let j = wait_status(&b, id, Status::Running, Duration::from_secs(10)).await;
+    let first_worker = j.field("worker").unwrap_or("").to_string();
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let mut second = spawn_binary(&redis, &config, &[]);
+    let j = wait_status(&b, id, Status::Completed, Duration::from_secs(15)).await;
+    second.kill().ok();
+    second.wait().ok();
+    assert_eq!(j.attempt, 2, "the second attempt finished it");
+    assert_ne!(j.field("worker").unwrap_or(""), first_worker);
+    assert_eq!(j.result, Some(json!({"done": true})));
+}
+
+#[tokio::test]
+async fn sigterm_lets_short_jobs_finish_and_hands_long_ones_back() {
+    let redis = TestRedis::start();
+    let b = broker(&redis, |_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("actions.toml");
+    std::fs::write(&config, ACTIONS).unwrap();
+    let mut exec = spawn_binary(&redis, &config, &["--grace", "2s"]);
+    let short = submit(
+        &b,
+        json!({"action": "slow_then_done", "seconds": 1}),
+        |_| {},
+    )
+    .await;
+    let long = submit(&b, json!({"action": "sleep", "seconds": 600}), |_| {}).await;
+    wait_status(&b, short, Status::Running, Duration::from_secs(10)).await;
+    wait_status(&b, long, Status::Running, Duration::from_secs(10)).await;
+    let t0 = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &exec.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = exec.wait().unwrap();
+    let took = t0.elapsed();
+    assert_eq!(status.code(), Some(0), "graceful shutdown exits 0");
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    assert_eq!(
+        job(&b, short).await.status,
+        Status::Completed,
+        "the short job finished in the grace period"
+    );
+    let l = job(&b, long).await;
+    assert_eq!(
+        (l.status, l.attempt),
+        (Status::Pending, 0),
+        "the long job was handed back, attempt not counted"
+    );
+    assert_eq!(
+        redis.cli(&["LRANGE", "queue:command", "0", "-1"]).trim(),
+        long.to_string()
+    );
+}
