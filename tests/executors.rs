@@ -9,7 +9,7 @@ use executors::command::{CommandConfig, CommandExecutor};
 use executors::Options;
 use serde_json::{json, Value};
 
-use crate::harness::{broker, job, TestRedis};
+use crate::harness::{broker, job, Proc, TestRedis};
 
 const ACTIONS: &str = r#"
 [actions.cat]
@@ -275,18 +275,20 @@ async fn a_thousand_jobs_through_two_executors_complete_exactly_once() {
     }
 }
 
-fn spawn_binary(redis: &TestRedis, config: &Path, extra: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_sluice-command"))
-        .args(["--config", &config.display().to_string()])
-        .args(extra)
-        .env_remove("SLUICE_CONFIG")
-        .env("SLUICE_REDIS_URL", &redis.url)
-        .env("SLUICE_LEASE", "1s")
-        .env("SLUICE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sluice-command")
+fn spawn_binary(redis: &TestRedis, config: &Path, extra: &[&str]) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_sluice-command"))
+            .args(["--config", &config.display().to_string()])
+            .args(extra)
+            .env_remove("SLUICE_CONFIG")
+            .env("SLUICE_REDIS_URL", &redis.url)
+            .env("SLUICE_LEASE", "1s")
+            .env("SLUICE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sluice-command"),
+    )
 }
 
 #[tokio::test]

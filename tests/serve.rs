@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::json;
 
-use crate::harness::TestRedis;
+use crate::harness::{Proc, TestRedis};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -19,16 +19,18 @@ fn free_port() -> u16 {
 async fn sigterm_ends_streams_and_exits_zero() {
     let redis = TestRedis::start();
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("serve")
-        .env_remove("SLUICE_CONFIG")
-        .env("SLUICE_REDIS_URL", &redis.url)
-        .env("SLUICE_PORT", port.to_string())
-        .env("SLUICE_AUTH", "off")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start sluice serve");
+    let mut child = Proc(
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("serve")
+            .env_remove("SLUICE_CONFIG")
+            .env("SLUICE_REDIS_URL", &redis.url)
+            .env("SLUICE_PORT", port.to_string())
+            .env("SLUICE_AUTH", "off")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sluice serve"),
+    );
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(10);
