@@ -20,7 +20,15 @@ struct Cli {
     #[arg(long, global = true)]
     prefix: Option<String>,
     #[command(subcommand)]
-    command: Command,
+    command: Top,
+}
+
+#[derive(clap::Subcommand)]
+enum Top {
+    #[command(flatten)]
+    Broker(Command),
+    /// Measure the executor runtime and the command executor (see README).
+    BenchExecutors(executors::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +67,9 @@ fn run(args: Cli) -> Result<(), Error> {
             let mut signals = signals;
             signals.next().await;
         };
-        dispatch(Broker::new(config)?, args.command, shutdown).await
+        match args.command {
+            Top::Broker(command) => dispatch(Broker::new(config)?, command, shutdown).await,
+            Top::BenchExecutors(a) => executors::bench::run(config, a).await,
+        }
     })
 }

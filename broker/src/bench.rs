@@ -58,7 +58,8 @@ pub struct BenchArgs {
 }
 
 /// A redis-server the bench started; killed on drop.
-struct PrivateRedis {
+#[derive(Debug)]
+pub struct PrivateRedis {
     child: Child,
     dir: std::path::PathBuf,
 }
@@ -71,7 +72,11 @@ impl Drop for PrivateRedis {
     }
 }
 
-fn start_redis(mode: &str, port: u16) -> Result<PrivateRedis, Error> {
+/// Starts a private redis-server on 127.0.0.1:`port`: `aof` (everysec), `always` or `mem`.
+///
+/// # Errors
+/// An unknown mode, or redis-server not starting.
+pub fn start_redis(mode: &str, port: u16) -> Result<PrivateRedis, Error> {
     let persist: &[&str] = match mode {
         "aof" => &["--appendonly", "yes", "--appendfsync", "everysec"],
         "always" => &["--appendonly", "yes", "--appendfsync", "always"],
@@ -168,11 +173,16 @@ pub async fn run(b: Broker, args: BenchArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn rate(n: usize, t: Duration) -> f64 {
+/// Jobs per second.
+pub fn rate(n: usize, t: Duration) -> f64 {
     n as f64 / t.as_secs_f64().max(1e-9)
 }
 
-async fn wait_ready(b: &Broker) -> Result<(), Error> {
+/// Waits up to 10 s for Redis to answer.
+///
+/// # Errors
+/// The last error when it never does.
+pub async fn wait_ready(b: &Broker) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match b.ping().await {

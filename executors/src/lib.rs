@@ -4,9 +4,11 @@
 //!
 //! - [`runtime`]: the claim loop (claim, run at most `exec_size`, heartbeat, timeout, stop,
 //!   complete or fail, graceful shutdown). An executor kind implements [`Executor`].
+//! - [`bench`]: `sluice bench-executors`.
 //! - [`command`]: the `command` kind: runs programs from a config of actions (no shell).
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod command;
 pub mod runtime;
 

@@ -1,0 +1,173 @@
+//! `sluice bench-executors`: jobs/s through the runtime with an in-process no-op executor,
+//! jobs/s through the command executor running `true`, and pickup latency of an idle
+//! executor (submit-call start to the job's start in the executor), on a private
+//! redis-server with AOF everysec (see `broker::bench`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use broker::bench::{rate, start_redis, wait_ready};
+use broker::{Broker, Config, Error};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+use crate::command::{CommandConfig, CommandExecutor};
+use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput, Options};
+
+/// Arguments of `sluice bench-executors`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// No-op jobs through the in-process executor.
+    #[arg(long, default_value_t = 20_000)]
+    pub jobs: usize,
+    /// `true` jobs through the command executor.
+    #[arg(long, default_value_t = 3_000)]
+    pub commands: usize,
+    /// Pickup-latency samples.
+    #[arg(long, default_value_t = 500)]
+    pub samples: usize,
+    /// Jobs run at once per executor.
+    #[arg(long, default_value_t = 10)]
+    pub exec_size: usize,
+    /// Jobs claimed per round.
+    #[arg(long, default_value_t = 10)]
+    pub pick_size: usize,
+    /// Port of the private redis-server.
+    #[arg(long, default_value_t = 6394)]
+    pub port: u16,
+}
+
+/// Completes every job at once; optionally reports when each started.
+struct Noop(Option<mpsc::UnboundedSender<Instant>>);
+
+impl Executor for Noop {
+    fn run(&self, _job: JobInput, _ctx: JobContext) -> JobFuture {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(Instant::now());
+        }
+        Box::pin(async { Ok::<Value, JobError>(Value::Null) })
+    }
+}
+
+async fn through(
+    b: &Broker,
+    ex: Arc<dyn Executor>,
+    args: &Args,
+    kind: &str,
+    jobs: Vec<Value>,
+) -> Result<f64, Error> {
+    let n = jobs.len();
+    let requests: Vec<_> = jobs.into_iter().map(|p| b.new_job(kind, p)).collect();
+    let mut conn = b.conn().await?;
+    for chunk in requests.chunks(500) {
+        b.scripts().submit_many(&mut *conn, chunk).await?;
+    }
+    let stats = b.keys().stats();
+    let mut opts = Options::new(b.config(), kind);
+    opts.exec_size = args.exec_size;
+    opts.pick_size = args.pick_size;
+    let (tx, rx) = watch::channel(false);
+    let t0 = Instant::now();
+    let task = tokio::spawn(crate::runtime::run(b.clone(), ex, opts, rx));
+    loop {
+        let done: Option<u64> = redis::cmd("HGET")
+            .arg(&stats)
+            .arg(format!("completed:{kind}"))
+            .query_async(&mut *conn)
+            .await?;
+        if done.unwrap_or(0) as usize >= n {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(300) {
+            return Err(Error::Invalid(format!(
+                "{kind}: only {done:?} of {n} done in 300 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let t = t0.elapsed();
+    let _ = tx.send(true);
+    let _ = task.await;
+    Ok(rate(n, t))
+}
+
+async fn pickup(b: &Broker, args: &Args) -> Result<(f64, f64), Error> {
+    let (tx, mut started) = mpsc::unbounded_channel();
+    let (stop, rx) = watch::channel(false);
+    let opts = Options::new(b.config(), "pickup");
+    let task = tokio::spawn(crate::runtime::run(
+        b.clone(),
+        Arc::new(Noop(Some(tx))),
+        opts,
+        rx,
+    ));
+    let mut lat = Vec::with_capacity(args.samples);
+    for i in 0..args.samples {
+        tokio::time::sleep(Duration::from_millis(5)).await; // the executor goes idle (BLPOP)
+        let t0 = Instant::now();
+        b.submit(&b.new_job("pickup", json!(i))).await?;
+        let Some(at) = started.recv().await else {
+            break;
+        };
+        lat.push(at.duration_since(t0).as_secs_f64() * 1000.0);
+    }
+    let _ = stop.send(true);
+    let _ = task.await;
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    Ok((pct(0.5), pct(0.99)))
+}
+
+/// Runs the three measurements and prints them.
+///
+/// # Errors
+/// When Redis cannot be started, or jobs do not finish.
+pub async fn run(config: Config, args: Args) -> Result<(), Error> {
+    let _redis = start_redis("aof", args.port)?;
+    let b = Broker::new(Config {
+        redis_url: format!("redis://127.0.0.1:{}", args.port),
+        ..config
+    })?;
+    wait_ready(&b).await?;
+    println!(
+        "sluice bench-executors: redis AOF everysec, exec_size {}, pick_size {}",
+        args.exec_size, args.pick_size
+    );
+    let noop = through(
+        &b,
+        Arc::new(Noop(None)),
+        &args,
+        "noop",
+        (0..args.jobs).map(|i| json!(i)).collect(),
+    )
+    .await?;
+    println!(
+        "  {:<58} {noop:>10.0}",
+        "no-op jobs through the runtime, one executor (jobs/s)"
+    );
+    let actions = CommandConfig::parse("[actions.true]\nargv = [\"true\"]\nparams = \"none\"\n")
+        .map_err(Error::Invalid)?;
+    let cmds = (0..args.commands)
+        .map(|i| json!({"action": "true", "i": i}))
+        .collect();
+    let cmd = through(
+        &b,
+        Arc::new(CommandExecutor::new(actions)),
+        &args,
+        "command",
+        cmds,
+    )
+    .await?;
+    println!(
+        "  {:<58} {cmd:>10.0}",
+        "`true` through the command executor, one executor (jobs/s)"
+    );
+    let (p50, p99) = pickup(&b, &args).await?;
+    println!("  {:<58} {p50:>10.2}", "pickup p50, idle executor (ms)");
+    println!("  {:<58} {p99:>10.2}", "pickup p99, idle executor (ms)");
+    Ok(())
+}
