@@ -79,7 +79,11 @@ fn run(args: Args) -> Result<(), String> {
             std::process::exit(130);
         });
         let broker = Broker::new(config).map_err(|e| e.to_string())?;
-        executors::run(broker, Arc::new(CommandExecutor::new(actions)), opts, rx)
+        let executor = CommandExecutor::new(actions);
+        // Registered so the wumai and Jetstream faces can route actions here; retried by
+        // the operator's supervisor if Redis is not up yet.
+        executor.register(&broker, &opts.kind).await.map_err(|e| e.to_string())?;
+        executors::run(broker, Arc::new(executor), opts, rx)
             .await
             .map_err(|e| e.to_string())
     })

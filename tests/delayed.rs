@@ -136,3 +136,41 @@ async fn zero_backoff_retries_straight_onto_the_queue() {
     );
     assert_eq!(b.claim("x", "w", 1).await.unwrap()[0].attempt, 2);
 }
+
+#[tokio::test]
+async fn linear_backoff_waits_backoff_times_the_attempt() {
+    let redis = TestRedis::start();
+    let b = broker(&redis, |c| {
+        c.max_attempts = 4;
+        c.backoff = Duration::from_millis(100);
+    });
+    let mut nj = b.new_job("x", json!(0));
+    nj.extra.push(("backoff_mode".into(), "linear".into()));
+    let (id, _) = b.submit(&nj).await.unwrap();
+    let mut delays = Vec::new();
+    for _ in 0..3 {
+        let c = loop {
+            b.tick().await.unwrap();
+            if let Some(c) = b.claim("x", "w", 1).await.unwrap().pop() {
+                break c;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let t = broker::scripts::unix_ms(SystemTime::now()) as f64;
+        assert_eq!(
+            b.fail(id, &c.token, "again", true).await.unwrap(),
+            Status::Scheduled
+        );
+        let due: f64 = redis
+            .cli(&["ZSCORE", "delayed", &id.to_string()])
+            .trim()
+            .parse()
+            .unwrap();
+        delays.push(((due - t) / 100.0).round() as i64);
+    }
+    assert_eq!(
+        delays,
+        [1, 2, 3],
+        "linear: 100, 200, 300 ms (exponential would be 100, 200, 400)"
+    );
+}

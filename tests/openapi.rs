@@ -58,6 +58,8 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("get", "/metrics"),
         ("get", "/openapi.json"),
         ("get", "/apidocs"),
+        ("post", "/"),
+        ("post", "/api/v1/new-run/"),
     ];
     for (m, p) in routes {
         assert!(

@@ -5,6 +5,7 @@
 mod harness;
 
 mod cli; // the `sluice` binary: one clear line and a non-zero exit on errors
+mod compat; // the wumai and Jetstream Centro faces
 mod delayed; // run_at, retry backoff and promote
 mod events; // the capped event streams a job leaves behind
 mod executors; // the runtime and the command executor, real child processes

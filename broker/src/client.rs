@@ -258,6 +258,31 @@ impl Broker {
         })
     }
 
+    /// Registers action names as run by executor `kind` (HSET actions), so that the wumai
+    /// and Jetstream faces can route `{"action": NAME}` to it.
+    ///
+    /// # Errors
+    /// Redis errors; [`Error::Invalid`] for a bad kind.
+    pub async fn register_actions(&self, kind: &str, names: &[String]) -> Result<(), Error> {
+        validate_executor(kind)?;
+        if names.is_empty() {
+            return Ok(());
+        }
+        let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), kind)).collect();
+        let mut c = self.conn().await?;
+        let () = c.hset_multiple(self.keys().actions(), &pairs).await?;
+        Ok(())
+    }
+
+    /// The executor kind registered for an action, if any.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn action_kind(&self, name: &str) -> Result<Option<String>, Error> {
+        let mut c = self.conn().await?;
+        Ok(c.hget(self.keys().actions(), name).await?)
+    }
+
     /// Stops a job (`lua/stop.lua`): CANCELED at once if waiting, else a stop request.
     ///
     /// # Errors

@@ -118,8 +118,15 @@ impl Serialize for Status {
     }
 }
 
-/// Extra `job_N` fields a submit may set, besides the ones every job has.
-pub const EXTRA_FIELDS: [&str; 4] = ["cluster", "workflow", "depends_on", "restart"];
+/// Extra `job_N` fields a submit may set, besides the ones every job has. `backoff_mode`
+/// "linear" makes retry n wait backoff × n (wumai's try_period) instead of backoff × 2^(n−1).
+pub const EXTRA_FIELDS: [&str; 5] = [
+    "cluster",
+    "workflow",
+    "depends_on",
+    "restart",
+    "backoff_mode",
+];
 
 /// What a submit asks for. Defaults for the durations and attempts come from the config.
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@
 //! | `delayed` | zset | SCHEDULED jobs (run_at or retry backoff), scored by due unix ms |
 //! | `leases` | zset | RUNNING jobs, scored by lease deadline unix ms |
 //! | `events` | stream | state and progress events of every job, capped with `MAXLEN ~` |
+//! | `actions` | hash | action name -> executor kind that runs it (registered by executors) |
 //! | `stats` | hash | counters: `<event>:<executor>`, claim wait buckets (for `/metrics`) |
 //! | `start`, `stop` | list | Stand's queues; `stop` is also the pub/sub channel of stop requests |
 //! | `cluster_N` | hash | Stand cluster records |
@@ -80,6 +81,11 @@ impl Keys {
     /// `events`: the global event stream.
     pub fn events(&self) -> String {
         format!("{}events", self.prefix)
+    }
+
+    /// `actions`: action name -> executor kind, registered by executors at start.
+    pub fn actions(&self) -> String {
+        format!("{}actions", self.prefix)
     }
 
     /// `stats`: event counters and claim-wait buckets; lua/includes/emit.lua derives it from

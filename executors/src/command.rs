@@ -166,6 +166,17 @@ impl CommandExecutor {
     }
 }
 
+impl CommandExecutor {
+    /// Registers this config's action names for `kind` (see `Broker::register_actions`).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn register(&self, b: &broker::Broker, kind: &str) -> Result<(), broker::Error> {
+        let names: Vec<String> = self.config.actions.keys().cloned().collect();
+        b.register_actions(kind, &names).await
+    }
+}
+
 impl Executor for CommandExecutor {
     fn run(&self, job: JobInput, ctx: JobContext) -> JobFuture {
         let config = self.config.clone();

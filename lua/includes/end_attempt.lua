@@ -1,6 +1,7 @@
 --[[
   Function to end a failed attempt (fail.lua, timeout.lua, reap.lua): retry when attempts are
   left and the error is retryable (after backoff * 2^(attempt-1) ms in the delayed set, or
+  backoff * attempt when the job's backoff_mode is "linear" as wumai's try_period was, or
   straight back on the queue when backoff is 0), else end the job with `final_status`.
   Needs includes time, emit, enqueue, finish.
   end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id, final_status,
@@ -9,7 +10,8 @@
 local function end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id,
                            final_status, err, retryable, now)
   local at = rfc3339(now)
-  local f = redis.call('HMGET', job_key, 'attempt', 'max_attempts', 'backoff', 'executor')
+  local f = redis.call('HMGET', job_key, 'attempt', 'max_attempts', 'backoff', 'executor',
+    'backoff_mode')
   local attempt, max_attempts = tonumber(f[1]) or 0, tonumber(f[2]) or 1
   local backoff, executor = tonumber(f[3]) or 0, f[4]
   redis.call('HSET', job_key, 'error', err, 'updated', at)
@@ -17,6 +19,7 @@ local function end_attempt(job_key, leases_key, delayed_key, events_key, prefix,
     redis.call('ZREM', leases_key, id)
     redis.call('HDEL', job_key, 'lease_token', 'worker')
     local delay = backoff * (2 ^ (attempt - 1))
+    if f[5] == 'linear' then delay = backoff * attempt end
     if delay > 0 then
       local due = now + delay
       redis.call('HSET', job_key, 'status', 'SCHEDULED', 'run_at', rfc3339(due))

@@ -5,10 +5,12 @@
 //! - `jobs.rs`: `POST /jobs`, `GET /jobs`, `GET /jobs/{id}`, `POST /jobs/{id}/{action}`
 //! - `events.rs`: `GET /jobs/{id}/events` (server-sent events)
 //! - `ops.rs`: `GET /healthz`, `GET /metrics`
+//! - `compat/`: the wumai (`POST /`) and Jetstream Centro (`POST /api/v1/new-run/`) faces
 //! - `openapi.rs`: `GET /openapi.json` (generated) and `GET /apidocs`
 //! - `auth.rs`: API keys (bearer or basic); `errors.rs`: the one rejection handler
 
 pub mod auth;
+pub mod compat;
 pub mod errors;
 pub mod events;
 pub mod jobs;
@@ -143,6 +145,21 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         .and(warp::any().map(move || handle.clone()))
         .and_then(ops::metrics);
 
+    let wumai = warp::path::end()
+        .and(warp::post())
+        .and(broker.clone())
+        .and(who.clone())
+        .and(warp::header::optional::<String>("x-request-id"))
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::body::bytes())
+        .and_then(compat::wumai::post);
+    let jetstream = warp::path!("api" / "v1" / "new-run")
+        .and(warp::post())
+        .and(broker.clone())
+        .and(who.clone())
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::body::bytes())
+        .and_then(compat::jetstream::new_run);
     let openapi = warp::path!("openapi.json")
         .and(warp::get())
         .and_then(openapi::openapi_json);
@@ -193,6 +210,10 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         .or(openapi)
         .unify()
         .or(apidocs)
+        .unify()
+        .or(wumai)
+        .unify()
+        .or(jetstream)
         .unify()
         .recover(errors::handle_rejection)
         .unify()

@@ -57,6 +57,8 @@ pub struct Health {
         crate::http::ops::metrics,
         openapi_json,
         apidocs,
+        crate::http::compat::wumai::post,
+        crate::http::compat::jetstream::new_run,
     ),
     components(schemas(Moved, ErrorBody, ErrorDetail, Health)),
     modifiers(&BearerAuth)
