@@ -79,6 +79,7 @@ fn run(args: Args) -> Result<(), String> {
             std::process::exit(130);
         });
         let broker = Broker::new(config).map_err(|e| e.to_string())?;
+        broker.check_eviction_policy().await.map_err(|e| e.to_string())?;
         let executor = CommandExecutor::new(actions);
         // Registered so the wumai and Jetstream faces can route actions here; retried by
         // the operator's supervisor if Redis is not up yet.

@@ -96,3 +96,34 @@ async fn sigterm_ends_streams_and_exits_zero() {
         "the job is untouched"
     );
 }
+
+#[test]
+fn serve_refuses_a_redis_that_may_evict_jobs() {
+    let redis = TestRedis::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+    let run = |allow: &str| {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("serve")
+            .env_remove("SLUICE_CONFIG")
+            .env("SLUICE_REDIS_URL", &redis.url)
+            .env("SLUICE_PORT", free_port().to_string())
+            .env("SLUICE_ALLOW_EVICTION", allow)
+            .env("SLUICE_AUTH", "off")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sluice serve")
+    };
+    let out = run("off").wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("maxmemory-policy is allkeys-lru") && err.contains("noeviction"),
+        "{err}"
+    );
+    // Allowed explicitly: it starts (and is stopped here).
+    let mut child = Proc(run("on"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "with SLUICE_ALLOW_EVICTION=on it runs"
+    );
+}

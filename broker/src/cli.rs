@@ -446,6 +446,7 @@ async fn serve(
     b: Broker,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    b.check_eviction_policy().await?;
     let addr = format!("{}:{}", b.config().bind, b.config().port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await

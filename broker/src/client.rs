@@ -138,6 +138,39 @@ impl Broker {
         Ok(())
     }
 
+    /// Refuses a Redis that could evict job keys: `maxmemory-policy` must be `noeviction`
+    /// (a broker must never silently lose a job), unless `allow_eviction` is set. Where
+    /// `CONFIG GET` is disabled (managed Redis) or Redis is not up yet, it only warns.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the policy and the way out.
+    pub async fn check_eviction_policy(&self) -> Result<(), Error> {
+        let policy: Result<Vec<String>, Error> = async {
+            let mut c = self.conn().await?;
+            Ok(redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("maxmemory-policy")
+                .query_async(&mut *c)
+                .await?)
+        }
+        .await;
+        match policy.as_deref().map(|v| v.get(1).map(String::as_str)) {
+            Ok(Some("noeviction")) => Ok(()),
+            Ok(Some(p)) if !self.config.allow_eviction => Err(Error::Config(format!(
+                "Redis maxmemory-policy is {p}: it may evict jobs. Set `maxmemory-policy noeviction` \
+                 (as the shipped redis.conf does) or SLUICE_ALLOW_EVICTION=on to run anyway"
+            ))),
+            Ok(Some(p)) => {
+                tracing::warn!(policy = p, "Redis may evict jobs (allowed by allow_eviction)");
+                Ok(())
+            }
+            Ok(None) | Err(_) => {
+                tracing::warn!(error = ?policy.err().map(|e| e.to_string()), "could not read maxmemory-policy; make sure it is noeviction");
+                Ok(())
+            }
+        }
+    }
+
     /// A submit request for `executor` with the configured defaults.
     pub fn new_job(&self, executor: impl Into<String>, params: Value) -> NewJob {
         NewJob {

@@ -45,6 +45,8 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// Largest accepted HTTP body in bytes (MAX_CONTENT_LENGTH).
     pub max_content_length: u64,
+    /// Start even if Redis' maxmemory-policy could evict job keys (`SLUICE_ALLOW_EVICTION`).
+    pub allow_eviction: bool,
 }
 
 impl Default for Config {
@@ -66,12 +68,14 @@ impl Default for Config {
             pool_size: 16,
             redis_timeout: Duration::from_secs(1),
             max_content_length: 16 * 1024 * 1024,
+            allow_eviction: false,
         }
     }
 }
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 16] = [
+pub const NAMES: [&str; 17] = [
+    "allow_eviction",
     "redis_url",
     "prefix",
     "port",
@@ -185,13 +189,8 @@ impl Config {
                 })?;
                 self.bind = v.to_string();
             }
-            "auth" => {
-                self.auth = match v.to_ascii_lowercase().as_str() {
-                    "on" | "true" | "1" | "yes" => true,
-                    "off" | "false" | "0" | "no" => false,
-                    _ => return Err(format!("auth: {v:?} must be on or off")),
-                }
-            }
+            "auth" => self.auth = on_off(name, v)?,
+            "allow_eviction" => self.allow_eviction = on_off(name, v)?,
             "result_ttl" => self.result_ttl = dur()?,
             "lease" => self.lease = dur()?.max(Duration::from_millis(10)),
             "max_attempts" => self.max_attempts = num(name, v, 1u32)?,
@@ -211,6 +210,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+fn on_off(name: &str, v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("{name}: {v:?} must be on or off")),
     }
 }
 
