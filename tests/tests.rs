@@ -18,4 +18,5 @@ mod openapi; // /openapi.json matches the routes and the real responses
 mod races; // concurrent claimers never double-claim
 mod refusals; // every illegal move is refused with a typed error
 mod serve; // the sluice serve process: signals and graceful shutdown
+mod supervisor; // the supervisord stack of supervisor/ with real supervisord
 mod transitions; // the happy paths of the state machine

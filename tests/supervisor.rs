@@ -1,0 +1,216 @@
+//! The supervisord stack of supervisor/: every program comes up RUNNING, a job runs end to
+//! end, and a `kill -9` of the API or of the executor is restarted by supervisord with no
+//! job lost. The test writes its own supervisord.conf (socket, logs in a temp dir) that
+//! includes the repository's program files unchanged.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::Proc;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Stack {
+    conf: PathBuf,
+    api: String,
+    _supervisord: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new("supervisorctl")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .expect("supervisorctl (pip install supervisor)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn pid(&self, name: &str) -> String {
+        self.ctl(&["pid", name]).trim().to_string()
+    }
+
+    fn wait_running(&self, names: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.ctl(&["status"]);
+            if names.iter().all(|n| {
+                status
+                    .lines()
+                    .any(|l| l.starts_with(n) && l.contains("RUNNING"))
+            }) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not all RUNNING:\n{status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Stack {
+    /// Stops the programs through supervisord before it is killed, so a failing test leaves
+    /// no redis-server or sluice process behind.
+    fn drop(&mut self) {
+        self.ctl(&["shutdown"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self._supervisord.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn start_stack() -> Stack {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_sluice"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("log")).unwrap();
+    let conf = d.join("supervisord.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[unix_http_server]\nfile={d}/s.sock\n\n[supervisord]\nlogfile={d}/log/supervisord.log\npidfile={d}/supervisord.pid\nchildlogdir={d}/log\nnodaemon=true\n\n\
+             [rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
+             [supervisorctl]\nserverurl=unix://{d}/s.sock\n\n[include]\nfiles = {repo}/supervisor/programs/*.conf\n",
+            d = d.display(),
+            repo = repo.display()
+        ),
+    )
+    .unwrap();
+    let (redis_port, api_port) = (free_port(), free_port());
+    let supervisord = Proc(
+        Command::new("supervisord")
+            .arg("-c")
+            .arg(&conf)
+            .env_remove("SLUICE_CONFIG")
+            .env("SLUICE_RUN", d)
+            .env("SLUICE_BIN_DIR", &bin_dir)
+            .env("SLUICE_REDIS_PORT", redis_port.to_string())
+            .env("SLUICE_PORT", api_port.to_string())
+            .env("SLUICE_AUTH", "off")
+            .env("SLUICE_LEASE", "1s")
+            .env("SLUICE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("supervisord must be installed (pip install supervisor)"),
+    );
+    let stack = Stack {
+        conf,
+        api: format!("http://127.0.0.1:{api_port}"),
+        _supervisord: supervisord,
+        _dir: dir,
+    };
+    stack.wait_running(&["redis", "serve", "command:command-0"]);
+    stack
+}
+
+async fn wait_job(
+    http: &reqwest::Client,
+    api: &str,
+    id: u64,
+    want: &str,
+    within: Duration,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(r) = http.get(format!("{api}/jobs/{id}")).send().await {
+            if let Ok(j) = r.json::<Value>().await {
+                if j["status"] == want {
+                    return j;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} not {want} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_stack_comes_up_runs_jobs_and_survives_kill_9() {
+    let stack = start_stack();
+    // No pooled keep-alive connections: the API process is killed under them.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !http
+        .get(format!("{}/healthz", stack.api))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "the API never became healthy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let submit = |params: Value| {
+        let http = http.clone();
+        let api = stack.api.clone();
+        async move {
+            let r = http
+                .post(format!("{api}/jobs"))
+                .json(&json!({"executor": "command", "params": params}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
+        }
+    };
+    let id = submit(json!({"action": "hello", "name": "supervisor"})).await;
+    let j = wait_job(&http, &stack.api, id, "COMPLETED", Duration::from_secs(10)).await;
+    assert_eq!(j["result"], "hello supervisor\n");
+
+    // kill -9 the API: supervisord starts it again.
+    let api_pid = stack.pid("serve");
+    assert!(Command::new("kill")
+        .args(["-9", &api_pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(300));
+    stack.wait_running(&["serve"]);
+    assert_ne!(stack.pid("serve"), api_pid, "a new API process");
+
+    // kill -9 the executor in the middle of a job: restarted, and the job still completes.
+    let id = submit(json!({"action": "sleep", "seconds": 2})).await;
+    wait_job(&http, &stack.api, id, "RUNNING", Duration::from_secs(10)).await;
+    let exec_pid = stack.pid("command:command-0");
+    assert!(Command::new("kill")
+        .args(["-9", &exec_pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(300));
+    stack.wait_running(&["command:command-0"]);
+    assert_ne!(
+        stack.pid("command:command-0"),
+        exec_pid,
+        "a new executor process"
+    );
+    let j = wait_job(&http, &stack.api, id, "COMPLETED", Duration::from_secs(20)).await;
+    assert_eq!(
+        j["attempt"], 2,
+        "the job ran again after its lease expired; nothing was lost"
+    );
+
+    let stopped = stack.ctl(&["stop", "all"]);
+    assert!(stopped.contains("stopped"), "{stopped}");
+}
