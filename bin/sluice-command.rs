@@ -41,13 +41,6 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -62,6 +55,8 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(url) = &args.redis {
         config.set("redis_url", url)?;
     }
+    let level = std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".into());
+    let _logs = broker::logging::init(&config, "sluice-command", &level);
     let actions = CommandConfig::load(&args.config)?;
     let mut opts = Options::new(&config, &args.kind);
     opts.pick_size = args.pick_size.unwrap_or(opts.pick_size);

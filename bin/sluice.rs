@@ -33,13 +33,6 @@ enum Top {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -56,6 +49,8 @@ fn run(args: Cli) -> Result<(), Error> {
             config.set(name, v).map_err(Error::Config)?;
         }
     }
+    let level = std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".into());
+    let _logs = broker::logging::init(&config, "sluice", &level);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

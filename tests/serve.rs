@@ -127,3 +127,69 @@ fn serve_refuses_a_redis_that_may_evict_jobs() {
         "with SLUICE_ALLOW_EVICTION=on it runs"
     );
 }
+
+#[tokio::test]
+async fn json_logs_to_daily_files_with_an_access_line_per_request() {
+    let redis = TestRedis::start();
+    let logs = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Proc(
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("serve")
+            .env_remove("SLUICE_CONFIG")
+            .env("SLUICE_REDIS_URL", &redis.url)
+            .env("SLUICE_PORT", port.to_string())
+            .env("SLUICE_AUTH", "off")
+            .env("SLUICE_LOG_FORMAT", "json")
+            .env("SLUICE_LOG_DIR", logs.path())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sluice serve"),
+    );
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "sluice serve did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    http.post(format!("{base}/jobs"))
+        .header("x-request-id", "req-77")
+        .json(&json!({"executor": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    child.wait().unwrap();
+    let file = std::fs::read_dir(logs.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with("sluice.log."));
+    let text = std::fs::read_to_string(file.expect("a dated log file").path()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let access = lines
+        .iter()
+        .find(|l| l["request_id"] == "req-77")
+        .expect("an access line with the request id");
+    assert_eq!(
+        (
+            access["method"].as_str(),
+            access["path"].as_str(),
+            access["status"].as_u64()
+        ),
+        (Some("POST"), Some("/jobs"), Some(201))
+    );
+}

@@ -47,6 +47,10 @@ pub struct Config {
     pub max_content_length: u64,
     /// Start even if Redis' maxmemory-policy could evict job keys (`SLUICE_ALLOW_EVICTION`).
     pub allow_eviction: bool,
+    /// Log lines as `human` text or `json` objects (`SLUICE_LOG_FORMAT`).
+    pub log_format: String,
+    /// Write logs to daily-rotated files in this directory instead of stderr (`SLUICE_LOG_DIR`).
+    pub log_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -69,13 +73,17 @@ impl Default for Config {
             redis_timeout: Duration::from_secs(1),
             max_content_length: 16 * 1024 * 1024,
             allow_eviction: false,
+            log_format: "human".into(),
+            log_dir: None,
         }
     }
 }
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 17] = [
+pub const NAMES: [&str; 19] = [
     "allow_eviction",
+    "log_format",
+    "log_dir",
     "redis_url",
     "prefix",
     "port",
@@ -191,6 +199,13 @@ impl Config {
             }
             "auth" => self.auth = on_off(name, v)?,
             "allow_eviction" => self.allow_eviction = on_off(name, v)?,
+            "log_format" => {
+                if v != "human" && v != "json" {
+                    return Err(format!("log_format: {v:?} must be human or json"));
+                }
+                self.log_format = v.to_string();
+            }
+            "log_dir" => self.log_dir = (!v.is_empty()).then(|| v.into()),
             "result_ttl" => self.result_ttl = dur()?,
             "lease" => self.lease = dur()?.max(Duration::from_millis(10)),
             "max_attempts" => self.max_attempts = num(name, v, 1u32)?,

@@ -9,6 +9,7 @@
 //! - [`job`]: ids, statuses and the fields of the `job_N` hash.
 //! - [`scripts`]: embeds `lua/*.lua`; one typed wrapper per transition.
 //! - [`error`]: the error enum and the codes shared with the scripts.
+//! - [`logging`]: tracing set-up: human or JSON lines, stderr or daily-rotated files.
 //! - [`pool`]: the bb8-redis pool and dedicated connections for blocking reads.
 //! - [`client`]: [`Broker`], the handle the CLI, HTTP server and executors use.
 //! - [`http`]: the warp front-end of `sluice serve` (native API, auth, errors, SSE, metrics).
@@ -26,6 +27,7 @@ pub mod error;
 pub mod http;
 pub mod job;
 pub mod keys;
+pub mod logging;
 pub mod pool;
 pub mod scripts;
 
