@@ -22,31 +22,11 @@
   Event: submitted
 ]]
 local seq_key, delayed_key, events_key = KEYS[1], KEYS[2], KEYS[3]
-local prefix, executor = ARGV[1], ARGV[2]
+local prefix = ARGV[1]
 --- @include "includes/time"
 --- @include "includes/emit"
 --- @include "includes/enqueue"
+--- @include "includes/create_job"
 
-local now = now_ms()
-local at = rfc3339(now)
-local id = redis.call('INCR', seq_key)
-local job_key = prefix .. 'job_' .. id
-local run_at = tonumber(ARGV[8]) or 0
-local status = run_at > now and 'SCHEDULED' or 'PENDING'
-
-redis.call('HSET', job_key, 'id', id, 'executor', executor, 'status', status,
-  'params', ARGV[3], 'attempt', 0, 'max_attempts', ARGV[4], 'backoff', ARGV[5],
-  'timeout', ARGV[6], 'result_ttl', ARGV[7], 'owner', ARGV[9],
-  'created', at, 'updated', at)
-for i = 10, #ARGV - 1, 2 do
-  redis.call('HSET', job_key, ARGV[i], ARGV[i + 1])
-end
-
-if status == 'SCHEDULED' then
-  redis.call('HSET', job_key, 'run_at', rfc3339(run_at))
-  redis.call('ZADD', delayed_key, run_at, id)
-else
-  enqueue(prefix, id, executor, false)
-end
-emit(events_key, id, executor, 'submitted', status)
+local id, status = create_job(seq_key, delayed_key, events_key, prefix, {unpack(ARGV, 2)})
 return {1, id, status}

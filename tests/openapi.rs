@@ -60,6 +60,9 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("get", "/apidocs"),
         ("post", "/"),
         ("post", "/api/v1/new-run/"),
+        ("get", "/schedules"),
+        ("put", "/schedules/{name}"),
+        ("delete", "/schedules/{name}"),
     ];
     for (m, p) in routes {
         assert!(
@@ -75,7 +78,12 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
     let paths = doc["paths"].as_object().unwrap();
     for (path, ops) in paths {
         for method in ops.as_object().unwrap().keys() {
-            let url = api.url(&path.replace("{id}", "1").replace("{action}", "unlock"));
+            let url = api.url(
+                &path
+                    .replace("{id}", "1")
+                    .replace("{action}", "unlock")
+                    .replace("{name}", "s"),
+            );
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = http
                 .request(m, &url)

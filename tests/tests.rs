@@ -17,6 +17,7 @@ mod noscript; // scripts survive SCRIPT FLUSH
 mod openapi; // /openapi.json matches the routes and the real responses
 mod races; // concurrent claimers never double-claim
 mod refusals; // every illegal move is refused with a typed error
+mod schedules; // periodic jobs fired exactly once per tick by any number of beats
 mod serve; // the sluice serve process: signals and graceful shutdown
 mod supervisor; // the supervisord stack of supervisor/ with real supervisord
 mod transitions; // the happy paths of the state machine

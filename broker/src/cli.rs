@@ -265,6 +265,15 @@ pub enum Command {
     /// Manage API keys (stored hashed in Redis).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage periodic jobs (cron or interval).
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
+    /// Fire due periodic jobs until SIGTERM (sluice serve does this too; any number may run).
+    Beat {
+        /// How often to look for due schedules.
+        #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+        every: Duration,
+    },
     /// Submit a job; prints "ID STATUS" (or, with --wait, the finished job).
     Submit(SubmitArgs),
     /// Show one job as JSON.
@@ -366,6 +375,35 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
 }
 
+/// `sluice schedules ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum SchedulesCommand {
+    /// Add or replace a schedule; give --cron or --every.
+    Add {
+        /// Schedule name.
+        name: String,
+        /// Executor kind of the jobs.
+        #[arg(long)]
+        executor: String,
+        /// Params of the jobs (JSON).
+        #[arg(long, default_value = "{}")]
+        params: String,
+        /// Cron expression, UTC (5 fields, or 6 with seconds first), e.g. "*/5 * * * *".
+        #[arg(long, conflicts_with = "every", required_unless_present = "every")]
+        cron: Option<String>,
+        /// Interval, e.g. 30s or 1h.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        every: Option<Duration>,
+    },
+    /// List schedules with their next and last ticks.
+    List,
+    /// Remove a schedule.
+    Rm {
+        /// Schedule name.
+        name: String,
+    },
+}
+
 /// `sluice keys ...`
 #[derive(Debug, clap::Subcommand)]
 pub enum KeysCommand {
@@ -399,6 +437,15 @@ pub async fn dispatch(
     match command {
         Command::Serve => serve(b, shutdown).await,
         Command::Keys(k) => keys(&b, k).await,
+        Command::Schedules(s) => schedules(&b, s).await,
+        Command::Beat { every } => {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            let beat = tokio::spawn(crate::schedules::beat(b, every, rx));
+            shutdown.await;
+            let _ = tx.send(true);
+            let _ = beat.await;
+            Ok(())
+        }
         Command::Submit(s) => submit(&b, &s.to_job(&b)?, s.wait).await,
         Command::Status { id } => status(&b, id).await,
         Command::Stop { id } => moved(id, b.stop(id).await),
@@ -457,6 +504,52 @@ async fn serve(
     tracing::info!(%addr, auth = b.config().auth, redis = %b.config().redis_url, "serving");
     crate::http::run(listener, b, shutdown).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `sluice schedules ...`.
+async fn schedules(b: &Broker, s: SchedulesCommand) -> Result<(), Error> {
+    use crate::schedules::{self as sch, Spec};
+    match s {
+        SchedulesCommand::Add {
+            name,
+            executor,
+            params,
+            cron,
+            every,
+        } => {
+            let spec = match (cron, every) {
+                (Some(c), _) => Spec::Cron(c),
+                (None, Some(d)) => Spec::Every(d),
+                (None, None) => return Err(Error::Invalid("give --cron or --every".into())),
+            };
+            sch::add(b, &name, &executor, &json_arg("params", &params)?, &spec).await?;
+            out(format!("schedule {name} added"));
+        }
+        SchedulesCommand::List => {
+            for s in sch::list(b).await? {
+                let when = s
+                    .cron
+                    .map(|c| format!("cron {c}"))
+                    .or(s.every.map(|e| format!("every {e}")))
+                    .unwrap_or_default();
+                out(format!(
+                    "{:<20} {:<12} {:<22} next {}  last {}",
+                    s.name,
+                    s.executor,
+                    when,
+                    s.next_tick.unwrap_or_default(),
+                    s.last_tick.unwrap_or_else(|| "-".into())
+                ));
+            }
+        }
+        SchedulesCommand::Rm { name } => {
+            if !sch::remove(b, &name).await? {
+                return Err(Error::Invalid(format!("no schedule named {name:?}")));
+            }
+            out(format!("schedule {name} removed"));
+        }
+    }
     Ok(())
 }
 

@@ -10,6 +10,8 @@
 //! | `leases` | zset | RUNNING jobs, scored by lease deadline unix ms |
 //! | `events` | stream | state and progress events of every job, capped with `MAXLEN ~` |
 //! | `actions` | hash | action name -> executor kind that runs it (registered by executors) |
+//! | `schedules` | zset | periodic schedule names scored by their next tick (unix ms) |
+//! | `schedule:<name>` | hash | a schedule: executor, params (JSON), cron or every, ... |
 //! | `stats` | hash | counters: `<event>:<executor>`, claim wait buckets (for `/metrics`) |
 //! | `start`, `stop` | list | Stand's queues; `stop` is also the pub/sub channel of stop requests |
 //! | `cluster_N` | hash | Stand cluster records |
@@ -86,6 +88,16 @@ impl Keys {
     /// `actions`: action name -> executor kind, registered by executors at start.
     pub fn actions(&self) -> String {
         format!("{}actions", self.prefix)
+    }
+
+    /// `schedules`: schedule names by next tick.
+    pub fn schedules(&self) -> String {
+        format!("{}schedules", self.prefix)
+    }
+
+    /// `schedule:<name>`: one schedule's definition.
+    pub fn schedule(&self, name: &str) -> String {
+        format!("{}schedule:{name}", self.prefix)
     }
 
     /// `stats`: event counters and claim-wait buckets; lua/includes/emit.lua derives it from

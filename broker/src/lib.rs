@@ -7,6 +7,7 @@
 //! - [`keys`]: the key schema (`job_N`, `queue:<executor>`, `leases`, ...); the only place that
 //!   formats key names.
 //! - [`job`]: ids, statuses and the fields of the `job_N` hash.
+//! - [`schedules`]: periodic jobs and the beat loop (`lua/fire.lua`).
 //! - [`scripts`]: embeds `lua/*.lua`; one typed wrapper per transition.
 //! - [`error`]: the error enum and the codes shared with the scripts.
 //! - [`logging`]: tracing set-up: human or JSON lines, stderr or daily-rotated files.
@@ -29,6 +30,7 @@ pub mod job;
 pub mod keys;
 pub mod logging;
 pub mod pool;
+pub mod schedules;
 pub mod scripts;
 
 pub use client::{Broker, Event, ListFilter, Page};

@@ -20,7 +20,11 @@ use crate::job::{encode, JobId, NewJob, Status};
 use crate::keys::Keys;
 
 /// The helper functions scripts pull in with `--- @include "includes/<name>"`.
-const INCLUDES: [(&str, &str); 6] = [
+const INCLUDES: [(&str, &str); 7] = [
+    (
+        "create_job",
+        include_str!("../../lua/includes/create_job.lua"),
+    ),
     ("time", include_str!("../../lua/includes/time.lua")),
     ("emit", include_str!("../../lua/includes/emit.lua")),
     ("enqueue", include_str!("../../lua/includes/enqueue.lua")),
@@ -36,7 +40,8 @@ const INCLUDES: [(&str, &str); 6] = [
 ];
 
 /// Every transition script, by name (the file `lua/<name>.lua`).
-pub const SOURCES: [(&str, &str); 15] = [
+pub const SOURCES: [(&str, &str); 16] = [
+    ("fire", include_str!("../../lua/fire.lua")),
     ("submit", include_str!("../../lua/submit.lua")),
     ("claim", include_str!("../../lua/claim.lua")),
     ("heartbeat", include_str!("../../lua/heartbeat.lua")),
@@ -104,6 +109,7 @@ pub struct Reaped {
 #[derive(Debug)]
 pub struct Scripts {
     keys: Keys,
+    fire: Script,
     submit: Script,
     claim: Script,
     heartbeat: Script,
@@ -212,6 +218,7 @@ impl Scripts {
     pub fn new(keys: Keys) -> Self {
         Self {
             keys,
+            fire: script("fire"),
             submit: script("submit"),
             claim: script("claim"),
             heartbeat: script("heartbeat"),
@@ -254,8 +261,9 @@ impl Scripts {
             .collect()
     }
 
-    fn all(&self) -> [&Script; 15] {
+    fn all(&self) -> [&Script; 16] {
         [
+            &self.fire,
             &self.submit,
             &self.claim,
             &self.heartbeat,
@@ -274,18 +282,13 @@ impl Scripts {
         ]
     }
 
-    fn submit_call(&self, job: &NewJob) -> Result<ScriptInvocation<'_>, Error> {
-        let k = &self.keys;
+    /// Appends a job's ARGV in the order of `lua/includes/create_job.lua`.
+    fn job_args(inv: &mut ScriptInvocation<'_>, job: &NewJob) -> Result<(), Error> {
         let run_at = job
             .run_at
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, ms);
-        let mut inv = self.submit.prepare_invoke();
-        inv.key(k.job_seq())
-            .key(k.delayed())
-            .key(k.events())
-            .arg(k.prefix())
-            .arg(&job.executor)
+        inv.arg(&job.executor)
             .arg(encode(&job.params)?)
             .arg(job.max_attempts)
             .arg(ms(job.backoff))
@@ -296,7 +299,50 @@ impl Scripts {
         for (f, v) in &job.extra {
             inv.arg(f).arg(v);
         }
+        Ok(())
+    }
+
+    fn submit_call(&self, job: &NewJob) -> Result<ScriptInvocation<'_>, Error> {
+        let k = &self.keys;
+        let mut inv = self.submit.prepare_invoke();
+        inv.key(k.job_seq())
+            .key(k.delayed())
+            .key(k.events())
+            .arg(k.prefix());
+        Self::job_args(&mut inv, job)?;
         Ok(inv)
+    }
+
+    /// Runs `lua/fire.lua`: fires schedule `name` for `tick` (the due time read from the
+    /// `schedules` zset) and moves it to `next`, creating `job` — unless another beat
+    /// process fired that tick first.
+    ///
+    /// # Returns
+    /// The new job, or None when this tick was not this caller's to fire.
+    pub async fn fire<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        name: &str,
+        tick: u64,
+        next: u64,
+        job: &NewJob,
+    ) -> Result<Option<(JobId, Status)>, Error> {
+        let k = &self.keys;
+        let mut inv = self.fire.prepare_invoke();
+        inv.key(k.schedules())
+            .key(k.job_seq())
+            .key(k.delayed())
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(name)
+            .arg(tick)
+            .arg(next);
+        Self::job_args(&mut inv, job)?;
+        let v: Value = inv.invoke_async(c).await?;
+        match Reply::parse("fire", v.clone())?.code {
+            0 => Ok(None),
+            _ => Self::submitted(v).map(Some),
+        }
     }
 
     fn submitted(v: Value) -> Result<(JobId, Status), Error> {
@@ -776,7 +822,9 @@ mod header_tests {
             .collect()
     }
 
-    /// Number of `.key(` calls in the Rust wrapper of `name` in this file.
+    /// Number of `.key(` calls in the Rust wrapper of `name` in this file: the keys of the
+    /// first builder chain after `self.<name>` (it ends at the first line with `;`, or at
+    /// the call when the chain is the call).
     fn wrapper_keys(name: &str) -> usize {
         let me = include_str!("scripts.rs");
         let mut starts = Vec::new();
@@ -787,16 +835,14 @@ mod header_tests {
             starts.extend(me.match_indices(&pat).map(|(i, _)| i));
         }
         let i = starts.into_iter().min().unwrap_or(0);
-        me[i..]
-            .lines()
-            .skip(1)
-            .take_while(|l| {
-                !l.contains("invoke_async")
-                    && !l.trim().starts_with("inv\n")
-                    && !l.trim().starts_with("for ")
-            })
-            .filter(|l| l.contains(".key("))
-            .count()
+        let mut count = 0;
+        for line in me[i..].lines().skip(1) {
+            count += line.matches(".key(").count();
+            if line.contains(';') || line.contains("invoke_async") {
+                break;
+            }
+        }
+        count
     }
 
     #[test]

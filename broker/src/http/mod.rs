@@ -6,6 +6,7 @@
 //! - `events.rs`: `GET /jobs/{id}/events` (server-sent events)
 //! - `ops.rs`: `GET /healthz`, `GET /metrics`
 //! - `compat/`: the wumai (`POST /`) and Jetstream Centro (`POST /api/v1/new-run/`) faces
+//! - `schedules.rs`: `GET /schedules`, `PUT|DELETE /schedules/{name}` (admin)
 //! - `openapi.rs`: `GET /openapi.json` (generated) and `GET /apidocs`
 //! - `auth.rs`: API keys (bearer or basic); `errors.rs`: the one rejection handler
 
@@ -16,6 +17,7 @@ pub mod events;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
+pub mod schedules;
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -160,6 +162,23 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         .and(warp::body::content_length_limit(limit))
         .and(warp::body::bytes())
         .and_then(compat::jetstream::new_run);
+    let schedules_list = warp::path!("schedules")
+        .and(warp::get())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(schedules::list);
+    let schedules_put = warp::path!("schedules" / String)
+        .and(warp::put())
+        .and(broker.clone())
+        .and(who.clone())
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::body::bytes())
+        .and_then(schedules::put);
+    let schedules_delete = warp::path!("schedules" / String)
+        .and(warp::delete())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(schedules::delete);
     let openapi = warp::path!("openapi.json")
         .and(warp::get())
         .and_then(openapi::openapi_json);
@@ -213,6 +232,12 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         .unify()
         .or(wumai)
         .unify()
+        .or(schedules_list)
+        .unify()
+        .or(schedules_put)
+        .unify()
+        .or(schedules_delete)
+        .unify()
         .or(jetstream)
         .unify()
         .recover(errors::handle_rejection)
@@ -223,7 +248,8 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops accepting and
 /// finishes in-flight requests. Also runs the maintenance tick (reap + promote) every
-/// second; any number of servers may do so at once.
+/// second and the beat of periodic jobs every half second; any number of servers may do
+/// both at once.
 ///
 /// # Errors
 /// None today; the signature leaves room for start-up checks.
@@ -255,6 +281,11 @@ pub async fn run(
         })
     };
     let (closing_tx, closing) = watch::channel(false);
+    let beat = tokio::spawn(crate::schedules::beat(
+        b.clone(),
+        Duration::from_millis(500),
+        closing.clone(),
+    ));
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing requests in flight");
@@ -266,5 +297,6 @@ pub async fn run(
         .run()
         .await;
     ticker.abort();
+    let _ = beat.await;
     Ok(())
 }

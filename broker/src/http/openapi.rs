@@ -59,6 +59,9 @@ pub struct Health {
         apidocs,
         crate::http::compat::wumai::post,
         crate::http::compat::jetstream::new_run,
+        crate::http::schedules::list,
+        crate::http::schedules::put,
+        crate::http::schedules::delete,
     ),
     components(schemas(Moved, ErrorBody, ErrorDetail, Health)),
     modifiers(&BearerAuth)

@@ -1,0 +1,95 @@
+//! `/schedules`: periodic jobs over HTTP (admin only), the same as `sluice schedules`.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use warp::{Rejection, Reply};
+
+use crate::apikeys::{Account, Role};
+use crate::client::Broker;
+use crate::error::Error;
+use crate::http::errors::Denied;
+use crate::http::jobs::parse_body;
+use crate::schedules::{self as sch, Spec};
+
+/// Body of `PUT /schedules/{name}`: give `cron` or `every`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleBody {
+    /// Executor kind of the jobs.
+    pub executor: String,
+    /// Params of the jobs.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub params: Value,
+    /// Cron expression, UTC ("*/5 * * * *").
+    pub cron: Option<String>,
+    /// Interval ("30s", "1h").
+    pub every: Option<String>,
+}
+
+fn admin(who: &Account) -> Result<(), Rejection> {
+    if who.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(warp::reject::custom(Denied::Forbidden(
+            "schedules are managed by admins".into(),
+        )))
+    }
+}
+
+/// `GET /schedules`.
+#[utoipa::path(get, path = "/schedules", tag = "schedules",
+    responses((status = 200, description = "Every schedule with its next and last tick", body = Object),
+              (status = 403, description = "Not an admin", body = crate::http::openapi::ErrorBody)))]
+pub async fn list(b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
+    admin(&who)?;
+    Ok(warp::reply::json(&json!({"schedules": sch::list(&b).await?})).into_response())
+}
+
+/// `PUT /schedules/{name}`.
+#[utoipa::path(put, path = "/schedules/{name}", tag = "schedules", request_body = ScheduleBody,
+    params(("name" = String, Path, description = "Schedule name")),
+    responses((status = 200, description = "Added or replaced", body = Object),
+              (status = 400, description = "Bad spec", body = crate::http::openapi::ErrorBody),
+              (status = 403, description = "Not an admin", body = crate::http::openapi::ErrorBody)))]
+pub async fn put(
+    name: String,
+    b: Broker,
+    who: Account,
+    body: Bytes,
+) -> Result<warp::reply::Response, Rejection> {
+    admin(&who)?;
+    let req: ScheduleBody = parse_body(&body)?;
+    let spec = match (req.cron, req.every) {
+        (Some(c), None) => Spec::Cron(c),
+        (None, Some(e)) => Spec::Every(
+            humantime::parse_duration(&e)
+                .map_err(|err| Error::Invalid(format!("every: {e:?}: {err}")))?,
+        ),
+        _ => return Err(Error::Invalid("give exactly one of cron and every".into()).into()),
+    };
+    sch::add(&b, &name, &req.executor, &req.params, &spec).await?;
+    Ok(warp::reply::json(&json!({"name": name, "status": "scheduled"})).into_response())
+}
+
+/// `DELETE /schedules/{name}`.
+#[utoipa::path(delete, path = "/schedules/{name}", tag = "schedules",
+    params(("name" = String, Path, description = "Schedule name")),
+    responses((status = 200, description = "Removed", body = Object),
+              (status = 404, description = "No such schedule", body = crate::http::openapi::ErrorBody)))]
+pub async fn delete(
+    name: String,
+    b: Broker,
+    who: Account,
+) -> Result<warp::reply::Response, Rejection> {
+    admin(&who)?;
+    if !sch::remove(&b, &name).await? {
+        return Ok(crate::http::errors::reply(
+            warp::http::StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no schedule named {name:?}"),
+        ));
+    }
+    Ok(warp::reply::json(&json!({"name": name, "status": "removed"})).into_response())
+}
