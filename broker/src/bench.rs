@@ -408,11 +408,16 @@ async fn pickup(b: &Broker, samples: usize) -> Result<(f64, f64), Error> {
     claimer
         .await
         .map_err(|e| Error::Invalid(format!("claimer: {e}")))??;
+    Ok(p50_p99(lat))
+}
+
+/// The median and 99th percentile of latency samples (NaN when there are none).
+pub fn p50_p99(mut lat: Vec<f64>) -> (f64, f64) {
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
             .copied()
             .unwrap_or(f64::NAN)
     };
-    Ok((pct(0.50), pct(0.99)))
+    (pct(0.50), pct(0.99))
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use broker::bench::{rate, start_redis, wait_ready};
+use broker::bench::{p50_p99, rate, start_redis, wait_ready};
 use broker::{Broker, Config, Error};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
@@ -113,13 +113,7 @@ async fn pickup(b: &Broker, args: &Args) -> Result<(f64, f64), Error> {
     }
     let _ = stop.send(true);
     let _ = task.await;
-    lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    Ok((pct(0.5), pct(0.99)))
+    Ok(p50_p99(lat))
 }
 
 /// Runs the three measurements and prints them.
