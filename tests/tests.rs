@@ -14,6 +14,7 @@ mod fencing; // a stale lease token changes nothing
 mod http; // the native HTTP API over real HTTP
 mod leases; // expired leases are reaped: re-queued, failed or canceled
 mod noscript; // scripts survive SCRIPT FLUSH
+mod notify; // failure notifications reach a real webhook receiver
 mod openapi; // /openapi.json matches the routes and the real responses
 mod races; // concurrent claimers never double-claim
 mod refusals; // every illegal move is refused with a typed error

@@ -51,6 +51,9 @@ pub struct Config {
     pub log_format: String,
     /// Write logs to daily-rotated files in this directory instead of stderr (`SLUICE_LOG_DIR`).
     pub log_dir: Option<std::path::PathBuf>,
+    /// Slack-compatible webhook URLs told when a job fails for good (`SLUICE_WEBHOOKS`,
+    /// comma-separated; plain http:// for now).
+    pub webhooks: Vec<String>,
 }
 
 impl Default for Config {
@@ -75,12 +78,14 @@ impl Default for Config {
             allow_eviction: false,
             log_format: "human".into(),
             log_dir: None,
+            webhooks: Vec::new(),
         }
     }
 }
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 19] = [
+pub const NAMES: [&str; 20] = [
+    "webhooks",
     "allow_eviction",
     "log_format",
     "log_dir",
@@ -206,6 +211,18 @@ impl Config {
                 self.log_format = v.to_string();
             }
             "log_dir" => self.log_dir = (!v.is_empty()).then(|| v.into()),
+            "webhooks" => {
+                let urls: Vec<String> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(String::from)
+                    .collect();
+                if let Some(bad) = urls.iter().find(|u| !u.starts_with("http://")) {
+                    return Err(format!("webhooks: {bad:?} must be an http:// URL (https needs a TLS relay for now)"));
+                }
+                self.webhooks = urls;
+            }
             "result_ttl" => self.result_ttl = dur()?,
             "lease" => self.lease = dur()?.max(Duration::from_millis(10)),
             "max_attempts" => self.max_attempts = num(name, v, 1u32)?,

@@ -11,6 +11,7 @@
 //! - [`scripts`]: embeds `lua/*.lua`; one typed wrapper per transition.
 //! - [`error`]: the error enum and the codes shared with the scripts.
 //! - [`logging`]: tracing set-up: human or JSON lines, stderr or daily-rotated files.
+//! - [`notify`]: failure notifications to webhooks, from the event stream.
 //! - [`pool`]: the bb8-redis pool and dedicated connections for blocking reads.
 //! - [`client`]: [`Broker`], the handle the CLI, HTTP server and executors use.
 //! - [`http`]: the warp front-end of `sluice serve` (native API, auth, errors, SSE, metrics).
@@ -29,6 +30,7 @@ pub mod http;
 pub mod job;
 pub mod keys;
 pub mod logging;
+pub mod notify;
 pub mod pool;
 pub mod schedules;
 pub mod scripts;

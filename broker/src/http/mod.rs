@@ -286,6 +286,7 @@ pub async fn run(
         Duration::from_millis(500),
         closing.clone(),
     ));
+    let notifier = tokio::spawn(crate::notify::run(b.clone(), closing.clone()));
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing requests in flight");
@@ -298,5 +299,6 @@ pub async fn run(
         .await;
     ticker.abort();
     let _ = beat.await;
+    let _ = notifier.await;
     Ok(())
 }
