@@ -6,14 +6,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::json;
 
-use crate::harness::{Proc, TestRedis};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use crate::harness::{free_port, Proc, TestRedis};
 
 #[tokio::test]
 async fn sigterm_ends_streams_and_exits_zero() {

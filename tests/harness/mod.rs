@@ -115,3 +115,11 @@ impl Drop for Proc {
         let _ = self.0.wait();
     }
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for servers started as processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
