@@ -4,12 +4,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use broker::{Broker, Config};
+use broker::Config;
 use clap::Parser;
 use executors::command::{CommandConfig, CommandExecutor};
 use executors::Options;
-use futures::StreamExt;
-use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// Runs jobs of an executor kind (default "command") whose params name an action of the
 /// config file. Redis and defaults come from SLUICE_CONFIG / SLUICE_* (SLUICE_REDIS_URL,
@@ -55,32 +53,20 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(url) = &args.redis {
         config.set("redis_url", url)?;
     }
-    let level = std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".into());
-    let _logs = broker::logging::init(&config, "sluice-command", &level);
     let actions = CommandConfig::load(&args.config)?;
     let mut opts = Options::new(&config, &args.kind);
     opts.pick_size = args.pick_size.unwrap_or(opts.pick_size);
     opts.exec_size = args.exec_size.unwrap_or(opts.exec_size);
     opts.grace = args.grace;
-    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT]).map_err(|e| e.to_string())?;
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            signals.next().await;
-            let _ = tx.send(true);
-            signals.next().await;
-            eprintln!("sluice-command: second signal: exiting now; leases will expire and the jobs run elsewhere");
-            std::process::exit(130);
-        });
-        let broker = Broker::new(config).map_err(|e| e.to_string())?;
-        broker.check_eviction_policy().await.map_err(|e| e.to_string())?;
+    let kind = args.kind.clone();
+    executors::serve("sluice-command", config, opts, |broker| async move {
         let executor = CommandExecutor::new(actions);
         // Registered so the wumai and Jetstream faces can route actions here; retried by
         // the operator's supervisor if Redis is not up yet.
-        executor.register(&broker, &opts.kind).await.map_err(|e| e.to_string())?;
-        executors::run(broker, Arc::new(executor), opts, rx)
+        executor
+            .register(&broker, &kind)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok(Arc::new(executor) as Arc<dyn executors::Executor>)
     })
 }

@@ -13,11 +13,12 @@
   ARGV[3] tick            the due time the caller read (unix ms)
   ARGV[4] next            the tick after it (unix ms)
   ARGV[5..] the job, as submit.lua's ARGV[2..]: executor, params, max_attempts, backoff,
-          timeout, result_ttl, run_at, owner, field, value ...
+          timeout, result_ttl, run_at, owner, start list cap, field, value ...
 
   Returns:
     {1, id, status}   fired: the new job
     {0}               not fired: another beat fired this tick, or the schedule is gone
+    {-7, reason}      tick consumed, no job: its cluster is CLUSTER_NOT_FOUND or CLUSTER_DISABLED
 
   Event: submitted
 ]]
@@ -34,4 +35,5 @@ redis.call('ZADD', schedules_key, next_tick, name)
 redis.call('HSET', prefix .. 'schedule:' .. name, 'last_tick', rfc3339(tonumber(tick)),
   'next_tick', rfc3339(tonumber(next_tick)))
 local id, status = create_job(seq_key, delayed_key, events_key, prefix, {unpack(ARGV, 5)})
+if not id then return {-7, status} end
 return {1, id, status}

@@ -14,10 +14,12 @@
   ARGV[7] result_ttl      ms, how long a finished job is kept
   ARGV[8] run_at          unix ms; 0 or past = run now
   ARGV[9] owner           account that submitted ('' = none)
-  ARGV[10..] field, value extra job fields (cluster, workflow, depends_on, restart)
+  ARGV[10] start list cap most entries kept on Stand's `start` list
+  ARGV[11..] field, value extra job fields (cluster, workflow, depends_on, restart)
 
   Returns:
     {1, id, status}   created, status PENDING or SCHEDULED
+    {-7, reason}      the named cluster is CLUSTER_NOT_FOUND or CLUSTER_DISABLED   (422)
 
   Event: submitted
 ]]
@@ -29,4 +31,5 @@ local prefix = ARGV[1]
 --- @include "includes/create_job"
 
 local id, status = create_job(seq_key, delayed_key, events_key, prefix, {unpack(ARGV, 2)})
+if not id then return {-7, status} end
 return {1, id, status}

@@ -75,3 +75,92 @@ async fn a_job_that_fails_for_good_is_posted_to_the_webhook() {
         "{text}"
     );
 }
+
+/// A real TLS receiver (Python's http.server behind ssl, a self-signed certificate made by
+/// openssl for 127.0.0.1) trusted through `webhook_ca`: https webhooks work end to end.
+#[tokio::test]
+async fn https_webhooks_reach_a_tls_receiver_trusted_through_webhook_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    let got = dir.path().join("got.jsonl");
+    let script = r#"
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        with open(sys.argv[3], 'ab') as f: f.write(body + b'\n')
+        self.send_response(200); self.end_headers()
+s = http.server.HTTPServer(('127.0.0.1', 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .args([&cert, &key, &got])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _receiver = crate::harness::Proc(child);
+    let url = format!("https://127.0.0.1:{}/hook", line.trim());
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| {
+        c.webhooks = vec![url.clone()];
+        c.webhook_ca = Some(cert.clone());
+    })
+    .await;
+    let b = &api.broker;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (id, _) = b.submit(&b.new_job("gridlabd", json!(0))).await.unwrap();
+    let c = b.claim("gridlabd", "w", 1).await.unwrap().remove(0);
+    b.fail(id, &c.token, "model did not converge", false)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = std::fs::read_to_string(&got).unwrap_or_default();
+        if !text.is_empty() {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no message reached the https webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let message: Value = serde_json::from_str(text.trim()).unwrap();
+    assert!(
+        message["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!(
+                "job {id} (gridlabd) FAILED: model did not converge"
+            )),
+        "{message}"
+    );
+}

@@ -236,6 +236,9 @@ pub struct SubmitArgs {
     /// Follow the job until it ends and print it; exit non-zero unless it COMPLETED.
     #[arg(long)]
     pub wait: bool,
+    /// Run on this cluster (see `sluice clusters`); refused if missing or disabled.
+    #[arg(long)]
+    pub cluster: Option<u64>,
 }
 
 impl SubmitArgs {
@@ -252,6 +255,9 @@ impl SubmitArgs {
         job.max_attempts = self.max_attempts.unwrap_or(job.max_attempts);
         job.backoff = self.backoff.unwrap_or(job.backoff);
         job.result_ttl = self.result_ttl.unwrap_or(job.result_ttl);
+        if let Some(c) = self.cluster {
+            job.extra.push(("cluster".into(), c.to_string()));
+        }
         Ok(job)
     }
 }
@@ -268,6 +274,9 @@ pub enum Command {
     /// Manage periodic jobs (cron or interval).
     #[command(subcommand)]
     Schedules(SchedulesCommand),
+    /// Manage Stand cluster records (where spark jobs run).
+    #[command(subcommand)]
+    Clusters(ClustersCommand),
     /// Fire due periodic jobs until SIGTERM (sluice serve does this too; any number may run).
     Beat {
         /// How often to look for due schedules.
@@ -404,6 +413,50 @@ pub enum SchedulesCommand {
     },
 }
 
+/// `sluice clusters ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum ClustersCommand {
+    /// Add or replace cluster N.
+    Add {
+        /// Cluster id N (the record is `cluster_N`).
+        id: u64,
+        /// A name people recognise.
+        #[arg(long)]
+        name: String,
+        /// SPARK_LOCAL, YARN, MESOS or KUBERNETES.
+        #[arg(long = "type", default_value = "SPARK_LOCAL")]
+        kind: String,
+        /// The master: local[*], spark://host:7077, ... (empty: local[*]).
+        #[arg(long, default_value = "")]
+        address: String,
+        /// Executors (spark.cores.max).
+        #[arg(long, default_value_t = 1)]
+        executors: u32,
+        /// Cores per executor.
+        #[arg(long, default_value_t = 1)]
+        executor_cores: u32,
+        /// Memory per executor, e.g. 1g.
+        #[arg(long, default_value = "1M")]
+        executor_memory: String,
+        /// Extra settings: k=v,k=v or Stand's JSON {"spark": {...}, "environment": {...}}.
+        #[arg(long, default_value = "")]
+        general_parameters: String,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Create it disabled (new jobs naming it are refused).
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List clusters.
+    List,
+    /// Remove cluster N.
+    Rm {
+        /// Cluster id.
+        id: u64,
+    },
+}
+
 /// `sluice keys ...`
 #[derive(Debug, clap::Subcommand)]
 pub enum KeysCommand {
@@ -438,6 +491,7 @@ pub async fn dispatch(
         Command::Serve => serve(b, shutdown).await,
         Command::Keys(k) => keys(&b, k).await,
         Command::Schedules(s) => schedules(&b, s).await,
+        Command::Clusters(c) => clusters(&b, c).await,
         Command::Beat { every } => {
             let (tx, rx) = tokio::sync::watch::channel(false);
             let beat = tokio::spawn(crate::schedules::beat(b, every, rx));
@@ -548,6 +602,58 @@ async fn schedules(b: &Broker, s: SchedulesCommand) -> Result<(), Error> {
                 return Err(Error::Invalid(format!("no schedule named {name:?}")));
             }
             out(format!("schedule {name} removed"));
+        }
+    }
+    Ok(())
+}
+
+/// `sluice clusters ...`.
+async fn clusters(b: &Broker, c: ClustersCommand) -> Result<(), Error> {
+    match c {
+        ClustersCommand::Add {
+            id,
+            name,
+            kind,
+            address,
+            executors,
+            executor_cores,
+            executor_memory,
+            general_parameters,
+            description,
+            disabled,
+        } => {
+            let record = serde_json::json!({
+                "id": id, "name": name, "type": kind, "address": address,
+                "executors": executors, "executor_cores": executor_cores,
+                "executor_memory": executor_memory, "general_parameters": general_parameters,
+                "description": description, "enabled": !disabled,
+            });
+            let cluster: crate::clusters::Cluster = serde_json::from_value(record)
+                .map_err(|e| Error::Invalid(format!("cluster: {e}")))?;
+            let created = b.put_cluster(&cluster).await?;
+            out(format!(
+                "cluster {id} {}",
+                if created { "added" } else { "replaced" }
+            ));
+        }
+        ClustersCommand::List => {
+            for c in b.clusters().await? {
+                out(format!(
+                    "{:<4} {:<20} {:<12} {:<28} {}",
+                    c.id,
+                    c.name,
+                    serde_json::to_value(c.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    c.master(),
+                    if c.enabled { "enabled" } else { "disabled" }
+                ));
+            }
+        }
+        ClustersCommand::Rm { id } => {
+            b.remove_cluster(id).await?;
+            out(format!("cluster {id} removed"));
         }
     }
     Ok(())

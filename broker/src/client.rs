@@ -89,7 +89,10 @@ impl Broker {
     /// [`Error::Config`] when the Redis URL is malformed.
     pub fn new(config: Config) -> Result<Self, Error> {
         let pool = pool::build(&config)?;
-        let scripts = Arc::new(Scripts::new(Keys::new(config.prefix.clone())));
+        let scripts = Arc::new(Scripts::new(
+            Keys::new(config.prefix.clone()),
+            config.stop_list_cap,
+        ));
         Ok(Self {
             config: Arc::new(config),
             pool,
@@ -399,6 +402,16 @@ impl Broker {
         self.scripts
             .heartbeat(&mut *c, id, token, self.config.lease)
             .await
+    }
+
+    /// Appends output lines to the job's events (`lua/log.lua`); true when a stop was
+    /// requested.
+    ///
+    /// # Errors
+    /// StaleLease, IllegalTransition, NotFound.
+    pub async fn log(&self, id: JobId, token: &str, lines: &str) -> Result<bool, Error> {
+        let mut c = self.conn().await?;
+        self.scripts.log(&mut *c, id, token, lines).await
     }
 
     /// Records progress (`lua/progress.lua`); true when a stop was requested.

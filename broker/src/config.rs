@@ -52,8 +52,14 @@ pub struct Config {
     /// Write logs to daily-rotated files in this directory instead of stderr (`SLUICE_LOG_DIR`).
     pub log_dir: Option<std::path::PathBuf>,
     /// Slack-compatible webhook URLs told when a job fails for good (`SLUICE_WEBHOOKS`,
-    /// comma-separated; plain http:// for now).
+    /// comma-separated; http:// or https://).
     pub webhooks: Vec<String>,
+    /// A PEM file of extra CA certificates trusted for https webhooks, beside the system's
+    /// roots (`SLUICE_WEBHOOK_CA`): for receivers behind a private CA.
+    pub webhook_ca: Option<std::path::PathBuf>,
+    /// Where job artifacts (logs, output files) are kept, one directory per job
+    /// (`SLUICE_ARTIFACT_DIR`); executors and `sluice serve` must see the same directory.
+    pub artifact_dir: std::path::PathBuf,
 }
 
 impl Default for Config {
@@ -79,13 +85,17 @@ impl Default for Config {
             log_format: "human".into(),
             log_dir: None,
             webhooks: Vec::new(),
+            webhook_ca: None,
+            artifact_dir: "data/artifacts".into(),
         }
     }
 }
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 20] = [
+pub const NAMES: [&str; 22] = [
+    "artifact_dir",
     "webhooks",
+    "webhook_ca",
     "allow_eviction",
     "log_format",
     "log_dir",
@@ -211,6 +221,9 @@ impl Config {
                 self.log_format = v.to_string();
             }
             "log_dir" => self.log_dir = (!v.is_empty()).then(|| v.into()),
+            "artifact_dir" if v.is_empty() => return Err("artifact_dir: must not be empty".into()),
+            "artifact_dir" => self.artifact_dir = v.into(),
+            "webhook_ca" => self.webhook_ca = (!v.is_empty()).then(|| v.into()),
             "webhooks" => {
                 let urls: Vec<String> = v
                     .split(',')
@@ -218,8 +231,13 @@ impl Config {
                     .filter(|u| !u.is_empty())
                     .map(String::from)
                     .collect();
-                if let Some(bad) = urls.iter().find(|u| !u.starts_with("http://")) {
-                    return Err(format!("webhooks: {bad:?} must be an http:// URL (https needs a TLS relay for now)"));
+                if let Some(bad) = urls
+                    .iter()
+                    .find(|u| !u.starts_with("http://") && !u.starts_with("https://"))
+                {
+                    return Err(format!(
+                        "webhooks: {bad:?} must be an http:// or https:// URL"
+                    ));
                 }
                 self.webhooks = urls;
             }

@@ -13,6 +13,8 @@ pub mod code {
     pub const ILLEGAL: i64 = -3;
     /// The caller's lease token is not the job's current one.
     pub const STALE_LEASE: i64 = -6;
+    /// The job names a cluster that is missing or disabled (submit.lua, fire.lua).
+    pub const CLUSTER: i64 = -7;
 }
 
 /// Everything that can go wrong in the broker library.
@@ -21,6 +23,9 @@ pub enum Error {
     /// No such job, or it has expired.
     #[error("job {0} not found")]
     NotFound(JobId),
+    /// Something other than a job (a cluster, a schedule) does not exist.
+    #[error("{0} not found")]
+    Missing(String),
     /// The job's status does not allow the requested move.
     #[error("job {id} is {status}; cannot {action}")]
     IllegalTransition {
@@ -42,6 +47,10 @@ pub enum Error {
         /// Who holds the lock and since when, if known.
         holder: Option<String>,
     },
+    /// The job names a cluster that cannot run it: `CLUSTER_NOT_FOUND` or `CLUSTER_DISABLED`
+    /// (Stand's word).
+    #[error("{}", cluster_message(.0))]
+    Cluster(String),
     /// The request itself is wrong (bad field, bad value).
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -65,6 +74,14 @@ pub enum Error {
     /// No pooled Redis connection could be had in time.
     #[error("redis unavailable: {0}")]
     Unavailable(String),
+}
+
+fn cluster_message(reason: &str) -> &'static str {
+    if reason == "CLUSTER_DISABLED" {
+        "the job's cluster is disabled (CLUSTER_DISABLED); enable it or pick another"
+    } else {
+        "the job's cluster does not exist (CLUSTER_NOT_FOUND); see GET /clusters"
+    }
 }
 
 impl Error {

@@ -116,6 +116,11 @@ impl Keys {
         format!("{}stop", self.prefix)
     }
 
+    /// `clusters`: the set of cluster ids (lists without SCAN).
+    pub fn clusters(&self) -> String {
+        format!("{}clusters", self.prefix)
+    }
+
     /// `cluster_N`: a Stand cluster record.
     pub fn cluster(&self, id: u64) -> String {
         format!("{}cluster_{id}", self.prefix)

@@ -7,6 +7,7 @@
 //! - [`keys`]: the key schema (`job_N`, `queue:<executor>`, `leases`, ...); the only place that
 //!   formats key names.
 //! - [`job`]: ids, statuses and the fields of the `job_N` hash.
+//! - [`clusters`]: Stand's cluster records and what they add to a spark-submit run.
 //! - [`schedules`]: periodic jobs and the beat loop (`lua/fire.lua`).
 //! - [`scripts`]: embeds `lua/*.lua`; one typed wrapper per transition.
 //! - [`error`]: the error enum and the codes shared with the scripts.
@@ -15,15 +16,18 @@
 //! - [`pool`]: the bb8-redis pool and dedicated connections for blocking reads.
 //! - [`client`]: [`Broker`], the handle the CLI, HTTP server and executors use.
 //! - [`http`]: the warp front-end of `sluice serve` (native API, auth, errors, SSE, metrics).
+//! - [`artifacts`]: files jobs produced, in a local directory per job.
 //! - [`apikeys`]: API keys and roles, stored hashed in Redis.
 //! - [`cli`]: the bodies of the `sluice` subcommands.
 //! - [`bench`]: `sluice bench`, throughput and pickup latency on a real Redis.
 #![warn(missing_docs)]
 
 pub mod apikeys;
+pub mod artifacts;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod clusters;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -61,15 +61,26 @@ async fn post(http: &reqwest::Client, url: &str, message: &str) -> bool {
     false
 }
 
+/// The webhook client: http and https (rustls, the system's roots plus `ca`, a PEM file).
+fn client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(path) = ca {
+        let pem = std::fs::read(path).map_err(|e| format!("webhook_ca {}: {e}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("webhook_ca {}: {e}", path.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
 /// Runs the notifier until `closing` turns true; returns at once with no webhooks.
 pub async fn run(b: Broker, mut closing: watch::Receiver<bool>) {
     if b.config().webhooks.is_empty() {
         return;
     }
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
+    let http = match client(b.config().webhook_ca.as_deref()) {
         Ok(h) => h,
         Err(e) => return tracing::error!(error = %e, "no HTTP client; notifications off"),
     };

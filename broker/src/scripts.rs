@@ -40,7 +40,7 @@ const INCLUDES: [(&str, &str); 7] = [
 ];
 
 /// Every transition script, by name (the file `lua/<name>.lua`).
-pub const SOURCES: [(&str, &str); 16] = [
+pub const SOURCES: [(&str, &str); 19] = [
     ("fire", include_str!("../../lua/fire.lua")),
     ("submit", include_str!("../../lua/submit.lua")),
     ("claim", include_str!("../../lua/claim.lua")),
@@ -57,6 +57,9 @@ pub const SOURCES: [(&str, &str); 16] = [
     ("retry", include_str!("../../lua/retry.lua")),
     ("reap", include_str!("../../lua/reap.lua")),
     ("promote", include_str!("../../lua/promote.lua")),
+    ("log", include_str!("../../lua/log.lua")),
+    ("cluster_put", include_str!("../../lua/cluster_put.lua")),
+    ("cluster_rm", include_str!("../../lua/cluster_rm.lua")),
 ];
 
 /// Replaces each `--- @include "includes/<name>"` line with that include's text.
@@ -125,6 +128,11 @@ pub struct Scripts {
     retry: Script,
     reap: Script,
     promote: Script,
+    log: Script,
+    cluster_put: Script,
+    cluster_rm: Script,
+    /// Most entries kept on Stand's `start` list (`stop_list_cap`).
+    list_cap: usize,
 }
 
 fn script(name: &str) -> Script {
@@ -214,8 +222,9 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl Scripts {
-    /// Builds every script (expanding includes) over the given key schema.
-    pub fn new(keys: Keys) -> Self {
+    /// Builds every script (expanding includes) over the given key schema; Stand's `start`
+    /// and `stop` lists keep at most `list_cap` entries.
+    pub fn new(keys: Keys, list_cap: usize) -> Self {
         Self {
             keys,
             fire: script("fire"),
@@ -234,6 +243,10 @@ impl Scripts {
             retry: script("retry"),
             reap: script("reap"),
             promote: script("promote"),
+            log: script("log"),
+            cluster_put: script("cluster_put"),
+            cluster_rm: script("cluster_rm"),
+            list_cap,
         }
     }
 
@@ -261,7 +274,7 @@ impl Scripts {
             .collect()
     }
 
-    fn all(&self) -> [&Script; 16] {
+    fn all(&self) -> [&Script; 19] {
         [
             &self.fire,
             &self.submit,
@@ -279,11 +292,14 @@ impl Scripts {
             &self.retry,
             &self.reap,
             &self.promote,
+            &self.log,
+            &self.cluster_put,
+            &self.cluster_rm,
         ]
     }
 
     /// Appends a job's ARGV in the order of `lua/includes/create_job.lua`.
-    fn job_args(inv: &mut ScriptInvocation<'_>, job: &NewJob) -> Result<(), Error> {
+    fn job_args(&self, inv: &mut ScriptInvocation<'_>, job: &NewJob) -> Result<(), Error> {
         let run_at = job
             .run_at
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -295,7 +311,8 @@ impl Scripts {
             .arg(ms(job.timeout))
             .arg(ms(job.result_ttl))
             .arg(run_at)
-            .arg(&job.owner);
+            .arg(&job.owner)
+            .arg(self.list_cap);
         for (f, v) in &job.extra {
             inv.arg(f).arg(v);
         }
@@ -309,7 +326,7 @@ impl Scripts {
             .key(k.delayed())
             .key(k.events())
             .arg(k.prefix());
-        Self::job_args(&mut inv, job)?;
+        self.job_args(&mut inv, job)?;
         Ok(inv)
     }
 
@@ -337,7 +354,7 @@ impl Scripts {
             .arg(name)
             .arg(tick)
             .arg(next);
-        Self::job_args(&mut inv, job)?;
+        self.job_args(&mut inv, job)?;
         let v: Value = inv.invoke_async(c).await?;
         match Reply::parse("fire", v.clone())?.code {
             0 => Ok(None),
@@ -347,6 +364,9 @@ impl Scripts {
 
     fn submitted(v: Value) -> Result<(JobId, Status), Error> {
         let r = Reply::parse("submit", v)?;
+        if r.code == code::CLUSTER {
+            return Err(Error::Cluster(r.text(0).unwrap_or_default()));
+        }
         let id = r.int(0).filter(|n| *n > 0).ok_or_else(|| Error::Protocol {
             script: "submit",
             reply: "no id".into(),
@@ -490,6 +510,72 @@ impl Scripts {
             .check("progress", id, "report progress")?
             .code
             == 2)
+    }
+
+    /// Runs `lua/log.lua`: appends `lines` (joined by newlines) to the job's events.
+    ///
+    /// # Returns
+    /// True when a stop was requested: the executor must stop the job.
+    pub async fn log<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: JobId,
+        token: &str,
+        lines: &str,
+    ) -> Result<bool, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .log
+            .key(k.job(id))
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(id.0)
+            .arg(token)
+            .arg(lines)
+            .invoke_async(c)
+            .await?;
+        Ok(Reply::parse("log", v)?.check("log", id, "log")?.code == 2)
+    }
+
+    /// Runs `lua/cluster_put.lua`: creates or replaces cluster `id` with `fields`.
+    ///
+    /// # Returns
+    /// True when the record is new.
+    pub async fn cluster_put<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: u64,
+        fields: &[(&str, String)],
+    ) -> Result<bool, Error> {
+        let k = &self.keys;
+        let mut inv = self.cluster_put.prepare_invoke();
+        inv.key(k.cluster(id))
+            .key(k.clusters())
+            .key(k.events())
+            .arg(id);
+        for (f, v) in fields {
+            inv.arg(*f).arg(v);
+        }
+        let v: Value = inv.invoke_async(c).await?;
+        let r = Reply::parse("cluster_put", v)?;
+        Ok(r.code > 0 && r.int(0) == Some(1))
+    }
+
+    /// Runs `lua/cluster_rm.lua`: deletes cluster `id`.
+    ///
+    /// # Returns
+    /// False when there was no such cluster.
+    pub async fn cluster_rm<C: ConnectionLike>(&self, c: &mut C, id: u64) -> Result<bool, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .cluster_rm
+            .key(k.cluster(id))
+            .key(k.clusters())
+            .key(k.events())
+            .arg(id)
+            .invoke_async(c)
+            .await?;
+        Ok(Reply::parse("cluster_rm", v)?.code > 0)
     }
 
     fn complete_call(&self, id: JobId, token: &str, result: &[u8]) -> ScriptInvocation<'_> {
@@ -876,6 +962,7 @@ mod header_tests {
             code::LOCKED,
             code::ILLEGAL,
             code::STALE_LEASE,
+            code::CLUSTER,
         ];
         for (name, src) in SOURCES {
             let doc = header(src);

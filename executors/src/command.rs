@@ -204,7 +204,8 @@ async fn read_all(mut r: impl AsyncRead + Unpin, limit: usize, keep_tail: bool) 
     }
 }
 
-fn kill_group(pid: Option<u32>) {
+/// SIGKILLs the process group led by `pid` (a child started with `process_group(0)`).
+pub(crate) fn kill_group(pid: Option<u32>) {
     if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(pid),

@@ -6,10 +6,15 @@
 //!   complete or fail, graceful shutdown). An executor kind implements [`Executor`].
 //! - [`bench`]: `sluice bench-executors`.
 //! - [`command`]: the `command` kind: runs programs from a config of actions (no shell).
+//! - [`spark`]: the `spark` kind: spark-submit against a Stand cluster record.
+//! - [`process`]: what every executor binary's `main` does (signals, config, run).
 #![warn(missing_docs)]
 
 pub mod bench;
 pub mod command;
+pub mod process;
 pub mod runtime;
+pub mod spark;
 
+pub use process::serve;
 pub use runtime::{run, Executor, JobContext, JobError, JobInput, Options};

@@ -78,6 +78,21 @@ impl JobContext {
             Err(e) => tracing::warn!(job = %self.id, error = %e, "progress not recorded"),
         }
     }
+
+    /// Appends output lines to the job's events (`lua/log.lua`); a stop request seen here
+    /// cancels [`JobContext::stop`]. Failures are logged, never fatal to the job.
+    pub async fn log(&self, lines: &str) {
+        match self.broker.log(self.id, &self.token, lines).await {
+            Ok(true) => self.stop.cancel(),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(job = %self.id, error = %e, "log lines not recorded"),
+        }
+    }
+
+    /// The broker, to read the job's record (e.g. its cluster).
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
 }
 
 /// A boxed job future.

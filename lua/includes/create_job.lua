@@ -2,12 +2,25 @@
   Function to create a job (submit.lua, fire.lua): INCR the id, write job_N, then either
   queue it (PENDING) or park it in the delayed set until run_at (SCHEDULED), and emit
   `submitted`. `a` holds, in order: executor, params (MessagePack), max_attempts, backoff ms,
-  timeout ms, result_ttl ms, run_at unix ms (0 = now), owner, then field, value pairs.
+  timeout ms, result_ttl ms, run_at unix ms (0 = now), owner, start list cap, then field,
+  value pairs.
+  A job that names a cluster (field `cluster`) is refused unless `cluster_<id>` exists with
+  enabled = true; it is announced on Stand's `start` list as Stand did (Python dict text
+  `{'job_id': N, 'workflow': {'id': W}}`), trimmed to the newest `cap` entries so nothing
+  piles up when no Stand-era consumer pops it.
   Needs includes time, emit, enqueue.
   create_job(seq_key, delayed_key, events_key, prefix, a) -> id, status
+                                                          or nil, 'CLUSTER_NOT_FOUND' | 'CLUSTER_DISABLED'
 ]]
 local function create_job(seq_key, delayed_key, events_key, prefix, a)
   local executor = a[1]
+  local extra = {}
+  for i = 10, #a - 1, 2 do extra[a[i]] = a[i + 1] end
+  if extra.cluster then
+    local enabled = redis.call('HGET', prefix .. 'cluster_' .. extra.cluster, 'enabled')
+    if not enabled then return nil, 'CLUSTER_NOT_FOUND' end
+    if enabled ~= 'true' then return nil, 'CLUSTER_DISABLED' end
+  end
   local now = now_ms()
   local at = rfc3339(now)
   local id = redis.call('INCR', seq_key)
@@ -18,8 +31,15 @@ local function create_job(seq_key, delayed_key, events_key, prefix, a)
     'params', a[2], 'attempt', 0, 'max_attempts', a[3], 'backoff', a[4],
     'timeout', a[5], 'result_ttl', a[6], 'owner', a[8],
     'created', at, 'updated', at)
-  for i = 9, #a - 1, 2 do
+  for i = 10, #a - 1, 2 do
     redis.call('HSET', job_key, a[i], a[i + 1])
+  end
+  if extra.cluster then
+    local workflow = extra.workflow or 'None'
+    if not tonumber(workflow) and workflow ~= 'None' then workflow = "'" .. workflow .. "'" end
+    local start_key = prefix .. 'start'
+    redis.call('RPUSH', start_key, "{'job_id': " .. id .. ", 'workflow': {'id': " .. workflow .. "}}")
+    redis.call('LTRIM', start_key, -tonumber(a[9]), -1)
   end
   if status == 'SCHEDULED' then
     redis.call('HSET', job_key, 'run_at', rfc3339(run_at))

@@ -1,7 +1,7 @@
 --[[
   Function to append a state or progress event to the global event stream, capped with
   MAXLEN ~ so it never grows without bound, and to count it in the `stats` hash beside the
-  stream (field "<event>:<executor>", read by GET /metrics; progress reports are not counted).
+  stream (field "<event>:<executor>", read by GET /metrics; progress and log lines are not counted).
   The entry id (<unix ms>-<seq>) is the event's time. Followers of one job read this stream
   and filter on `job` (as BullMQ's QueueEvents do): a stream per job measured 40% slower on
   the claim/complete path (README, Benchmark).
@@ -16,7 +16,7 @@ end
 local function emit(events_key, id, executor, event, status, ...)
   redis.call('XADD', events_key, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
     'job', id, 'executor', executor, 'event', event, 'status', status, ...)
-  if event ~= 'progress' then
+  if event ~= 'progress' and event ~= 'log' then
     redis.call('HINCRBY', stats_key(events_key), event .. ':' .. executor, 1)
   end
 end

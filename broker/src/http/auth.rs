@@ -1,6 +1,6 @@
-//! The auth filter: bearer API keys (`Authorization: Bearer sk_...`) or HTTP basic auth with
-//! the owner as user name and the key as password (the Jetstream style). With auth off every
-//! caller is the local admin.
+//! The auth filter: bearer API keys (`Authorization: Bearer sk_...`), HTTP basic auth with
+//! the owner as user name and the key as password (the Jetstream style), or the key alone in
+//! Stand's `X-Auth-Token` header. With auth off every caller is the local admin.
 
 use base64::Engine;
 use warp::{Filter, Rejection};
@@ -11,26 +11,29 @@ use crate::http::errors::Denied;
 
 /// Extracts the calling [`Account`] or rejects with 401.
 pub fn account(broker: Broker) -> impl Filter<Extract = (Account,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
-        let broker = broker.clone();
-        async move {
-            if !broker.config().auth {
-                return Ok(Account::local());
+    warp::header::optional::<String>("authorization")
+        .and(warp::header::optional::<String>("x-auth-token"))
+        .and_then(move |header: Option<String>, token: Option<String>| {
+            let broker = broker.clone();
+            async move {
+                if !broker.config().auth {
+                    return Ok(Account::local());
+                }
+                let (key, user) = match (header, token) {
+                    (Some(h), _) => parse(&h),
+                    (None, Some(t)) => Some((t.trim().to_string(), None)),
+                    (None, None) => None,
+                }
+                .ok_or_else(|| warp::reject::custom(Denied::Unauthenticated))?;
+                match apikeys::lookup(&broker, &key)
+                    .await
+                    .map_err(Rejection::from)?
+                {
+                    Some(acct) if user.as_deref().is_none_or(|u| u == acct.owner) => Ok(acct),
+                    _ => Err(warp::reject::custom(Denied::Unauthenticated)),
+                }
             }
-            let Some(header) = header else {
-                return Err(warp::reject::custom(Denied::Unauthenticated));
-            };
-            let (key, user) =
-                parse(&header).ok_or_else(|| warp::reject::custom(Denied::Unauthenticated))?;
-            match apikeys::lookup(&broker, &key)
-                .await
-                .map_err(Rejection::from)?
-            {
-                Some(acct) if user.as_deref().is_none_or(|u| u == acct.owner) => Ok(acct),
-                _ => Err(warp::reject::custom(Denied::Unauthenticated)),
-            }
-        }
-    })
+        })
 }
 
 /// The key (and, for basic auth, the user name) in an Authorization header.

@@ -42,7 +42,8 @@ impl From<Error> for Rejection {
 /// The status the native API returns for each broker error.
 pub fn status(e: &Error) -> StatusCode {
     match e {
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::NotFound(_) | Error::Missing(_) => StatusCode::NOT_FOUND,
+        Error::Cluster(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::IllegalTransition { .. } | Error::StaleLease(_) | Error::Locked { .. } => {
             StatusCode::CONFLICT
         }
@@ -56,7 +57,9 @@ pub fn status(e: &Error) -> StatusCode {
 /// The machine-readable code for each broker error.
 fn code(e: &Error) -> &'static str {
     match e {
-        Error::NotFound(_) => "not_found",
+        Error::NotFound(_) | Error::Missing(_) => "not_found",
+        Error::Cluster(reason) if reason == "CLUSTER_DISABLED" => "cluster_disabled",
+        Error::Cluster(_) => "cluster_not_found",
         Error::IllegalTransition { .. } => "illegal_transition",
         Error::StaleLease(_) => "stale_lease",
         Error::Locked { .. } => "locked",

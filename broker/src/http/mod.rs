@@ -10,7 +10,9 @@
 //! - `openapi.rs`: `GET /openapi.json` (generated) and `GET /apidocs`
 //! - `auth.rs`: API keys (bearer or basic); `errors.rs`: the one rejection handler
 
+pub mod artifacts;
 pub mod auth;
+pub mod clusters;
 pub mod compat;
 pub mod errors;
 pub mod events;
@@ -88,6 +90,22 @@ fn optional_body(limit: u64) -> impl Filter<Extract = (bytes::Bytes,), Error = R
         .and(warp::body::bytes())
 }
 
+/// One route of the API, type-erased.
+type Route = BoxedFilter<(warp::reply::Response,)>;
+
+/// The first of `routes` that matches; their order is the precedence.
+fn one_of(routes: Vec<Route>) -> Route {
+    let mut routes = routes.into_iter();
+    let first = routes.next().unwrap_or_else(|| {
+        warp::any()
+            .and_then(|| async {
+                Err::<warp::reply::Response, Rejection>(warp::reject::not_found())
+            })
+            .boxed()
+    });
+    routes.fold(first, |all, r| all.or(r).unify().boxed())
+}
+
 /// All routes of the native API, with the JSON rejection handler and the access log.
 /// `closing` turns true when the server is shutting down; endless responses (SSE) end then,
 /// so that a graceful shutdown does not wait for them forever.
@@ -100,35 +118,39 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
     let who = auth::account(b.clone());
     let limit = b.config().max_content_length;
 
-    let submit = warp::path!("jobs")
+    let submit: Route = warp::path!("jobs")
         .and(warp::post())
         .and(broker.clone())
         .and(who.clone())
         .and(warp::body::content_length_limit(limit))
         .and(warp::body::bytes())
-        .and_then(jobs::submit);
-    let list = warp::path!("jobs")
+        .and_then(jobs::submit)
+        .boxed();
+    let list: Route = warp::path!("jobs")
         .and(warp::get())
         .and(warp::query::<jobs::ListQuery>())
         .and(broker.clone())
         .and(who.clone())
-        .and_then(jobs::list);
-    let get = warp::path("jobs")
+        .and_then(jobs::list)
+        .boxed();
+    let get: Route = warp::path("jobs")
         .and(job_id())
         .and(warp::path::end())
         .and(warp::get())
         .and(broker.clone())
         .and(who.clone())
-        .and_then(jobs::get);
-    let events = warp::path("jobs")
+        .and_then(jobs::get)
+        .boxed();
+    let events: Route = warp::path("jobs")
         .and(job_id())
         .and(warp::path!("events"))
         .and(warp::get())
         .and(broker.clone())
         .and(who.clone())
         .and(warp::any().map(move || closing.clone()))
-        .and_then(events::follow);
-    let act = warp::path("jobs")
+        .and_then(events::follow)
+        .boxed();
+    let act: Route = warp::path("jobs")
         .and(job_id())
         .and(warp::path::param::<String>())
         .and(warp::path::end())
@@ -136,56 +158,143 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         .and(broker.clone())
         .and(who.clone())
         .and(optional_body(ACTION_BODY_LIMIT))
-        .and_then(jobs::act);
-    let healthz = warp::path!("healthz")
+        .and_then(jobs::act)
+        .boxed(); // Stand's face: the same paths, chosen by Stand's X-Auth-Token header.
+    let stand = warp::header::<String>("x-auth-token")
+        .map(|_| ())
+        .untuple_one();
+    let stand_get: Route = warp::path("jobs")
+        .and(job_id())
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(stand.clone())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(compat::stand::get)
+        .boxed();
+    let stand_stop: Route = warp::path("jobs")
+        .and(job_id())
+        .and(warp::path!("stop"))
+        .and(warp::post())
+        .and(stand.clone())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(compat::stand::stop)
+        .boxed();
+    let stand_lock: Route = warp::path("jobs")
+        .and(job_id())
+        .and(warp::path!("lock"))
+        .and(warp::get().or(warp::post()).unify())
+        .and(stand.clone())
+        .and(warp::method())
+        .and(broker.clone())
+        .and(who.clone())
+        .and(optional_body(ACTION_BODY_LIMIT))
+        .and_then(compat::stand::lock)
+        .boxed();
+    let stand_unlock: Route = warp::path("jobs")
+        .and(job_id())
+        .and(warp::path!("unlock"))
+        .and(warp::post())
+        .and(stand)
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(compat::stand::unlock)
+        .boxed();
+    let clusters_list: Route = warp::path!("clusters")
         .and(warp::get())
         .and(broker.clone())
-        .and_then(ops::healthz);
-    let metrics = warp::path!("metrics")
+        .and(who.clone())
+        .and_then(clusters::list)
+        .boxed();
+    let cluster_get: Route = warp::path!("clusters" / String)
+        .and(warp::get())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(clusters::get)
+        .boxed();
+    let cluster_put: Route = warp::path!("clusters" / String)
+        .and(warp::put())
+        .and(broker.clone())
+        .and(who.clone())
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::body::bytes())
+        .and_then(clusters::put)
+        .boxed();
+    let cluster_delete: Route = warp::path!("clusters" / String)
+        .and(warp::delete())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(clusters::delete)
+        .boxed();
+    let artifacts_list: Route = warp::path("jobs")
+        .and(job_id())
+        .and(warp::path!("artifacts"))
+        .and(warp::get())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(artifacts::list)
+        .boxed();
+    let artifact_get: Route = warp::path("jobs")
+        .and(artifacts::download(b.clone(), who.clone()))
+        .map(|f: warp::fs::File| warp::Reply::into_response(f))
+        .boxed();
+    let healthz: Route = warp::path!("healthz")
+        .and(warp::get())
+        .and(broker.clone())
+        .and_then(ops::healthz)
+        .boxed();
+    let metrics: Route = warp::path!("metrics")
         .and(warp::get())
         .and(broker.clone())
         .and(warp::any().map(move || handle.clone()))
-        .and_then(ops::metrics);
-
-    let wumai = warp::path::end()
+        .and_then(ops::metrics)
+        .boxed();
+    let wumai: Route = warp::path::end()
         .and(warp::post())
         .and(broker.clone())
         .and(who.clone())
         .and(warp::header::optional::<String>("x-request-id"))
         .and(warp::body::content_length_limit(limit))
         .and(warp::body::bytes())
-        .and_then(compat::wumai::post);
-    let jetstream = warp::path!("api" / "v1" / "new-run")
+        .and_then(compat::wumai::post)
+        .boxed();
+    let jetstream: Route = warp::path!("api" / "v1" / "new-run")
         .and(warp::post())
         .and(broker.clone())
         .and(who.clone())
         .and(warp::body::content_length_limit(limit))
         .and(warp::body::bytes())
-        .and_then(compat::jetstream::new_run);
-    let schedules_list = warp::path!("schedules")
+        .and_then(compat::jetstream::new_run)
+        .boxed();
+    let schedules_list: Route = warp::path!("schedules")
         .and(warp::get())
         .and(broker.clone())
         .and(who.clone())
-        .and_then(schedules::list);
-    let schedules_put = warp::path!("schedules" / String)
+        .and_then(schedules::list)
+        .boxed();
+    let schedules_put: Route = warp::path!("schedules" / String)
         .and(warp::put())
         .and(broker.clone())
         .and(who.clone())
         .and(warp::body::content_length_limit(limit))
         .and(warp::body::bytes())
-        .and_then(schedules::put);
-    let schedules_delete = warp::path!("schedules" / String)
+        .and_then(schedules::put)
+        .boxed();
+    let schedules_delete: Route = warp::path!("schedules" / String)
         .and(warp::delete())
         .and(broker.clone())
         .and(who.clone())
-        .and_then(schedules::delete);
-    let openapi = warp::path!("openapi.json")
+        .and_then(schedules::delete)
+        .boxed();
+    let openapi: Route = warp::path!("openapi.json")
         .and(warp::get())
-        .and_then(openapi::openapi_json);
-    let apidocs = warp::path!("apidocs")
+        .and_then(openapi::openapi_json)
+        .boxed();
+    let apidocs: Route = warp::path!("apidocs")
         .and(warp::get())
-        .and_then(openapi::apidocs);
-
+        .and_then(openapi::apidocs)
+        .boxed();
     let log = warp::log::custom(|info| {
         let route = route_label(info.path());
         let status = info.status().as_u16().to_string();
@@ -213,37 +322,38 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         );
     });
 
-    submit
-        .or(list)
-        .unify()
-        .or(get)
-        .unify()
-        .or(events)
-        .unify()
-        .or(act)
-        .unify()
-        .or(healthz)
-        .unify()
-        .or(metrics)
-        .unify()
-        .or(openapi)
-        .unify()
-        .or(apidocs)
-        .unify()
-        .or(wumai)
-        .unify()
-        .or(schedules_list)
-        .unify()
-        .or(schedules_put)
-        .unify()
-        .or(schedules_delete)
-        .unify()
-        .or(jetstream)
-        .unify()
-        .recover(errors::handle_rejection)
-        .unify()
-        .with(log)
-        .boxed()
+    // Each route is boxed and the `or` chain folded flat: a nested chain of two dozen
+    // filter types took rustc minutes to compile.
+    one_of(vec![
+        stand_get,
+        stand_stop,
+        stand_lock,
+        stand_unlock,
+        submit,
+        list,
+        get,
+        events,
+        act,
+        healthz,
+        metrics,
+        openapi,
+        apidocs,
+        wumai,
+        schedules_list,
+        schedules_put,
+        schedules_delete,
+        jetstream,
+        clusters_list,
+        cluster_get,
+        cluster_put,
+        cluster_delete,
+        artifacts_list,
+        artifact_get,
+    ])
+    .recover(errors::handle_rejection)
+    .unify()
+    .with(log)
+    .boxed()
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops accepting and

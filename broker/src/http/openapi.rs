@@ -62,6 +62,11 @@ pub struct Health {
         crate::http::schedules::list,
         crate::http::schedules::put,
         crate::http::schedules::delete,
+        crate::http::artifacts::list,
+        crate::http::clusters::list,
+        crate::http::clusters::get,
+        crate::http::clusters::put,
+        crate::http::clusters::delete,
     ),
     components(schemas(Moved, ErrorBody, ErrorDetail, Health)),
     modifiers(&BearerAuth)

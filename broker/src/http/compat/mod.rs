@@ -2,4 +2,5 @@
 //! (../shared/SEEDS.md). Each face owns its wire format and its own error table.
 
 pub mod jetstream;
+pub mod stand;
 pub mod wumai;

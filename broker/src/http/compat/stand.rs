@@ -1,0 +1,321 @@
+//! The Lemonade Stand face (SEEDS.md 2.1-2.4): `GET /jobs/{id}`, `POST /jobs/{id}/stop`,
+//! `GET|POST /jobs/{id}/lock`, `POST /jobs/{id}/unlock`, answered in Stand's words.
+//!
+//! Stand's clients send `X-Auth-Token` (Stand's auth header); a request that carries it gets
+//! this face on the paths Stand and the native API share, any other gets the native one.
+//! The token is an API key like a bearer one. Errors are Stand's
+//! `{"status": "ERROR", "message", "code"}`.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+use warp::{Rejection, Reply};
+
+use crate::apikeys::Account;
+use crate::client::Broker;
+use crate::error::Error;
+use crate::job::{Job, JobId, Status};
+
+/// Stand's status word for a job (StatusExecution): WAITING, RUNNING, COMPLETED, ERROR,
+/// CANCELED or INTERRUPTED.
+pub fn status_word(job: &Job) -> &'static str {
+    match job.status {
+        // Waiting again after a lost lease or a failed attempt: Stand's INTERRUPTED.
+        Status::Pending | Status::Scheduled if job.attempt > 0 => "INTERRUPTED",
+        Status::Pending | Status::Scheduled => "WAITING",
+        // Stand cancels at once; Sluice's executor confirms a moment later.
+        Status::Running if job.field("stop_requested").is_some() => "CANCELED",
+        Status::Running => "RUNNING",
+        Status::Completed => "COMPLETED",
+        Status::Failed | Status::TimedOut => "ERROR",
+        Status::Canceled => "CANCELED",
+    }
+}
+
+fn status_text(job: &Job) -> String {
+    match status_word(job) {
+        "WAITING" => "Job is allocating computer resources. Please wait".into(),
+        "INTERRUPTED" => format!(
+            "Attempt {} of {} was interrupted; waiting to run again",
+            job.attempt, job.max_attempts
+        ),
+        "CANCELED" if job.status == Status::Running => {
+            "Stop requested; the executor is stopping the job".into()
+        }
+        "ERROR" => job.error.clone().unwrap_or_default(),
+        word => format!("Job is {}", word.to_lowercase()),
+    }
+}
+
+/// Stand's JobDetail for a Sluice job.
+pub fn job_detail(job: &Job) -> Value {
+    let id_or_null = |f: &str| {
+        job.field(f).map_or(Value::Null, |v| {
+            v.parse::<u64>().map_or_else(|_| json!(v), |n| json!(n))
+        })
+    };
+    json!({
+        "id": job.id,
+        "name": format!("{} job {}", job.executor, job.id),
+        "type": job.executor,
+        "status": status_word(job),
+        "status_text": status_text(job),
+        "created": job.field("created"),
+        "started": job.field("started"),
+        "finished": job.field("finished"),
+        "workflow": {"id": id_or_null("workflow")},
+        "cluster": {"id": id_or_null("cluster")},
+        "user": {"login": job.field("owner")},
+        "steps": [],
+        "exception_stack": job.error,
+        "result": job.result,
+    })
+}
+
+fn reply(status: StatusCode, body: &Value) -> warp::reply::Response {
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+/// Stand's error reply.
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> warp::reply::Response {
+    reply(
+        status,
+        &json!({"status": "ERROR", "message": message.into(), "code": code}),
+    )
+}
+
+fn not_found() -> warp::reply::Response {
+    reply(
+        StatusCode::NOT_FOUND,
+        &json!({"status": "ERROR", "message": "Not found"}),
+    )
+}
+
+/// Any other broker error, in Stand's shape.
+fn from_error(e: &Error) -> warp::reply::Response {
+    match e {
+        Error::NotFound(_) => not_found(),
+        e if e.is_unavailable() => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "redis is unavailable; try again",
+        ),
+        e => {
+            tracing::error!(error = %e, "stand face request failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "Internal error",
+            )
+        }
+    }
+}
+
+/// The job if the caller may see it.
+async fn visible(b: &Broker, who: &Account, id: JobId) -> Result<Job, warp::reply::Response> {
+    match b.get(id).await {
+        Ok(job) if who.may_touch(job.field("owner")) => Ok(job),
+        Ok(_) => Err(not_found()),
+        Err(e) => Err(from_error(&e)),
+    }
+}
+
+/// Who holds a lock, in Stand's message: "<user.name> @ <computer> since <date>".
+fn holder_text(job: &Job) -> String {
+    let holder: Value = job
+        .field("locked")
+        .and_then(|h| serde_json::from_str(h).ok())
+        .unwrap_or(Value::Null);
+    let name = holder["user"]["name"]
+        .as_str()
+        .or_else(|| holder["user"].as_str())
+        .or_else(|| job.field("locked"))
+        .unwrap_or("someone");
+    let computer = holder["computer"].as_str().unwrap_or("?");
+    let since = holder["date"]
+        .as_str()
+        .or_else(|| job.field("locked_at"))
+        .unwrap_or("?");
+    format!("{name} @ {computer} since {since}")
+}
+
+/// `GET /jobs/{id}` (Stand): the JobDetail.
+pub async fn get(id: JobId, b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
+    Ok(match visible(&b, &who, id).await {
+        Ok(job) => reply(StatusCode::OK, &job_detail(&job)),
+        Err(r) => r,
+    })
+}
+
+/// `POST /jobs/{id}/stop` (Stand): allowed from WAITING, PENDING, RUNNING and INTERRUPTED.
+pub async fn stop(id: JobId, b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
+    let job = match visible(&b, &who, id).await {
+        Ok(job) => job,
+        Err(r) => return Ok(r),
+    };
+    if job.status.is_terminal() {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "ALREADY_FINISHED",
+            format!("Job {id} is already finished ({})", status_word(&job)),
+        ));
+    }
+    Ok(match b.stop(id).await {
+        Ok(_) => match b.get(id).await {
+            Ok(job) => reply(
+                StatusCode::OK,
+                &json!({"status": "OK", "message": "Deleted", "data": job_detail(&job)}),
+            ),
+            Err(e) => from_error(&e),
+        },
+        Err(Error::Locked { .. }) => error(
+            StatusCode::CONFLICT,
+            "LOCKED",
+            format!("Job {id} is locked by {}", holder_text(&job)),
+        ),
+        Err(Error::IllegalTransition { status, .. }) => error(
+            StatusCode::BAD_REQUEST,
+            "ALREADY_FINISHED",
+            format!("Job {id} is already finished ({status})"),
+        ),
+        Err(e) => from_error(&e),
+    })
+}
+
+/// Body of Stand's `POST /jobs/{id}/lock`.
+#[derive(Debug, Deserialize)]
+pub struct LockBody {
+    /// The user, as Stand's UI sends it (`{"id", "login", "name"}`).
+    pub user: Value,
+    /// The computer the user edits from.
+    #[serde(default)]
+    pub computer: String,
+}
+
+/// `GET|POST /jobs/{id}/lock` (Stand). POST locks with `{user, computer}`; 409
+/// ALREADY_LOCKED names the holder. GET answers the lock, or null.
+pub async fn lock(
+    id: JobId,
+    method: warp::http::Method,
+    b: Broker,
+    who: Account,
+    body: bytes::Bytes,
+) -> Result<warp::reply::Response, Rejection> {
+    let job = match visible(&b, &who, id).await {
+        Ok(job) => job,
+        Err(r) => return Ok(r),
+    };
+    if method == warp::http::Method::GET {
+        let lock = job
+            .field("locked")
+            .map(|h| serde_json::from_str(h).unwrap_or_else(|_| json!(h)))
+            .unwrap_or(Value::Null);
+        return Ok(reply(
+            StatusCode::OK,
+            &json!({"status": "OK", "message": "", "lock": lock}),
+        ));
+    }
+    let req: LockBody = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_DATA",
+                format!("body must be {{\"user\": {{...}}, \"computer\": \"...\"}}: {e}"),
+            ))
+        }
+    };
+    let date = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let holder = json!({"user": req.user, "computer": req.computer, "date": date}).to_string();
+    Ok(match b.lock(id, &holder, false).await {
+        Ok(_) => reply(
+            StatusCode::OK,
+            &json!({"status": "OK", "message": "Locked"}),
+        ),
+        Err(Error::Locked { .. }) => {
+            let job = b.get(id).await.unwrap_or(job);
+            error(
+                StatusCode::CONFLICT,
+                "ALREADY_LOCKED",
+                format!("Job {id} is locked by {}", holder_text(&job)),
+            )
+        }
+        Err(e) => from_error(&e),
+    })
+}
+
+/// `POST /jobs/{id}/unlock` (Stand left it a stub; here it works): frees the lock.
+pub async fn unlock(
+    id: JobId,
+    b: Broker,
+    who: Account,
+) -> Result<warp::reply::Response, Rejection> {
+    if let Err(r) = visible(&b, &who, id).await {
+        return Ok(r);
+    }
+    Ok(match b.unlock(id).await {
+        Ok(_) => reply(
+            StatusCode::OK,
+            &json!({"status": "OK", "message": "Unlocked"}),
+        ),
+        Err(e) => from_error(&e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(status: Status, attempt: u32, fields: &[(&str, &str)]) -> Job {
+        let mut j = Job {
+            id: JobId(7),
+            executor: "spark".into(),
+            status,
+            params: Value::Null,
+            result: None,
+            error: None,
+            progress: None,
+            attempt,
+            max_attempts: 3,
+            backoff: std::time::Duration::ZERO,
+            timeout: std::time::Duration::ZERO,
+            result_ttl: std::time::Duration::ZERO,
+            fields: Default::default(),
+        };
+        for (k, v) in fields {
+            j.fields.insert((*k).into(), (*v).into());
+        }
+        j
+    }
+
+    #[test]
+    fn sluice_statuses_in_stands_words() {
+        assert_eq!(status_word(&job(Status::Pending, 0, &[])), "WAITING");
+        assert_eq!(status_word(&job(Status::Scheduled, 0, &[])), "WAITING");
+        assert_eq!(status_word(&job(Status::Pending, 1, &[])), "INTERRUPTED");
+        assert_eq!(status_word(&job(Status::Running, 1, &[])), "RUNNING");
+        let stopping = job(Status::Running, 1, &[("stop_requested", "t")]);
+        assert_eq!(status_word(&stopping), "CANCELED");
+        assert_eq!(status_word(&job(Status::Completed, 1, &[])), "COMPLETED");
+        assert_eq!(status_word(&job(Status::Failed, 3, &[])), "ERROR");
+        assert_eq!(status_word(&job(Status::TimedOut, 3, &[])), "ERROR");
+        assert_eq!(status_word(&job(Status::Canceled, 0, &[])), "CANCELED");
+    }
+
+    #[test]
+    fn lock_holder_in_stands_message() {
+        let held =
+            r#"{"user": {"name": "Ana"}, "computer": "lab-3", "date": "2026-11-23T10:00:00Z"}"#;
+        let j = job(Status::Pending, 0, &[("locked", held)]);
+        assert_eq!(holder_text(&j), "Ana @ lab-3 since 2026-11-23T10:00:00Z");
+        let native = job(
+            Status::Pending,
+            0,
+            &[("locked", "ops"), ("locked_at", "2026-11-23T10:00:00.000Z")],
+        );
+        assert_eq!(
+            holder_text(&native),
+            "ops @ ? since 2026-11-23T10:00:00.000Z"
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! What every executor binary's `main` does around the runtime: read the config, set up
+//! logging, catch SIGTERM/SIGINT (first: drain; second: exit at once, the leases expire and
+//! other executors take the jobs), check Redis' eviction policy, then run the claim loop.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use broker::{Broker, Config};
+use futures::StreamExt;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::runtime::{Executor, Options};
+
+/// Runs executor process `name` until a signal; `start` builds the executor once Redis is
+/// reachable (e.g. to register actions first).
+///
+/// # Errors
+/// A readable message for bad config, an unreachable or evicting Redis, or a failed start.
+pub fn serve<F, Fut>(name: &str, config: Config, opts: Options, start: F) -> Result<(), String>
+where
+    F: FnOnce(Broker) -> Fut,
+    Fut: Future<Output = Result<Arc<dyn Executor>, String>>,
+{
+    let level = std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".into());
+    let _logs = broker::logging::init(&config, name, &level);
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let name = name.to_string();
+    rt.block_on(async move {
+        let mut signals =
+            signal_hook_tokio::Signals::new([SIGTERM, SIGINT]).map_err(|e| e.to_string())?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            signals.next().await;
+            let _ = tx.send(true);
+            signals.next().await;
+            eprintln!(
+                "{name}: second signal: exiting now; leases will expire and the jobs run elsewhere"
+            );
+            std::process::exit(130);
+        });
+        let broker = Broker::new(config).map_err(|e| e.to_string())?;
+        broker
+            .check_eviction_policy()
+            .await
+            .map_err(|e| e.to_string())?;
+        let executor = start(broker.clone()).await?;
+        crate::runtime::run(broker, executor, opts, rx)
+            .await
+            .map_err(|e| e.to_string())
+    })
+}

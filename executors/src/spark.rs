@@ -1,0 +1,426 @@
+//! The `spark` executor kind: runs `spark-submit` for a job, against the Stand cluster the
+//! job names (`cluster` field; none means `local[*]`).
+//!
+//! Params (JSON):
+//! ```json
+//! {"app": "/data/wordcount.py", "args": ["/data/in.txt"], "main_class": "org.x.Main",
+//!  "conf": {"spark.sql.shuffle.partitions": "2"}, "py_files": [], "jars": [], "files": [],
+//!  "name": "wordcount", "driver_memory": "1g"}
+//! ```
+//! Only `app` is required. The argv is built as a list (never a shell string): `--master`
+//! and `--conf` from the cluster record (`broker::clusters`), then the job's own `--conf`s,
+//! which win. spark-submit runs in its own process group; stop, timeout and shutdown kill
+//! the group (spark-submit's JVM and the Python driver with it).
+//!
+//! Output: every line of stdout and stderr goes, in batches of at most a fifth of a second,
+//! into the job's events (`lua/log.lua`), and the whole log into the artifact
+//! `spark-submit.attempt-<n>.log`. Exit 0 completes the job with the tail of stdout (and
+//! `output`, the last stdout line when it is JSON); any other exit fails it for good with
+//! Spark's own error line (the last `...Exception: ...` or `...Error: ...` line).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, Mutex};
+
+use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
+
+/// Lines of stdout kept for the result.
+const STDOUT_TAIL_LINES: usize = 200;
+/// Lines of output kept to find Spark's error line.
+const ERROR_TAIL_LINES: usize = 400;
+/// How often collected lines are flushed to the job's events.
+const LOG_FLUSH: Duration = Duration::from_millis(200);
+
+/// A spark job's params.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparkJob {
+    /// The application: a .py file or a jar.
+    pub app: String,
+    /// Arguments after the application.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// `--class` for a jar.
+    pub main_class: Option<String>,
+    /// Extra `--conf` settings; they override the cluster's.
+    #[serde(default)]
+    pub conf: Map<String, Value>,
+    /// `--py-files`.
+    #[serde(default)]
+    pub py_files: Vec<String>,
+    /// `--jars`.
+    #[serde(default)]
+    pub jars: Vec<String>,
+    /// `--files`.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// `--name` (default `sluice-job-<id>`).
+    pub name: Option<String>,
+    /// `--driver-memory`.
+    pub driver_memory: Option<String>,
+}
+
+/// Builds the spark-submit argv (without the program) for `job` on `cluster`.
+///
+/// # Errors
+/// [`JobError::Fatal`] for a bad cluster record or params.
+pub fn argv(
+    id: broker::JobId,
+    job: &SparkJob,
+    cluster: Option<&broker::clusters::Cluster>,
+) -> Result<(Vec<String>, Vec<(String, String)>), JobError> {
+    if job.app.trim().is_empty() {
+        return Err(JobError::Fatal(
+            "params.app must name a .py file or a jar".into(),
+        ));
+    }
+    let mut args = vec!["--master".to_string()];
+    let mut env = Vec::new();
+    let mut conf = std::collections::BTreeMap::new();
+    match cluster {
+        Some(c) => {
+            args.push(c.master());
+            let settings = c
+                .spark_settings()
+                .map_err(|e| JobError::Fatal(format!("cluster {}: {e}", c.id)))?;
+            conf.extend(settings.conf);
+            env.extend(settings.env);
+        }
+        None => args.push("local[*]".into()),
+    }
+    for (k, v) in &job.conf {
+        let v = v.as_str().map_or_else(|| v.to_string(), String::from);
+        conf.insert(k.clone(), v);
+    }
+    args.push("--name".into());
+    args.push(
+        job.name
+            .clone()
+            .unwrap_or_else(|| format!("sluice-job-{id}")),
+    );
+    for (k, v) in conf {
+        args.push("--conf".into());
+        args.push(format!("{k}={v}"));
+    }
+    for (flag, list) in [
+        ("--py-files", &job.py_files),
+        ("--jars", &job.jars),
+        ("--files", &job.files),
+    ] {
+        if !list.is_empty() {
+            args.push(flag.into());
+            args.push(list.join(","));
+        }
+    }
+    if let Some(m) = &job.driver_memory {
+        args.push("--driver-memory".into());
+        args.push(m.clone());
+    }
+    if let Some(c) = &job.main_class {
+        args.push("--class".into());
+        args.push(c.clone());
+    }
+    args.push(job.app.clone());
+    args.extend(job.args.iter().cloned());
+    Ok((args, env.into_iter().collect()))
+}
+
+/// Spark's own error line in a failed run's output: the last line that names an exception
+/// or error (a Python traceback's last line, `org.apache.spark.SparkException: ...`).
+pub fn error_line(lines: &[String]) -> Option<String> {
+    lines
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| {
+            !l.is_empty()
+                && (l.contains("Exception: ") || l.contains("Error: ") || l.starts_with("Error"))
+                && !l.starts_with("at ")
+        })
+        .map(String::from)
+}
+
+/// The `spark` executor.
+#[derive(Debug, Clone)]
+pub struct SparkExecutor {
+    spark_submit: PathBuf,
+}
+
+impl SparkExecutor {
+    /// Runs `spark_submit` (a path, or a name looked up on PATH).
+    pub fn new(spark_submit: PathBuf) -> Self {
+        Self { spark_submit }
+    }
+
+    /// spark-submit's location: `$SPARK_HOME/bin/spark-submit` when SPARK_HOME is set, else
+    /// `spark-submit` on PATH (pip's `pyspark` installs one there).
+    pub fn locate() -> PathBuf {
+        match std::env::var_os("SPARK_HOME") {
+            Some(home) if !home.is_empty() => PathBuf::from(home).join("bin/spark-submit"),
+            _ => PathBuf::from("spark-submit"),
+        }
+    }
+}
+
+impl Executor for SparkExecutor {
+    fn run(&self, job: JobInput, ctx: JobContext) -> JobFuture {
+        let program = self.spark_submit.clone();
+        Box::pin(async move { run_spark(program, job, ctx).await })
+    }
+}
+
+/// Output lines of a run, as they are shared between the readers and the flusher.
+#[derive(Default)]
+struct Output {
+    pending: Vec<String>,
+    stdout_tail: std::collections::VecDeque<String>,
+    tail: std::collections::VecDeque<String>,
+}
+
+fn push_tail(q: &mut std::collections::VecDeque<String>, line: &str, cap: usize) {
+    if q.len() == cap {
+        q.pop_front();
+    }
+    q.push_back(line.to_string());
+}
+
+async fn run_spark(program: PathBuf, job: JobInput, ctx: JobContext) -> Result<Value, JobError> {
+    let spec: SparkJob = serde_json::from_value(job.params.clone())
+        .map_err(|e| JobError::Fatal(format!("spark params: {e}")))?;
+    let record = ctx
+        .broker()
+        .get(job.id)
+        .await
+        .map_err(|e| JobError::Retry(format!("cannot read job {}: {e}", job.id)))?;
+    let cluster = match record.field("cluster") {
+        Some(c) => {
+            let cid: u64 = c
+                .parse()
+                .map_err(|_| JobError::Fatal(format!("cluster {c:?} is not a cluster id")))?;
+            Some(ctx.broker().cluster(cid).await.map_err(|e| match e {
+                broker::Error::Missing(_) => JobError::Fatal(format!("cluster {cid} is gone")),
+                e => JobError::Retry(e.to_string()),
+            })?)
+        }
+        None => None,
+    };
+    let (args, env) = argv(job.id, &spec, cluster.as_ref())?;
+    let log_name = format!("spark-submit.attempt-{}.log", job.attempt);
+    let log_path = ctx
+        .broker()
+        .artifacts()
+        .create(job.id, &log_name)
+        .await
+        .map_err(|e| JobError::Retry(e.to_string()))?;
+    let log_file = tokio::fs::File::create(&log_path)
+        .await
+        .map_err(|e| JobError::Retry(format!("cannot write {}: {e}", log_path.display())))?;
+    tracing::info!(job = %job.id, program = %program.display(), ?args, "spark-submit");
+
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.args(&args)
+        .envs(env)
+        .env("SLUICE_JOB_ID", job.id.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| JobError::Retry(format!("cannot start {}: {e}", program.display())))?;
+    let pid = child.id();
+
+    let output = Arc::new(Mutex::new(Output::default()));
+    let (line_tx, mut line_rx) = mpsc::unbounded_channel::<(bool, String)>();
+    for (is_stdout, pipe) in [
+        (
+            true,
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
+        (
+            false,
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
+    ] {
+        let Some(pipe) = pipe else { continue };
+        let tx = line_tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if tx.send((is_stdout, line)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(line_tx);
+    // One task collects lines: log file, tails, and the batch for the events.
+    let collector = {
+        let output = output.clone();
+        tokio::spawn(async move {
+            let mut file = tokio::io::BufWriter::new(log_file);
+            while let Some((is_stdout, line)) = line_rx.recv().await {
+                let _ = file.write_all(line.as_bytes()).await;
+                let _ = file.write_all(b"\n").await;
+                let mut o = output.lock().await;
+                if is_stdout {
+                    push_tail(&mut o.stdout_tail, &line, STDOUT_TAIL_LINES);
+                }
+                push_tail(&mut o.tail, &line, ERROR_TAIL_LINES);
+                o.pending.push(line);
+            }
+            let _ = file.flush().await;
+        })
+    };
+    let flusher = {
+        let output = output.clone();
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LOG_FLUSH).await;
+                flush(&output, &ctx).await;
+            }
+        })
+    };
+
+    let ended = tokio::select! {
+        status = child.wait() => Ok(status),
+        _ = ctx.stop.cancelled() => Err(JobError::Stopped),
+    };
+    crate::command::kill_group(pid);
+    if ended.is_err() {
+        let _ = child.wait().await;
+    }
+    let _ = collector.await;
+    flusher.abort();
+    flush(&output, &ctx).await;
+    let status = ended?.map_err(|e| JobError::Retry(format!("waiting for spark-submit: {e}")))?;
+    let o = output.lock().await;
+    if status.success() {
+        let stdout: Vec<&str> = o.stdout_tail.iter().map(String::as_str).collect();
+        let output = stdout
+            .last()
+            .and_then(|l| serde_json::from_str::<Value>(l).ok())
+            .unwrap_or(Value::Null);
+        return Ok(json!({
+            "exit_code": 0,
+            "output": output,
+            "stdout": stdout.join("\n"),
+            "log": log_name,
+        }));
+    }
+    let tail: Vec<String> = o.tail.iter().cloned().collect();
+    let why = error_line(&tail).unwrap_or_else(|| "no error line in its output".into());
+    let code = status
+        .code()
+        .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
+    Err(JobError::Fatal(format!(
+        "spark-submit exited with {code}: {why} (log: {log_name})"
+    )))
+}
+
+/// Sends the lines collected since the last flush as one `log` event.
+async fn flush(output: &Mutex<Output>, ctx: &JobContext) {
+    let lines = std::mem::take(&mut output.lock().await.pending);
+    if !lines.is_empty() {
+        ctx.log(&lines.join("\n")).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use broker::clusters::Cluster;
+
+    fn job(v: Value) -> SparkJob {
+        serde_json::from_value(v).expect("valid spark params")
+    }
+
+    #[test]
+    fn argv_from_cluster_and_params_job_conf_wins() {
+        let cluster: Cluster = serde_json::from_value(json!({
+            "id": 2, "name": "c", "address": "spark://h:7077", "executors": 3,
+            "general_parameters": "spark.ui.enabled=false,spark.x=1"
+        }))
+        .unwrap();
+        let j = job(
+            json!({"app": "wc.py", "args": ["in.txt", "a b"], "conf": {"spark.x": 2},
+                           "py_files": ["a.py", "b.py"]}),
+        );
+        let (argv, env) = argv(broker::JobId(9), &j, Some(&cluster)).unwrap();
+        let text = argv.join(" ");
+        assert!(
+            text.starts_with("--master spark://h:7077 --name sluice-job-9"),
+            "{text}"
+        );
+        assert!(text.contains("--conf spark.cores.max=3"), "{text}");
+        assert!(text.contains("--conf spark.ui.enabled=false"), "{text}");
+        assert!(
+            text.contains("--conf spark.x=2") && !text.contains("spark.x=1"),
+            "{text}"
+        );
+        assert!(text.contains("--py-files a.py,b.py"), "{text}");
+        assert_eq!(
+            &argv[argv.len() - 3..],
+            ["wc.py", "in.txt", "a b"],
+            "args stay separate"
+        );
+        assert!(env.is_empty());
+    }
+
+    #[test]
+    fn no_cluster_means_local_and_app_is_required() {
+        let (argv, _) = argv(
+            broker::JobId(1),
+            &job(json!({"app": "x.jar", "main_class": "M"})),
+            None,
+        )
+        .unwrap();
+        assert_eq!(argv[..2], ["--master", "local[*]"]);
+        assert!(argv.join(" ").ends_with("--class M x.jar"));
+        assert!(matches!(
+            super::argv(broker::JobId(1), &job(json!({"app": " "})), None),
+            Err(JobError::Fatal(_))
+        ));
+        assert!(
+            serde_json::from_value::<SparkJob>(json!({"app": "a", "shell": "rm -rf /"})).is_err()
+        );
+    }
+
+    #[test]
+    fn finds_sparks_error_line() {
+        let lines: Vec<String> = [
+            "Traceback (most recent call last):",
+            "  File \"/tmp/app.py\", line 3, in <module>",
+            "ZeroDivisionError: division by zero",
+            "24/11/23 INFO ShutdownHookManager: Shutdown hook called",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            error_line(&lines).as_deref(),
+            Some("ZeroDivisionError: division by zero")
+        );
+        let java = vec![
+            "Exception in thread \"main\" org.apache.spark.SparkException: Failed to get main class".to_string(),
+            "\tat org.apache.spark.deploy.SparkSubmit.x(SparkSubmit.scala:1)".to_string(),
+        ];
+        assert!(error_line(&java)
+            .unwrap()
+            .contains("SparkException: Failed"));
+        assert_eq!(error_line(&["all good".to_string()]), None);
+    }
+}
