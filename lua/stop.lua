@@ -1,8 +1,9 @@
 --[[
   stop: PENDING or SCHEDULED -> CANCELED at once; RUNNING -> RUNNING with a stop request that
-  the executor holding the lease obeys (it kills the work, then calls cancel.lua). The request
-  is pushed on Stand's `stop` list (capped) and published on the `stop` channel. Stopping a
-  job whose stop is already requested changes nothing and succeeds.
+  the executor holding the lease obeys (it kills the work, then calls cancel.lua). Either way
+  the id is pushed on Stand's `stop` list (capped: nothing piles up without a reader; a
+  Stand-era consumer may run a job it popped from `start`) and published on the `stop`
+  channel. Stopping a job whose stop is already requested changes nothing and succeeds.
 
   KEYS[1] job hash        job_N
   KEYS[2] leases zset     leases
@@ -34,7 +35,13 @@ local status = f[1]
 if not status then return {-1} end
 if f[2] and f[2] ~= '' then return {-2, status, f[2], f[5] or ''} end
 local at = rfc3339(now_ms())
+local function announce()
+  redis.call('RPUSH', stop_key, id)
+  redis.call('LTRIM', stop_key, -stop_cap, -1)
+  redis.call('PUBLISH', stop_key, id)
+end
 if status == 'PENDING' or status == 'SCHEDULED' then
+  announce()
   redis.call('LREM', prefix .. 'queue:' .. f[3], 1, id)
   redis.call('ZREM', delayed_key, id)
   finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
@@ -44,9 +51,7 @@ end
 if status == 'RUNNING' then
   if not f[4] then
     redis.call('HSET', job_key, 'stop_requested', at, 'updated', at)
-    redis.call('RPUSH', stop_key, id)
-    redis.call('LTRIM', stop_key, -stop_cap, -1)
-    redis.call('PUBLISH', stop_key, id)
+    announce()
     emit(events_key, id, f[3], 'stop_requested', 'RUNNING')
   end
   return {1, 'RUNNING'}

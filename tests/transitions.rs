@@ -283,9 +283,9 @@ async fn extra_fields_are_stored_and_unknown_ones_refused() {
     let redis = TestRedis::start();
     let b = broker(&redis, |_| {});
     let mut nj = b.new_job("spark", json!({}));
-    nj.extra.push(("cluster".into(), "2".into()));
+    nj.extra.push(("workflow".into(), "2".into()));
     let (id, _) = b.submit(&nj).await.unwrap();
-    assert_eq!(job(&b, id).await.field("cluster"), Some("2"));
+    assert_eq!(job(&b, id).await.field("workflow"), Some("2"));
     nj.extra.push(("status".into(), "COMPLETED".into()));
     assert!(matches!(b.submit(&nj).await, Err(Error::Invalid(_))));
     nj.extra.clear();

@@ -435,8 +435,8 @@ pub enum ClustersCommand {
         /// Cores per executor.
         #[arg(long, default_value_t = 1)]
         executor_cores: u32,
-        /// Memory per executor, e.g. 1g.
-        #[arg(long, default_value = "1M")]
+        /// Memory per executor, e.g. 1g (default: Spark's own).
+        #[arg(long, default_value = "")]
         executor_memory: String,
         /// Extra settings: k=v,k=v or Stand's JSON {"spark": {...}, "environment": {...}}.
         #[arg(long, default_value = "")]

@@ -49,9 +49,6 @@ fn default_type() -> ClusterType {
 fn one() -> u32 {
     1
 }
-fn default_memory() -> String {
-    "1M".into()
-}
 fn yes() -> bool {
     true
 }
@@ -84,8 +81,9 @@ pub struct Cluster {
     /// Cores per executor (`spark.executor.cores`).
     #[serde(default = "one")]
     pub executor_cores: u32,
-    /// Memory per executor (`spark.executor.memory`), e.g. `1g`.
-    #[serde(default = "default_memory")]
+    /// Memory per executor (`spark.executor.memory`), e.g. `1g`; empty (the default) keeps
+    /// Spark's own default. Stand defaulted to `1M`, which Spark 4 refuses (at least 450m).
+    #[serde(default)]
     pub executor_memory: String,
     /// Extra Spark settings: `k=v,k=v` (only `spark*` keys are used) or JSON
     /// `{"spark": {"k": "v"}, "environment": {"NAME": "value"}}`, as Stand kept them.
@@ -115,13 +113,7 @@ impl Cluster {
                 self.address
             ));
         }
-        if !self.executor_memory.is_empty()
-            && !self
-                .executor_memory
-                .trim_end_matches(|c: char| c.is_ascii_alphabetic())
-                .chars()
-                .all(|c| c.is_ascii_digit())
-        {
+        if !self.executor_memory.is_empty() && !is_size(&self.executor_memory) {
             return bad(format!(
                 "executor_memory: {:?} is not a size like 512m or 2g",
                 self.executor_memory
@@ -228,6 +220,16 @@ impl Cluster {
     }
 }
 
+/// A JVM memory size as Spark takes it: digits and an optional unit (`512m`, `2g`, `1024`).
+fn is_size(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &lower[digits.len()..];
+    !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && ["", "k", "kb", "m", "mb", "g", "gb", "t", "tb", "p", "pb"].contains(&unit)
+}
+
 /// What a cluster adds to a spark-submit run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SparkSettings {
@@ -310,20 +312,23 @@ mod tests {
         assert_eq!(c.master(), "k8s://https://k:443");
         let c = cluster(r#"{"name": "s", "address": "spark://h:7077", "executors": 4}"#);
         assert_eq!(c.master(), "spark://h:7077");
-        assert_eq!(c.spark_settings().unwrap().conf["spark.cores.max"], "4");
+        assert_eq!(
+            c.spark_settings().expect("test value").conf["spark.cores.max"],
+            "4"
+        );
     }
 
     #[test]
     fn general_parameters_in_both_of_stands_formats() {
         let c =
             cluster(r#"{"name": "a", "general_parameters": "spark.ui.enabled=false, other=1"}"#);
-        let s = c.spark_settings().unwrap();
+        let s = c.spark_settings().expect("test value");
         assert_eq!(s.conf["spark.ui.enabled"], "false");
         assert!(!s.conf.contains_key("other"), "only spark* keys are used");
         let c = cluster(
             r#"{"name": "b", "general_parameters": "{\"spark\": {\"spark.sql.shuffle.partitions\": 2}, \"environment\": {\"SPARK_LOCAL_IP\": \"127.0.0.1\"}}"}"#,
         );
-        let s = c.spark_settings().unwrap();
+        let s = c.spark_settings().expect("test value");
         assert_eq!(s.conf["spark.sql.shuffle.partitions"], "2");
         assert_eq!(s.env["SPARK_LOCAL_IP"], "127.0.0.1");
         let bad = cluster(r#"{"name": "c", "general_parameters": "no-equals"}"#);

@@ -66,6 +66,9 @@ pub struct SparkJob {
     pub driver_memory: Option<String>,
 }
 
+/// Environment variables for spark-submit, from the cluster record.
+pub type Env = Vec<(String, String)>;
+
 /// Builds the spark-submit argv (without the program) for `job` on `cluster`.
 ///
 /// # Errors
@@ -74,7 +77,7 @@ pub fn argv(
     id: broker::JobId,
     job: &SparkJob,
     cluster: Option<&broker::clusters::Cluster>,
-) -> Result<(Vec<String>, Vec<(String, String)>), JobError> {
+) -> Result<(Vec<String>, Env), JobError> {
     if job.app.trim().is_empty() {
         return Err(JobError::Fatal(
             "params.app must name a .py file or a jar".into(),
@@ -137,7 +140,7 @@ pub fn error_line(lines: &[String]) -> Option<String> {
     lines
         .iter()
         .rev()
-        .map(|l| l.trim())
+        .map(|l| l.trim().trim_start_matches([':', ' ']))
         .find(|l| {
             !l.is_empty()
                 && (l.contains("Exception: ") || l.contains("Error: ") || l.starts_with("Error"))
@@ -355,12 +358,12 @@ mod tests {
             "id": 2, "name": "c", "address": "spark://h:7077", "executors": 3,
             "general_parameters": "spark.ui.enabled=false,spark.x=1"
         }))
-        .unwrap();
+        .expect("test value");
         let j = job(
             json!({"app": "wc.py", "args": ["in.txt", "a b"], "conf": {"spark.x": 2},
                            "py_files": ["a.py", "b.py"]}),
         );
-        let (argv, env) = argv(broker::JobId(9), &j, Some(&cluster)).unwrap();
+        let (argv, env) = argv(broker::JobId(9), &j, Some(&cluster)).expect("test value");
         let text = argv.join(" ");
         assert!(
             text.starts_with("--master spark://h:7077 --name sluice-job-9"),
@@ -388,7 +391,7 @@ mod tests {
             &job(json!({"app": "x.jar", "main_class": "M"})),
             None,
         )
-        .unwrap();
+        .expect("test value");
         assert_eq!(argv[..2], ["--master", "local[*]"]);
         assert!(argv.join(" ").ends_with("--class M x.jar"));
         assert!(matches!(
@@ -419,7 +422,7 @@ mod tests {
             "\tat org.apache.spark.deploy.SparkSubmit.x(SparkSubmit.scala:1)".to_string(),
         ];
         assert!(error_line(&java)
-            .unwrap()
+            .expect("test value")
             .contains("SparkException: Failed"));
         assert_eq!(error_line(&["all good".to_string()]), None);
     }
