@@ -361,3 +361,41 @@ async fn sigterm_lets_short_jobs_finish_and_hands_long_ones_back() {
         long.to_string()
     );
 }
+
+/// Reports progress every 10 ms until stopped.
+struct Chatty;
+
+impl executors::Executor for Chatty {
+    fn run(
+        &self,
+        _job: executors::JobInput,
+        ctx: executors::JobContext,
+    ) -> executors::runtime::JobFuture {
+        Box::pin(async move {
+            loop {
+                ctx.progress(&json!({"tick": 1})).await;
+                if ctx.stop.is_cancelled() {
+                    return Err(executors::JobError::Stopped);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_stop_seen_by_a_progress_report_before_the_heartbeat_still_cancels() {
+    let redis = TestRedis::start();
+    let b = broker(&redis, |_| {});
+    let mut opts = Options::new(b.config(), "chatty");
+    opts.heartbeat = Duration::from_secs(5); // the progress report sees the stop first
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let runner = b.clone();
+    tokio::spawn(async move { executors::run(runner, Arc::new(Chatty), opts, rx).await });
+    let (id, _) = b.submit(&b.new_job("chatty", json!({}))).await.unwrap();
+    wait_status(&b, id, Status::Running, Duration::from_secs(5)).await;
+    b.stop(id).await.unwrap();
+    let j = wait_status(&b, id, Status::Canceled, Duration::from_secs(2)).await;
+    assert_eq!(j.error, None, "canceled, not failed with \"stopped\"");
+    let _ = tx.send(true);
+}

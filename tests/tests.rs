@@ -21,6 +21,7 @@ mod refusals; // every illegal move is refused with a typed error
 mod schedules; // periodic jobs fired exactly once per tick by any number of beats
 mod serve; // the sluice serve process: signals and graceful shutdown
 mod spark; // the spark executor with a real spark-submit (pyspark), clusters, stop, logs
+mod stableconfigs; // the StableConfigs face with the real sluice-solver
 mod stand; // clusters and the Lemonade Stand face, its start/stop lists
 mod supervisor; // the supervisord stack of supervisor/ with real supervisord
 mod transitions; // the happy paths of the state machine

@@ -60,6 +60,12 @@ pub struct Config {
     /// Where job artifacts (logs, output files) are kept, one directory per job
     /// (`SLUICE_ARTIFACT_DIR`); executors and `sluice serve` must see the same directory.
     pub artifact_dir: std::path::PathBuf,
+    /// Time limit of a StableConfigs `/task` (`SLUICE_SOLVER_TIMEOUT`; StableConfigs: 90 s).
+    pub solver_timeout: Duration,
+    /// Status words of the StableConfigs face (`SLUICE_STABLECONFIGS_WORDS`): `readme`
+    /// (`COMPLETE`, `TimedOut`, as its README documents) or `code` (`Completed`, `Timeout`,
+    /// as its server sent).
+    pub stableconfigs_words: String,
 }
 
 impl Default for Config {
@@ -87,13 +93,17 @@ impl Default for Config {
             webhooks: Vec::new(),
             webhook_ca: None,
             artifact_dir: "data/artifacts".into(),
+            solver_timeout: Duration::from_secs(90),
+            stableconfigs_words: "readme".into(),
         }
     }
 }
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 22] = [
+pub const NAMES: [&str; 24] = [
     "artifact_dir",
+    "solver_timeout",
+    "stableconfigs_words",
     "webhooks",
     "webhook_ca",
     "allow_eviction",
@@ -221,6 +231,13 @@ impl Config {
                 self.log_format = v.to_string();
             }
             "log_dir" => self.log_dir = (!v.is_empty()).then(|| v.into()),
+            "solver_timeout" => self.solver_timeout = dur()?,
+            "stableconfigs_words" => {
+                if v != "readme" && v != "code" {
+                    return Err(format!("stableconfigs_words: {v:?} must be readme or code"));
+                }
+                self.stableconfigs_words = v.to_string();
+            }
             "artifact_dir" if v.is_empty() => return Err("artifact_dir: must not be empty".into()),
             "artifact_dir" => self.artifact_dir = v.into(),
             "webhook_ca" => self.webhook_ca = (!v.is_empty()).then(|| v.into()),

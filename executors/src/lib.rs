@@ -7,6 +7,8 @@
 //! - [`bench`]: `sluice bench-executors`.
 //! - [`command`]: the `command` kind: runs programs from a config of actions (no shell).
 //! - [`spark`]: the `spark` kind: spark-submit against a Stand cluster record.
+//! - [`solver`]: the `solver` kind: StableConfigs' requests solved by [`tbn`], the exact
+//!   TBN stable-configuration solver (incremental SAT on batsat).
 //! - [`process`]: what every executor binary's `main` does (signals, config, run).
 #![warn(missing_docs)]
 
@@ -14,7 +16,9 @@ pub mod bench;
 pub mod command;
 pub mod process;
 pub mod runtime;
+pub mod solver;
 pub mod spark;
+pub mod tbn;
 
 pub use process::serve;
 pub use runtime::{run, Executor, JobContext, JobError, JobInput, Options};

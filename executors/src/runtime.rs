@@ -64,6 +64,7 @@ pub struct JobContext {
     broker: Broker,
     id: JobId,
     token: String,
+    cause: Arc<watch::Sender<Option<Cause>>>,
     /// Cancelled when the job must stop (stop request, timeout, shutdown, lease lost).
     pub stop: CancellationToken,
 }
@@ -73,7 +74,7 @@ impl JobContext {
     /// Failures are logged, never fatal to the job.
     pub async fn progress(&self, progress: &Value) {
         match self.broker.progress(self.id, &self.token, progress).await {
-            Ok(true) => self.stop.cancel(),
+            Ok(true) => stop_for(&self.cause, Cause::StopRequested, &self.stop),
             Ok(false) => {}
             Err(e) => tracing::warn!(job = %self.id, error = %e, "progress not recorded"),
         }
@@ -83,7 +84,7 @@ impl JobContext {
     /// cancels [`JobContext::stop`]. Failures are logged, never fatal to the job.
     pub async fn log(&self, lines: &str) {
         match self.broker.log(self.id, &self.token, lines).await {
-            Ok(true) => self.stop.cancel(),
+            Ok(true) => stop_for(&self.cause, Cause::StopRequested, &self.stop),
             Ok(false) => {}
             Err(e) => tracing::warn!(job = %self.id, error = %e, "log lines not recorded"),
         }
@@ -148,7 +149,22 @@ enum Outcome {
     Released,
 }
 
-/// Why the stop token of a job was cancelled, first cause wins.
+/// Records `why` and cancels `stop`, so the attempt ends as that cause says (CANCELED for a
+/// stop request), whichever of the heartbeat, a progress report or a log write saw it
+/// first. A lost lease overrides a stop request: the attempt can write nothing any more.
+fn stop_for(cause: &watch::Sender<Option<Cause>>, why: Cause, stop: &CancellationToken) {
+    cause.send_if_modified(|c| {
+        if c.is_none() || why == Cause::LeaseLost {
+            *c = Some(why);
+            true
+        } else {
+            false
+        }
+    });
+    stop.cancel();
+}
+
+/// Why the stop token of a job was cancelled.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Cause {
     StopRequested,
@@ -284,20 +300,22 @@ async fn run_one(
         }
     };
     let stop = CancellationToken::new();
+    let (cause_tx, cause_rx) = watch::channel(None::<Cause>);
+    let cause_tx = Arc::new(cause_tx);
     let ctx = JobContext {
         broker: b.clone(),
         id,
         token: job.token.clone(),
+        cause: cause_tx.clone(),
         stop: stop.clone(),
     };
-    let (cause_tx, cause_rx) = watch::channel(None::<Cause>);
     let heart = tokio::spawn(heartbeat(
         b.clone(),
         id,
         job.token.clone(),
         opts.heartbeat,
         stop.clone(),
-        cause_tx,
+        cause_tx.clone(),
     ));
     tracing::info!(job = %id, attempt = job.attempt, "started");
 
@@ -353,15 +371,14 @@ async fn heartbeat(
     token: String,
     every: Duration,
     stop: CancellationToken,
-    cause: watch::Sender<Option<Cause>>,
+    cause: Arc<watch::Sender<Option<Cause>>>,
 ) {
     loop {
         tokio::time::sleep(every).await;
         match b.heartbeat(id, &token).await {
             Ok(false) => {}
             Ok(true) => {
-                let _ = cause.send(Some(Cause::StopRequested));
-                stop.cancel();
+                stop_for(&cause, Cause::StopRequested, &stop);
                 // Keep the lease while the work winds down.
             }
             Err(e) if e.is_unavailable() => {
@@ -369,8 +386,7 @@ async fn heartbeat(
             }
             Err(e) => {
                 tracing::warn!(job = %id, error = %e, "lease lost; stopping the work");
-                let _ = cause.send(Some(Cause::LeaseLost));
-                stop.cancel();
+                stop_for(&cause, Cause::LeaseLost, &stop);
                 return;
             }
         }

@@ -239,6 +239,26 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         .and(artifacts::download(b.clone(), who.clone()))
         .map(|f: warp::fs::File| warp::Reply::into_response(f))
         .boxed();
+    let sc_task: Route = warp::path!("task")
+        .and(warp::post())
+        .and(broker.clone())
+        .and(who.clone())
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::body::bytes())
+        .and_then(compat::stableconfigs::task)
+        .boxed();
+    let sc_status: Route = warp::path!("status" / String)
+        .and(warp::get())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(compat::stableconfigs::status)
+        .boxed();
+    let sc_terminate: Route = warp::path!("terminate" / String)
+        .and(warp::delete())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(compat::stableconfigs::terminate)
+        .boxed();
     let healthz: Route = warp::path!("healthz")
         .and(warp::get())
         .and(broker.clone())
@@ -349,6 +369,9 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         cluster_delete,
         artifacts_list,
         artifact_get,
+        sc_task,
+        sc_status,
+        sc_terminate,
     ])
     .recover(errors::handle_rejection)
     .unify()

@@ -2,5 +2,6 @@
 //! (../shared/SEEDS.md). Each face owns its wire format and its own error table.
 
 pub mod jetstream;
+pub mod stableconfigs;
 pub mod stand;
 pub mod wumai;

@@ -1,0 +1,178 @@
+//! Benchmark driver for the TBN solver.
+//!
+//! ```text
+//! bench solve TBN_FILE [CONSTRAINTS_FILE] [GEN] [INIT_K]
+//!     solve a file in the original text format; prints
+//!     "monomers=M sites=S seconds=T polymers=P count=C"
+//! bench gen FAMILY SIZE
+//!     print a generated TBN (families: tree, random, random3, copies)
+//! ```
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use executors::tbn::{solve, Dimacs, Problem};
+
+/// xorshift64*, so generated instances are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+    }
+}
+
+/// The original's `exponential_tree.txt` shape with `depth` levels.
+fn tree(depth: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut id = 1;
+    for level in 1..=depth {
+        for _ in 0..1usize << (level - 1) {
+            lines.push(format!("m[{id}] {}* {level} {level}", level - 1));
+            id += 1;
+        }
+    }
+    lines
+}
+
+/// `n` random monomers of 1-3 sites over `types` site types.
+fn random(n: usize, types: usize, seed: u64) -> Vec<String> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|_| {
+            (0..1 + rng.below(3))
+                .map(|_| {
+                    let star = if rng.below(2) == 0 { "*" } else { "" };
+                    format!("t{}{star}", rng.below(types))
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// `k` disjoint copies of the original's `and_gate.txt` (9 monomers each).
+fn copies(k: usize) -> Vec<String> {
+    let gate = [
+        "a b c d e",
+        "a* b* c* d*",
+        "b* c* d* e*",
+        "d e f",
+        "a b",
+        "b c",
+        "c d",
+        "e f",
+        "e* f*",
+    ];
+    let mut lines = Vec::new();
+    for i in 0..k {
+        for g in gate {
+            let line: Vec<String> = g
+                .split_whitespace()
+                .map(|t| match t.strip_suffix('*') {
+                    Some(base) => format!("{base}{i}*"),
+                    None => format!("{t}{i}"),
+                })
+                .collect();
+            lines.push(line.join(" "));
+        }
+    }
+    lines
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("gen") => {
+            let family = args.get(1).ok_or("missing family")?;
+            let size: usize = args
+                .get(2)
+                .ok_or("missing size")?
+                .parse()
+                .map_err(|e| format!("size: {e}"))?;
+            let lines = match family.as_str() {
+                "tree" => tree(size),
+                "random" => random(size, (size / 3).max(2), 7 + size as u64),
+                "random3" => random(size, 3, 11 + size as u64),
+                "copies" => copies(size),
+                other => return Err(format!("unknown family {other}")),
+            };
+            for l in lines {
+                println!("{l}");
+            }
+            Ok(())
+        }
+        Some("dimacs") => {
+            let tbn = std::fs::read_to_string(args.get(1).ok_or("missing file")?)
+                .map_err(|e| e.to_string())?;
+            let k: usize = args
+                .get(2)
+                .ok_or("missing k")?
+                .parse()
+                .map_err(|e| format!("k: {e}"))?;
+            let problem = Problem::from_lines(tbn.lines(), [""; 0]).map_err(|e| e.to_string())?;
+            print!(
+                "{}",
+                Dimacs::at_least(&problem, k).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        Some("solve") => {
+            let tbn = std::fs::read_to_string(args.get(1).ok_or("missing file")?)
+                .map_err(|e| e.to_string())?;
+            let constraints = match args.get(2).filter(|s| !s.is_empty() && *s != "-") {
+                Some(path) => std::fs::read_to_string(path).map_err(|e| e.to_string())?,
+                None => String::new(),
+            };
+            let number = |i: usize| -> Result<usize, String> {
+                args.get(i)
+                    .map_or(Ok(1), |s| s.parse().map_err(|e| format!("{e}")))
+            };
+            let (gen, init_k) = (number(3)?, number(4)?);
+            let start = Instant::now();
+            let problem =
+                Problem::from_lines(tbn.lines(), constraints.lines()).map_err(|e| e.to_string())?;
+            let stop = AtomicBool::new(false);
+            let trace = std::env::var_os("BENCH_TRACE").is_some();
+            let mut progress = |count: usize, k: usize| {
+                if trace {
+                    eprintln!("{:.3}s count={count} k={k}", start.elapsed().as_secs_f64());
+                }
+            };
+            let answer = solve(&problem, gen, init_k, &mut progress, &stop);
+            let seconds = start.elapsed().as_secs_f64();
+            let answer = answer.map_err(|e| e.to_string())?;
+            let counts: Vec<String> = answer
+                .configs
+                .iter()
+                .map(|c| c.polymers_count.to_string())
+                .collect();
+            println!(
+                "monomers={} sites={} seconds={seconds:.6} polymers={} entropy={} count={}",
+                problem.monomers.len(),
+                problem.sites.len(),
+                counts.join(","),
+                answer.entropy,
+                answer.count
+            );
+            Ok(())
+        }
+        _ => Err(
+            "usage: bench solve FILE [CONSTRAINTS] [GEN] [INIT_K] | bench gen FAMILY SIZE".into(),
+        ),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The `solver` executor kind: StableConfigs' TBN stable-configuration solver ([`crate::tbn`]).
+//!
+//! Params are StableConfigs' request body: `{"monomers": [[...]], "constraints": [[...]],
+//! "gen": 1, "init_k": 1}`. The solve runs on a blocking thread; progress `{"count", "k"}`
+//! is recorded as the search moves (at most 10 writes a second); a stop request or the job's
+//! timeout raises the solver's stop flag, which it polls at every SAT conflict, so it ends
+//! within milliseconds. The result is StableConfigs' answer `{"configs", "count",
+//! "entropy"}`. An invalid TBN fails the job for good with the error text
+//! `TBNException: <the original's message>`; anything else with `Exception: <text>`, which
+//! is how the StableConfigs face tells its 401 from its 402.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
+use crate::tbn::{solve, Problem, Request, TbnError};
+
+/// Prefix of the error text of a job that failed with a TBN error (HTTP 401 on the face).
+pub const TBN_EXCEPTION: &str = "TBNException: ";
+/// Prefix of the error text of a job that failed otherwise (HTTP 402 on the face).
+pub const EXCEPTION: &str = "Exception: ";
+/// Fewest time between two progress writes.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// The `solver` executor.
+#[derive(Debug, Clone, Default)]
+pub struct SolverExecutor;
+
+impl Executor for SolverExecutor {
+    fn run(&self, job: JobInput, ctx: JobContext) -> JobFuture {
+        Box::pin(run_solver(job, ctx))
+    }
+}
+
+fn fatal_tbn(e: &TbnError) -> JobError {
+    JobError::Fatal(format!("{TBN_EXCEPTION}{e}"))
+}
+
+async fn run_solver(job: JobInput, ctx: JobContext) -> Result<Value, JobError> {
+    let request: Request = serde_json::from_value(job.params.clone())
+        .map_err(|e| JobError::Fatal(format!("{EXCEPTION}invalid request: {e}")))?;
+    let problem = Problem::parse(&request).map_err(|e| fatal_tbn(&e))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (progress_tx, mut progress_rx) = watch::channel((0usize, request.init_k));
+    // Progress writes and the stop flag live on the async side; the solver only touches
+    // an atomic and a watch channel.
+    let reporter = {
+        let ctx = ctx.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                tokio::select! {
+                    changed = progress_rx.changed() => {
+                        if changed.is_err() { break; }
+                        let (count, k) = *progress_rx.borrow_and_update();
+                        if last != Some((count, k)) {
+                            last = Some((count, k));
+                            ctx.progress(&json!({"count": count, "k": k})).await;
+                        }
+                        tokio::time::sleep(PROGRESS_EVERY).await;
+                    }
+                    _ = ctx.stop.cancelled() => {
+                        stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    let solver_stop = stop.clone();
+    let (gen, init_k) = (request.gen, request.init_k);
+    let started = Instant::now();
+    let solved = tokio::task::spawn_blocking(move || {
+        solve(
+            &problem,
+            gen,
+            init_k,
+            &mut |count, k| {
+                let _ = progress_tx.send((count, k));
+            },
+            &solver_stop,
+        )
+    })
+    .await;
+    reporter.abort();
+    let answer = match solved {
+        Ok(Ok(answer)) => answer,
+        // Stopped by its stop token (stop request, timeout, shutdown): the runtime knows why.
+        Ok(Err(TbnError::EarlyTermination { .. })) if ctx.stop.is_cancelled() => {
+            return Err(JobError::Stopped)
+        }
+        Ok(Err(e)) => return Err(fatal_tbn(&e)),
+        Err(panic) => {
+            return Err(JobError::Fatal(format!(
+                "{EXCEPTION}the solver crashed: {panic}"
+            )))
+        }
+    };
+    tracing::info!(job = %job.id, count = answer.count, entropy = answer.entropy, elapsed_ms = started.elapsed().as_millis() as u64, "solved");
+    serde_json::to_value(&answer).map_err(|e| JobError::Fatal(format!("{EXCEPTION}{e}")))
+}

@@ -1,0 +1,283 @@
+//! The k-search and configuration generation of
+//! `stableconfigs/StableConfig.py`, on incremental SAT solvers (batsat, a
+//! MiniSat descendant in pure Rust).
+//!
+//! 1. With constraints or `gen > 1`, encode the whole problem once
+//!    (`Encoding::new`); constraint errors surface here, before any solve.
+//! 2. Entropy (progress count 1), constraints off. Polymer counts add up
+//!    over potential components (no pair, constraint-free bond or polymer
+//!    crosses them), so each component gets its own small solver: test k,
+//!    and while satisfiable with r polymers test r + 1; the last r is the
+//!    component's maximum. The sum is the entropy, and the union of the
+//!    component models the stable configuration. If the sum is below
+//!    `init_k` (or 0) the original's first test at `init_k` would fail:
+//!    [`TbnError::MinPolymersExceedEntropy`].
+//! 3. Without constraints, that configuration is the first answer; with
+//!    `gen > 1` its pair set is blocked and more are searched on the whole
+//!    problem, each from k = `init_k` as the original does.
+//! 4. With constraints, up to `gen` constrained configurations are searched
+//!    (count 1, 2, ...), each from k = `init_k` again and each blocked after
+//!    it is found; an unsatisfiable first test ends generation silently.
+//!
+//! The original rebuilds a Glucose instance for every k and adds layer k of
+//! the counter as unit clauses. Here the counter output is an assumption,
+//! so learnt clauses carry over between tests, and a model with r > k
+//! polymers skips the tests for k + 1..=r (the answers are the same because
+//! "at least k polymers" is monotone in k), and a k above the cheap upper
+//! bound of [`super::bound`] is known unsatisfiable without a solve.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use batsat::{lbool, Callbacks, SolverInterface, SolverOpts};
+use serde::Serialize;
+
+use super::bound::upper_bound;
+use super::decode::{decode, Config, Snapshot};
+use super::encode::{Bound, Encoding};
+use super::error::TbnError;
+use super::parse::Problem;
+use super::polymers::RepMode;
+
+/// Fewest time between two progress reports of the same configuration, so
+/// tiny problems do not flood the caller (at most ~200 reports a second).
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(5);
+
+/// The answer of [`solve`], as the original server returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Answer {
+    /// The configurations found.
+    pub configs: Vec<Config>,
+    /// `configs.len()`.
+    pub count: usize,
+    /// Polymer count of the unconstrained stable configuration.
+    pub entropy: usize,
+}
+
+/// Lets batsat poll the caller's stop flag at every conflict and restart.
+struct StopFlag<'a>(&'a AtomicBool);
+
+impl Callbacks for StopFlag<'_> {
+    fn stop(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Rate-limited progress reporting, and the stop flag.
+struct Reporter<'a> {
+    sink: &'a mut dyn FnMut(usize, usize),
+    last: Option<(Instant, usize)>,
+    stop: &'a AtomicBool,
+}
+
+impl Reporter<'_> {
+    /// Fails if the stop flag is set, else reports `(count, k)` unless the
+    /// same count was reported very recently.
+    fn step(&mut self, count: usize, k: usize) -> Result<(), TbnError> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(TbnError::EarlyTermination { count, k });
+        }
+        let now = Instant::now();
+        if let Some((at, c)) = self.last {
+            if c == count && now.duration_since(at) < PROGRESS_INTERVAL {
+                return Ok(());
+            }
+        }
+        self.last = Some((now, count));
+        (self.sink)(count, k);
+        Ok(())
+    }
+}
+
+/// One encoded problem on its own solver.
+struct Search<'a, 'p> {
+    problem: &'p Problem,
+    solver: batsat::Solver<StopFlag<'a>>,
+    enc: Encoding,
+    /// No configuration has more polymers than this ([`upper_bound`]).
+    bound: usize,
+}
+
+impl<'a, 'p> Search<'a, 'p> {
+    /// Encodes `problem` on a fresh solver.
+    fn new(problem: &'p Problem, stop: &'a AtomicBool, mode: RepMode) -> Result<Self, TbnError> {
+        let mut solver = batsat::Solver::new(SolverOpts::default(), StopFlag(stop));
+        let enc = Encoding::new(problem, &mut solver, stop, mode)?;
+        Ok(Search {
+            problem,
+            solver,
+            enc,
+            bound: upper_bound(problem),
+        })
+    }
+
+    /// The k-search for configuration `count` from `init_k`: the largest
+    /// polymer count with its model, or `None` if the first test fails.
+    /// `symmetry` enables symmetry breaking (entropy search only); progress
+    /// reports k plus `offset`.
+    fn k_search(
+        &mut self,
+        reporter: &mut Reporter<'_>,
+        count: usize,
+        init_k: usize,
+        constrained: bool,
+        symmetry: bool,
+        offset: usize,
+    ) -> Result<Option<(usize, Snapshot)>, TbnError> {
+        let mut k = init_k;
+        let mut best = None;
+        loop {
+            // The entropy search's k = 0 probe only fetches a model; it is
+            // reported as the first real bound.
+            let shown = if k == 0 && symmetry { 1 } else { k };
+            reporter.step(count, offset + shown)?;
+            if self.enc.exhausted() || k > self.bound {
+                break;
+            }
+            let act = if constrained {
+                self.enc.act
+            } else {
+                !self.enc.act
+            };
+            let sb = if symmetry { self.enc.sb } else { !self.enc.sb };
+            let mut assumptions = vec![act, sb];
+            match self.enc.at_least(&mut self.solver, k) {
+                Bound::Impossible => break,
+                Bound::Trivial => {}
+                Bound::Assume(l) => assumptions.push(l),
+            }
+            let result = self.solver.solve_limited(&assumptions);
+            if result == lbool::TRUE {
+                let solver = &self.solver;
+                let snap = Snapshot::take(&self.enc, |l| solver.value_lit(l) == lbool::TRUE);
+                let r = snap.reps.len();
+                best = Some((r, snap));
+                k = r + 1;
+            } else if result == lbool::FALSE {
+                break;
+            } else {
+                // Interrupted: only the stop flag does that.
+                return Err(TbnError::EarlyTermination {
+                    count,
+                    k: offset + k,
+                });
+            }
+        }
+        Ok(best)
+    }
+
+    /// Searches more configurations until `total` exist, each from
+    /// `init_k`, blocking each pair set found.
+    fn generate(
+        &mut self,
+        reporter: &mut Reporter<'_>,
+        configs: &mut Vec<Config>,
+        total: usize,
+        init_k: usize,
+    ) -> Result<(), TbnError> {
+        let constrained = !self.problem.constraints.is_empty();
+        let mut counter = configs.len();
+        while counter < total {
+            let found = self.k_search(reporter, counter + 1, init_k, constrained, false, 0)?;
+            let Some((_, snap)) = found.filter(|(r, _)| *r > 0) else {
+                break;
+            };
+            self.enc.block(&mut self.solver, &snap.pairs);
+            configs.push(decode(self.problem, &snap, constrained));
+            counter += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The entropy search: each potential component on its own solver, from
+/// k = 0, with symmetry breaking. Returns the total and the merged model.
+fn entropy(
+    problem: &Problem,
+    reporter: &mut Reporter<'_>,
+    stop: &AtomicBool,
+    mode: RepMode,
+) -> Result<(usize, Snapshot), TbnError> {
+    let mut total = 0;
+    let mut merged = Snapshot::default();
+    for members in problem.components() {
+        let (sub, sites) = problem.restrict(&members)?;
+        let mut search = Search::new(&sub, stop, mode)?;
+        let (r, snap) = search
+            .k_search(reporter, 1, 0, false, true, total)?
+            .ok_or(TbnError::EarlyTermination { count: 1, k: total })?;
+        total += r;
+        merged.absorb(&snap, &members, &sites);
+    }
+    Ok((total, merged))
+}
+
+/// Computes the stable configuration(s) of `problem`, as the original's
+/// `get_stable_config(tbn, constraints, gen, init_k)`.
+///
+/// `progress(count, k)` is called before each SAT test (count = 1-based
+/// configuration index, k = polymer bound tested), at most about 200 times
+/// a second for the same configuration. `stop` is polled before each test
+/// and during it (at every solver conflict).
+///
+/// # Errors
+/// The constraint errors of SEEDS §1.6, [`TbnError::MinPolymersExceedEntropy`]
+/// when the stable configuration has fewer than `init_k` polymers (or none),
+/// and [`TbnError::EarlyTermination`] when `stop` is raised.
+pub fn solve(
+    problem: &Problem,
+    gen: usize,
+    init_k: usize,
+    progress: &mut dyn FnMut(usize, usize),
+    stop: &AtomicBool,
+) -> Result<Answer, TbnError> {
+    solve_with(problem, gen, init_k, progress, stop, RepMode::Auto)
+}
+
+/// [`solve`] with a chosen representative encoding (tests run both).
+pub(crate) fn solve_with(
+    problem: &Problem,
+    gen: usize,
+    init_k: usize,
+    progress: &mut dyn FnMut(usize, usize),
+    stop: &AtomicBool,
+    mode: RepMode,
+) -> Result<Answer, TbnError> {
+    let mut reporter = Reporter {
+        sink: progress,
+        last: None,
+        stop,
+    };
+    if stop.load(Ordering::Relaxed) {
+        return Err(TbnError::EarlyTermination { count: 0, k: 0 });
+    }
+    let constrained = !problem.constraints.is_empty();
+    // The whole problem is encoded first, so constraint errors come before
+    // any search, as in the original.
+    let mut global = if constrained || gen > 1 {
+        Some(Search::new(problem, stop, mode)?)
+    } else {
+        None
+    };
+    let (entropy, original) = entropy(problem, &mut reporter, stop, mode)?;
+    if entropy == 0 || entropy < init_k {
+        // Where the original's first test (at init_k) fails.
+        reporter.step(1, init_k.max(entropy + 1))?;
+        return Err(TbnError::MinPolymersExceedEntropy(init_k));
+    }
+    let mut configs = Vec::new();
+    if !constrained {
+        configs.push(decode(problem, &original, false));
+    }
+    if let Some(search) = global.as_mut() {
+        if !constrained {
+            search.enc.block(&mut search.solver, &original.pairs);
+        }
+        search.generate(&mut reporter, &mut configs, gen, init_k)?;
+    }
+    Ok(Answer {
+        count: configs.len(),
+        configs,
+        entropy,
+    })
+}

@@ -1,0 +1,308 @@
+//! The StableConfigs face over real HTTP with the real `sluice-solver` binary: SEEDS.md 1.9's
+//! examples and answers, progress, terminate, timeout, and its status codes.
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use broker::Config;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+use crate::harness::{Proc, TestApi, TestRedis};
+
+struct Face {
+    _redis: TestRedis,
+    api: TestApi,
+    _solver: Option<Proc>,
+}
+
+async fn face(with_solver: bool, tweak: impl FnOnce(&mut Config)) -> Face {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, tweak).await;
+    let solver = with_solver.then(|| {
+        Proc(
+            Command::new(env!("CARGO_BIN_EXE_sluice-solver"))
+                .env("SLUICE_REDIS_URL", &redis.url)
+                .env("SLUICE_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("sluice-solver"),
+        )
+    });
+    Face {
+        _redis: redis,
+        api,
+        _solver: solver,
+    }
+}
+
+impl Face {
+    async fn post(&self, body: Value) -> String {
+        let r = Client::new()
+            .post(self.api.url("/task"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let v: Value = r.json().await.unwrap();
+        v["task_id"]
+            .as_str()
+            .expect("task_id is a string")
+            .to_string()
+    }
+
+    async fn status(&self, id: &str) -> (StatusCode, Value) {
+        let r = Client::new()
+            .get(self.api.url(&format!("/status/{id}")))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap())
+    }
+
+    /// Polls until the answer is neither 202 Progress nor 203 Pending.
+    async fn outcome(&self, id: &str) -> (StatusCode, Value) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (s, v) = self.status(id).await;
+            if s != StatusCode::ACCEPTED && s != StatusCode::NON_AUTHORITATIVE_INFORMATION {
+                return (s, v);
+            }
+            assert!(Instant::now() < deadline, "task {id} still {s}: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn counts(v: &Value) -> Vec<u64> {
+    v["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["polymers_count"].as_u64().unwrap())
+        .collect()
+}
+
+/// A TBN with very many distinct saturated configurations: asking for a million keeps
+/// the solver busy long enough to watch and stop it.
+fn endless() -> Value {
+    let monomers: Vec<Value> = (0..12)
+        .map(|i| {
+            if i % 2 == 0 {
+                json!(["a", "b", "c"])
+            } else {
+                json!(["a*", "b*", "c*"])
+            }
+        })
+        .collect();
+    json!({"monomers": monomers, "gen": 1_000_000})
+}
+
+#[tokio::test]
+async fn the_readme_request_answers_as_the_original_code_did() {
+    let f = face(true, |_| {}).await;
+    // SEEDS.md 1.9 A1: the README's request.
+    let id = f
+        .post(
+            json!({"monomers": [["a", "b"], ["a*", "b*"], ["a*", ">mon1"], ["b*"]],
+                     "constraints": [["FREE", "mon1"]], "gen": 2, "init_k": 2}),
+        )
+        .await;
+    let (s, v) = f.outcome(&id).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["count"].as_u64(),
+            v["entropy"].as_u64()
+        ),
+        (Some("COMPLETE"), Some(2), Some(3)),
+        "{v}"
+    );
+    assert_eq!(counts(&v), [3, 2]);
+    assert_eq!(
+        v["configs"][0]["polymers"].as_array().unwrap().len(),
+        3,
+        "polymers_count counts the polymers listed"
+    );
+    // C1, C2, C3 and B1, G1.
+    let c = json!([
+        ["a", "b", ">mon1"],
+        ["a*", "b*", ">mon2"],
+        ["a", ">mon3"],
+        ["b", ">mon4"]
+    ]);
+    for (body, want_counts, entropy) in [
+        (json!({"monomers": c}), vec![3], 3),
+        (json!({"monomers": c, "gen": 2}), vec![3, 2], 3),
+        (
+            json!({"monomers": c, "constraints": [["FREE", "mon1"]]}),
+            vec![2],
+            3,
+        ),
+        (
+            json!({"monomers": [["a", "b*"], ["a*", "b"], ["a"], ["a*", "b"], ["b"], ["b"]]}),
+            vec![4],
+            4,
+        ),
+        (
+            json!({"monomers": [["a","b","c","d","e"],["a*","b*","c*","d*"],["b*","c*:s1","d*","e*"],["d","e","f"],["a","b",">input1"],["b","c:s2"],["c","d:s3",">input2"],["e","f",">output"],["e*","f*"]]}),
+            vec![5],
+            5,
+        ),
+    ] {
+        let id = f.post(body.clone()).await;
+        let (s, v) = f.outcome(&id).await;
+        assert_eq!(s, StatusCode::OK, "{body}: {v}");
+        assert_eq!(
+            (counts(&v), v["entropy"].as_u64()),
+            (want_counts, Some(entropy)),
+            "{body}: {v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_tbns_answer_401_with_the_original_messages() {
+    let f = face(true, |_| {}).await;
+    for (body, want) in [
+        (json!({"monomers": []}), "Input contains no monomers."),
+        (json!({"monomers": [["a:s1"]], "constraints": [["ANYPAIRED", "s1"]]}),
+         "Binding Site [s1] does not have any complementary binding sites in the system."),
+        (json!({"monomers": [["a", ">t2"], ["a*", "b*", ">t1"], ["a", "b"], ["b", ">t3"]], "init_k": 4}),
+         "Minimum Polymers [4] exceeds the max entropy of TBN system. No Results can be computed. Choose a lower value."),
+        (json!({"monomers": [["a"]], "constraints": [["SOMETIMES", "x"]]}), "Invalid Constraint 'SOMETIMES'. 'SOMETIMES x'"),
+    ] {
+        let id = f.post(body.clone()).await;
+        let (s, v) = f.outcome(&id).await;
+        assert_eq!((s, v["status"].as_str()), (StatusCode::UNAUTHORIZED, Some("TBNException")), "{body}: {v}");
+        assert_eq!(v["message"], want, "{body}");
+    }
+    let r = Client::new()
+        .post(f.api.url("/task"))
+        .json(&json!({"gen": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "no monomers at all");
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("monomers: required"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn progress_then_terminate_reads_as_early_termination() {
+    let f = face(true, |_| {}).await;
+    let id = f.post(endless()).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let (s, v) = f.status(&id).await;
+        if s == StatusCode::ACCEPTED && v["count"].as_u64().unwrap_or(0) >= 2 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no progress: {s} {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(seen["status"], "Progress");
+    assert!(seen["k"].as_u64().unwrap() >= 1, "{seen}");
+    let r = Client::new()
+        .delete(f.api.url(&format!("/terminate/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": format!("terminating task: {id}")})
+    );
+    let t0 = Instant::now();
+    let (s, v) = f.outcome(&id).await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("TBNException")),
+        "{v}"
+    );
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Early Termination at count [") && message.ends_with("]."),
+        "{message}"
+    );
+    // The answer turns at the request; the solver itself stops within a heartbeat.
+    let job_id = broker::JobId(id.parse().unwrap());
+    while f.api.broker.get(job_id).await.unwrap().status != broker::Status::Canceled {
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "the solver did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped_in = t0.elapsed();
+    println!("terminate -> CANCELED in {stopped_in:?}");
+    assert!(
+        stopped_in < Duration::from_secs(1),
+        "stopped in {stopped_in:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_solve_over_its_time_limit_answers_400_timeout_in_either_words() {
+    let f = face(true, |c| {
+        c.solver_timeout = Duration::from_millis(1500);
+        c.stableconfigs_words = "code".into();
+    })
+    .await;
+    let id = f.post(endless()).await;
+    let (s, v) = f.outcome(&id).await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Timeout")),
+        "the original code's word: {v}"
+    );
+    let id = f.post(json!({"monomers": [["a"], ["a*"]]})).await;
+    let (_, v) = f.outcome(&id).await;
+    assert_eq!(v["status"], "Completed", "the original code's word");
+}
+
+#[tokio::test]
+async fn unknown_pending_and_expired_tasks_are_told_apart() {
+    let f = face(false, |c| c.result_ttl = Duration::from_millis(300)).await;
+    let id = f.post(json!({"monomers": [["a"], ["a*"]]})).await;
+    let (s, v) = f.status(&id).await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::NON_AUTHORITATIVE_INFORMATION, Some("Pending")),
+        "no solver yet: {v}"
+    );
+    let (s, _) = f.status("999").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = f.status("not-a-number").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Terminating a task nobody started cancels it; then it expires.
+    let r = Client::new()
+        .delete(f.api.url(&format!("/terminate/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (s, v) = f.status(&id).await;
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("Early Termination at count [0] min polymers [1].")
+        ),
+        "{v}"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (s, v) = f.status(&id).await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::NON_AUTHORITATIVE_INFORMATION, Some("Expired")),
+        "{v}"
+    );
+}
