@@ -95,7 +95,9 @@ impl LocalStore {
             let Ok(meta) = entry.metadata().await else {
                 continue;
             };
-            if let (true, Some(name)) = (meta.is_file(), entry.file_name().to_str()) {
+            let name = entry.file_name();
+            let name = name.to_str().filter(|n| !n.starts_with('.'));
+            if let (true, Some(name)) = (meta.is_file(), name) {
                 out.push(Artifact {
                     name: name.to_string(),
                     size: meta.len(),
@@ -109,6 +111,61 @@ impl LocalStore {
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Ids of the jobs that have a directory here.
+    pub async fn job_ids(&self) -> Vec<JobId> {
+        let mut ids = Vec::new();
+        if let Ok(mut dir) = tokio::fs::read_dir(&self.root).await {
+            while let Ok(Some(entry)) = dir.next_entry().await {
+                if let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+                    ids.push(JobId(id));
+                }
+            }
+        }
+        ids
+    }
+
+    /// Deletes job `id`'s artifacts.
+    pub async fn remove(&self, id: JobId) {
+        let dir = self.root.join(id.to_string());
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(job = %id, error = %e, "cannot delete artifacts");
+            }
+        }
+    }
+}
+
+impl crate::client::Broker {
+    /// Deletes the artifacts of jobs whose hash is gone (expired after `result_ttl`, or
+    /// deleted); returns how many jobs' files went. Directories exist only for jobs that
+    /// existed (uploads and executors need the job), so a missing hash means expired.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn sweep_artifacts(&self) -> Result<usize, Error> {
+        let store = self.artifacts();
+        let ids = store.job_ids().await;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.exists(self.keys().job(*id));
+        }
+        let exists: Vec<bool> = {
+            let mut c = self.conn().await?;
+            pipe.query_async(&mut *c).await?
+        };
+        let mut removed = 0;
+        for (id, alive) in ids.into_iter().zip(exists) {
+            if !alive {
+                store.remove(id).await;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }
 

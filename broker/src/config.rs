@@ -60,6 +60,8 @@ pub struct Config {
     /// Where job artifacts (logs, output files) are kept, one directory per job
     /// (`SLUICE_ARTIFACT_DIR`); executors and `sluice serve` must see the same directory.
     pub artifact_dir: std::path::PathBuf,
+    /// Largest artifact upload in bytes (`SLUICE_MAX_ARTIFACT_SIZE`; default 1 GiB).
+    pub max_artifact_size: u64,
     /// Time limit of a StableConfigs `/task` (`SLUICE_SOLVER_TIMEOUT`; StableConfigs: 90 s).
     pub solver_timeout: Duration,
     /// Status words of the StableConfigs face (`SLUICE_STABLECONFIGS_WORDS`): `readme`
@@ -93,6 +95,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             webhook_ca: None,
             artifact_dir: "data/artifacts".into(),
+            max_artifact_size: 1 << 30,
             solver_timeout: Duration::from_secs(90),
             stableconfigs_words: "readme".into(),
         }
@@ -100,8 +103,9 @@ impl Default for Config {
 }
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 24] = [
+pub const NAMES: [&str; 25] = [
     "artifact_dir",
+    "max_artifact_size",
     "solver_timeout",
     "stableconfigs_words",
     "webhooks",
@@ -232,6 +236,7 @@ impl Config {
             }
             "log_dir" => self.log_dir = (!v.is_empty()).then(|| v.into()),
             "solver_timeout" => self.solver_timeout = dur()?,
+            "max_artifact_size" => self.max_artifact_size = num(name, v, 1u64)?,
             "stableconfigs_words" => {
                 if v != "readme" && v != "code" {
                     return Err(format!("stableconfigs_words: {v:?} must be readme or code"));

@@ -90,6 +90,9 @@ fn optional_body(limit: u64) -> impl Filter<Extract = (bytes::Bytes,), Error = R
         .and(warp::body::bytes())
 }
 
+/// Ticks between two sweeps of expired jobs' artifacts.
+const SWEEP_EVERY: u64 = 10;
+
 /// One route of the API, type-erased.
 type Route = BoxedFilter<(warp::reply::Response,)>;
 
@@ -235,6 +238,17 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         .and(who.clone())
         .and_then(artifacts::list)
         .boxed();
+    let artifact_put: Route = warp::path("jobs")
+        .and(job_id())
+        .and(warp::path("artifacts"))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::put())
+        .and(broker.clone())
+        .and(who.clone())
+        .and(warp::body::stream())
+        .and_then(artifacts::upload)
+        .boxed();
     let artifact_get: Route = warp::path("jobs")
         .and(artifacts::download(b.clone(), who.clone()))
         .map(|f: warp::fs::File| warp::Reply::into_response(f))
@@ -369,6 +383,7 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         cluster_delete,
         artifacts_list,
         artifact_get,
+        artifact_put,
         sc_task,
         sc_status,
         sc_terminate,
@@ -395,8 +410,18 @@ pub async fn run(
         let b = b.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(TICK_EVERY);
+            let mut ticks: u64 = 0;
             loop {
                 every.tick().await;
+                ticks += 1;
+                // Artifacts of expired jobs go with them (checked every SWEEP_EVERY ticks).
+                if ticks % SWEEP_EVERY == 1 {
+                    match b.sweep_artifacts().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(jobs = n, "deleted artifacts of expired jobs"),
+                        Err(e) => tracing::warn!(error = %e, "artifact sweep failed"),
+                    }
+                }
                 match b.tick().await {
                     Ok((r, promoted)) if r.requeued + r.failed + r.canceled + promoted > 0 => {
                         tracing::info!(
