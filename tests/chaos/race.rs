@@ -25,7 +25,7 @@ async fn stop_racing_claim_never_runs_a_canceled_job() {
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             for _ in 0..jobs / lanes {
-                let Some(id) = client.submit(client.work(0.3, 3)).await else {
+                let Some(id) = client.submit(client.work(1.0, 3)).await else {
                     continue;
                 };
                 let wait = rng.below(3000);

@@ -200,7 +200,17 @@ async fn redis_outage_answers_503_fast_and_everything_recovers() {
     .await;
     let api_back = up.elapsed();
     // A new job after the outage: idle executors must have reconnected their blocking read.
-    let fresh = c.client.submit(c.client.work(0.0, 1)).await.expect("submit after");
+    // Once Redis answers again, every call must succeed: no pooled connection may still
+    // hold the failure of a reconnect tried while Redis was down.
+    let calls = futures::future::join_all((0..48).map(|_| {
+        let (http, url) = (http.clone(), format!("{base}/jobs/{}", ids[0]));
+        async move { http.get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    }))
+    .await;
+    let failed_after = calls.iter().filter(|s| **s != 200).count();
+    let fresh = c.client.submit(c.client.work(0.0, 1)).await;
+    assert_eq!(failed_after, 0, "API calls failed after Redis was back: {calls:?}");
+    let fresh = fresh.expect("the first submit after the outage");
     let picked = Instant::now();
     let left = c.client.wait_ended(&[fresh], Duration::from_secs(10)).await;
     let pickup = picked.elapsed();
