@@ -44,7 +44,7 @@ pub fn error_kind(e: &Error) -> String {
         Error::IllegalTransition { status, .. } => format!("ILLEGAL:{status}"),
         Error::NotFound(_) => "NOT_FOUND".into(),
         e if e.is_unavailable() => "UNAVAILABLE".into(),
-        Error::Redis(r) if r.code() == Some("OOM") => "OOM".into(),
+        e if e.is_out_of_memory() => "OOM".into(),
         _ => "ERROR".into(),
     }
 }

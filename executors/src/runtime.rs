@@ -444,7 +444,9 @@ async fn heartbeat(
                 stop_for(&cause, Cause::StopRequested, &stop);
                 // Keep the lease while the work winds down.
             }
-            Err(e) if e.is_unavailable() => {
+            // Redis away or full: the lease is not lost (only Redis can say so); keep
+            // working and try again at the next beat.
+            Err(e) if e.is_transient() => {
                 tracing::warn!(job = %id, error = %e, "heartbeat failed; retrying")
             }
             Err(e) => {
@@ -497,8 +499,7 @@ where
         match write().await {
             Ok(v) => return Some(v),
             Err(e)
-                if e.is_unavailable()
-                    || matches!(&e, Error::Redis(r) if r.code() == Some("OOM")) =>
+                if e.is_transient() =>
             {
                 tracing::warn!(job = %id, error = %e, "result not written yet; retrying");
                 tokio::time::sleep(wait).await;
