@@ -10,7 +10,8 @@
 //!   catches breaches);
 //! - [`cluster`]: starts and signals the processes, records the client's calls;
 //! - scenarios, one test each, printing their figures: [`executors`] (kill -9, SIGTERM,
-//!   SIGSTOP, poison), [`redis`] (crash + AOF, outage, SCRIPT FLUSH), [`race`] (stop vs claim).
+//!   SIGSTOP, poison), [`redis`] (crash + AOF, outage, SCRIPT FLUSH), [`memory`]
+//!   (maxmemory with noeviction), [`race`] (stop vs claim).
 //!
 //! Short by default; `SLUICE_CHAOS_JOBS` and `SLUICE_CHAOS_SECS` make a long run (README,
 //! "Chaos suite").
@@ -22,5 +23,6 @@ pub mod history;
 
 mod doctored;
 mod executors;
+mod memory;
 mod race;
 mod redis;
