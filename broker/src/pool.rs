@@ -24,7 +24,9 @@
 
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::config::Config;
@@ -146,7 +148,11 @@ impl ConnectionLike for Healing {
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
             let r = match self.heal().await {
-                Ok(()) => self.inner.req_packed_commands(pipeline, offset, count).await,
+                Ok(()) => {
+                    self.inner
+                        .req_packed_commands(pipeline, offset, count)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             self.note(&r);
@@ -172,9 +178,7 @@ pub fn build(config: &Config) -> Result<Pool, Error> {
         config: ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.redis_timeout))
             // Scripts over big batches and AOF `always` take longer than the 500 ms default.
-            .set_response_timeout(Some(
-                config.redis_timeout.max(Duration::from_secs(5)),
-            ))
+            .set_response_timeout(Some(config.redis_timeout.max(Duration::from_secs(5))))
             // Fail fast while Redis is away: callers answer 503 and retry later; one
             // connect attempt per reconnect (Healing tries a second PING itself).
             .set_number_of_retries(0),

@@ -250,7 +250,15 @@ pub async fn run(
             Ok(c) => {
                 if let Some(h) = &opts.history {
                     for j in &c {
-                        h.record(t0, &opts.worker, "claim", j.id, j.attempt, &j.token, &Ok(()));
+                        h.record(
+                            t0,
+                            &opts.worker,
+                            "claim",
+                            j.id,
+                            j.attempt,
+                            &j.token,
+                            &Ok(()),
+                        );
                     }
                 }
                 c
@@ -409,7 +417,10 @@ async fn run_one(
         }
         (Some(Cause::StopRequested), Outcome::Done(Err(_)))
         | (Some(Cause::StopRequested), Outcome::TimedOut(_)) => {
-            write_until_landed(id, || log.call("cancel", id, &job.token, || b.cancel(id, &job.token))).await;
+            write_until_landed(id, || {
+                log.call("cancel", id, &job.token, || b.cancel(id, &job.token))
+            })
+            .await;
             tracing::info!(job = %id, "canceled on request");
         }
         (_, outcome) => finish(&b, &log, id, &job.token, outcome).await,
@@ -462,26 +473,41 @@ async fn heartbeat(
 async fn finish(b: &Broker, log: &Log, id: JobId, token: &str, outcome: Outcome) {
     match outcome {
         Outcome::Done(Ok(result)) => {
-            write_until_landed(id, || log.call("complete", id, token, || b.complete(id, token, &result))).await;
+            write_until_landed(id, || {
+                log.call("complete", id, token, || b.complete(id, token, &result))
+            })
+            .await;
             tracing::info!(job = %id, "completed");
         }
         Outcome::Done(Err(JobError::TimedOut(msg))) => {
-            let s = write_until_landed(id, || log.call("timeout", id, token, || b.timeout(id, token, &msg))).await;
+            let s = write_until_landed(id, || {
+                log.call("timeout", id, token, || b.timeout(id, token, &msg))
+            })
+            .await;
             tracing::info!(job = %id, status = ?s, error = %msg, "timed out");
         }
         Outcome::TimedOut(limit) => {
             let msg = format!("timed out after {}", humantime::format_duration(limit));
-            let s = write_until_landed(id, || log.call("timeout", id, token, || b.timeout(id, token, &msg))).await;
+            let s = write_until_landed(id, || {
+                log.call("timeout", id, token, || b.timeout(id, token, &msg))
+            })
+            .await;
             tracing::info!(job = %id, status = ?s, "timed out");
         }
         Outcome::Done(Err(e)) => {
             let retryable = matches!(e, JobError::Retry(_) | JobError::Stopped);
             let msg = e.to_string();
-            let s = write_until_landed(id, || log.call("fail", id, token, || b.fail(id, token, &msg, retryable))).await;
+            let s = write_until_landed(id, || {
+                log.call("fail", id, token, || b.fail(id, token, &msg, retryable))
+            })
+            .await;
             tracing::info!(job = %id, status = ?s, error = %e, "failed");
         }
         Outcome::Released => {
-            let s = write_until_landed(id, || log.call("release", id, token, || b.release(id, token))).await;
+            let s = write_until_landed(id, || {
+                log.call("release", id, token, || b.release(id, token))
+            })
+            .await;
             tracing::info!(job = %id, status = ?s, "handed back");
         }
     }
@@ -498,9 +524,7 @@ where
     loop {
         match write().await {
             Ok(v) => return Some(v),
-            Err(e)
-                if e.is_transient() =>
-            {
+            Err(e) if e.is_transient() => {
                 tracing::warn!(job = %id, error = %e, "result not written yet; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));

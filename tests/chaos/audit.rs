@@ -62,7 +62,14 @@ impl Audit {
         for key in keys {
             let f: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
                 .arg(&key)
-                .arg(&["id", "status", "attempt", "max_attempts", "executor", "params"])
+                .arg(&[
+                    "id",
+                    "status",
+                    "attempt",
+                    "max_attempts",
+                    "executor",
+                    "params",
+                ])
                 .query_async(&mut c)
                 .await
                 .expect("HMGET job");

@@ -82,11 +82,7 @@ impl Report {
     pub fn assert_clean(&self) {
         if !self.breaches.is_empty() {
             let shown: Vec<&String> = self.breaches.iter().take(40).collect();
-            panic!(
-                "{} breach(es):\n{:#?}\n{self}",
-                self.breaches.len(),
-                shown
-            );
+            panic!("{} breach(es):\n{:#?}\n{self}", self.breaches.len(), shown);
         }
     }
 }
@@ -320,7 +316,10 @@ fn check_writes_landed(ops: &[Op], events: &[Event], durability: Durability, r: 
         *seen.entry((e.job, kind)).or_default() += 1;
     }
     let mut wrote: HashMap<(u64, &str), usize> = HashMap::new();
-    for w in ops.iter().filter(|o| o.ok && (o.op == "complete" || o.op == "fail")) {
+    for w in ops
+        .iter()
+        .filter(|o| o.ok && (o.op == "complete" || o.op == "fail"))
+    {
         *wrote.entry((w.job, w.op.as_str())).or_default() += 1;
     }
     for ((job, kind), n) in wrote {

@@ -143,7 +143,10 @@ impl Cluster {
             .arg(exec_size.to_string())
             .args(extra)
             .env("SLUICE_REDIS_URL", &self.redis.url)
-            .env("SLUICE_LEASE", humantime::format_duration(LEASE).to_string())
+            .env(
+                "SLUICE_LEASE",
+                humantime::format_duration(LEASE).to_string(),
+            )
             .env("SLUICE_HISTORY", self.client.rec.path())
             .env("SLUICE_LOG", "warn")
             .stdout(Stdio::null())

@@ -94,7 +94,9 @@ fn a_clean_history_passes() {
 #[test]
 fn the_checker_catches_a_double_completion() {
     let (ops, mut tailed, audit) = clean();
-    tailed.events.push(ev(70, 2, "completed", "COMPLETED", None));
+    tailed
+        .events
+        .push(ev(70, 2, "completed", "COMPLETED", None));
     tailed.entries_added += 1;
     let r = check(&ops, &tailed, &audit, Durability::Strict);
     assert_eq!(r.double_completed, vec![2], "{:?}", r.breaches);
@@ -105,9 +107,17 @@ fn the_checker_catches_a_lost_job() {
     let (ops, tailed, mut audit) = clean();
     audit.jobs.remove(&2);
     let b = breaches(&ops, &tailed, &audit);
-    assert!(b.iter().any(|b| b.contains("job 2: acknowledged, then lost")), "{b:?}");
+    assert!(
+        b.iter()
+            .any(|b| b.contains("job 2: acknowledged, then lost")),
+        "{b:?}"
+    );
     let r = check(&ops, &tailed, &audit, Durability::FsyncWindow);
-    assert_eq!(r.lost, vec![2], "counted, not a breach, inside the fsync window");
+    assert_eq!(
+        r.lost,
+        vec![2],
+        "counted, not a breach, inside the fsync window"
+    );
 }
 
 #[test]
@@ -115,7 +125,10 @@ fn the_checker_catches_a_stale_write_accepted() {
     let (mut ops, tailed, audit) = clean();
     ops.last_mut().expect("ops").ok = true; // attempt 1's late complete "landed"
     let b = breaches(&ops, &tailed, &audit);
-    assert!(b.iter().any(|b| b.contains("stale complete by w1")), "{b:?}");
+    assert!(
+        b.iter().any(|b| b.contains("stale complete by w1")),
+        "{b:?}"
+    );
 }
 
 #[test]
@@ -147,10 +160,16 @@ fn the_checker_catches_a_claim_after_cancel_and_misplaced_jobs() {
 #[test]
 fn the_checker_catches_attempts_over_the_limit_and_trimmed_history() {
     let (ops, mut tailed, audit) = clean();
-    tailed.events.insert(6, ev(38, 1, "claimed", "RUNNING", Some(4)));
+    tailed
+        .events
+        .insert(6, ev(38, 1, "claimed", "RUNNING", Some(4)));
     tailed.entries_added += 5; // entries the tail never read
     let b = breaches(&ops, &tailed, &audit);
-    for want in ["attempt 4 > max_attempts 3", "history incomplete", "claimed as attempt"] {
+    for want in [
+        "attempt 4 > max_attempts 3",
+        "history incomplete",
+        "claimed as attempt",
+    ] {
         assert!(b.iter().any(|b| b.contains(want)), "{want}: {b:?}");
     }
 }

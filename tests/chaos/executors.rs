@@ -122,7 +122,10 @@ async fn kill_9_of_random_executors_loses_no_job() {
     );
     report.assert_clean();
     assert!(stuck.is_empty(), "orphans never re-claimed: {stuck:?}");
-    assert!(!took.is_empty(), "the kills orphaned no job: the scenario tested nothing");
+    assert!(
+        !took.is_empty(),
+        "the kills orphaned no job: the scenario tested nothing"
+    );
     assert!(
         max <= LEASE + TICK + Duration::from_millis(1500),
         "an orphan waited {max:?}"
@@ -141,7 +144,12 @@ async fn a_stalled_executor_back_after_its_lease_changes_nothing() {
         // Two finish while A is stopped (their late completes race the stale heartbeats),
         // two still run when A comes back (A must kill them).
         let secs = if i % 2 == 0 { 1.0 } else { 6.0 };
-        ids.push(c.client.submit(c.client.work(secs, 3)).await.expect("submit"));
+        ids.push(
+            c.client
+                .submit(c.client.work(secs, 3))
+                .await
+                .expect("submit"),
+        );
     }
     let b = &c.client.broker;
     wait_for(Duration::from_secs(10), "A runs all four", || async {
@@ -185,12 +193,24 @@ async fn a_stalled_executor_back_after_its_lease_changes_nothing() {
          stale executor made {} calls, {refused} refused ({:?}); its children died {killed:?} \
          after SIGCONT\n[SIGSTOP] {report}",
         late.len(),
-        late.iter().map(|o| format!("{}:{}", o.op, o.err.as_deref().unwrap_or("ok"))).collect::<Vec<_>>()
+        late.iter()
+            .map(|o| format!("{}:{}", o.op, o.err.as_deref().unwrap_or("ok")))
+            .collect::<Vec<_>>()
     );
     report.assert_clean();
-    assert!(refused > 0, "the stale executor wrote nothing: nothing was tested");
-    assert_eq!(refused, late.len(), "a late call of the stale executor was accepted");
-    assert!(killed < Duration::from_millis(1500), "children lived {killed:?} after SIGCONT");
+    assert!(
+        refused > 0,
+        "the stale executor wrote nothing: nothing was tested"
+    );
+    assert_eq!(
+        refused,
+        late.len(),
+        "a late call of the stale executor was accepted"
+    );
+    assert!(
+        killed < Duration::from_millis(1500),
+        "children lived {killed:?} after SIGCONT"
+    );
     for id in &ids {
         let j = c.client.broker.get(*id).await.expect("job");
         assert_eq!((j.status, j.attempt), (Status::Completed, 2), "job {id}");
@@ -209,7 +229,12 @@ async fn a_poison_job_fails_after_max_attempts_lease_expiries() {
     let id = c.client.submit(poison).await.expect("submit");
     let mut others = Vec::new();
     for _ in 0..30 {
-        others.push(c.client.submit(c.client.work(0.2, 10)).await.expect("submit"));
+        others.push(
+            c.client
+                .submit(c.client.work(0.2, 10))
+                .await
+                .expect("submit"),
+        );
     }
     let mut deaths = 0;
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -224,7 +249,11 @@ async fn a_poison_job_fails_after_max_attempts_lease_expiries() {
         if j.status == Status::Failed {
             break;
         }
-        assert!(Instant::now() < deadline, "poison job still {} after 40 s", j.status);
+        assert!(
+            Instant::now() < deadline,
+            "poison job still {} after 40 s",
+            j.status
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let failed_after = started.elapsed();
@@ -241,7 +270,9 @@ async fn a_poison_job_fails_after_max_attempts_lease_expiries() {
     assert_eq!(j.attempt, 3);
     assert_eq!(deaths, 3, "each attempt killed one executor");
     assert!(
-        j.error.as_deref().is_some_and(|e| e.contains("lease expired on attempt 3")),
+        j.error
+            .as_deref()
+            .is_some_and(|e| e.contains("lease expired on attempt 3")),
         "{:?}",
         j.error
     );
@@ -257,7 +288,12 @@ async fn sigterm_drains_and_hands_back_without_loss() {
     let mut ids = Vec::new();
     for i in 0..8 {
         let secs = if i % 2 == 0 { 0.3 } else { 4.0 };
-        ids.push(c.client.submit(c.client.work(secs, 3)).await.expect("submit"));
+        ids.push(
+            c.client
+                .submit(c.client.work(secs, 3))
+                .await
+                .expect("submit"),
+        );
     }
     let b = &c.client.broker;
     wait_for(Duration::from_secs(10), "A runs all eight", || async {
@@ -274,7 +310,11 @@ async fn sigterm_drains_and_hands_back_without_loss() {
     let mut execs = vec![other];
     drain(&mut execs);
     let (report, tailed) = c.check(Durability::Strict).await;
-    let released = tailed.events.iter().filter(|e| e.event == "released").count();
+    let released = tailed
+        .events
+        .iter()
+        .filter(|e| e.event == "released")
+        .count();
     println!(
         "[SIGTERM] exited {status} {exited:?} after SIGTERM (grace 1s); {released} jobs handed \
          back and run elsewhere\n[SIGTERM] {report}"
@@ -285,7 +325,11 @@ async fn sigterm_drains_and_hands_back_without_loss() {
     assert_eq!(released, 4, "the four long jobs are handed back");
     for id in &ids {
         let j = c.client.broker.get(*id).await.expect("job");
-        assert_eq!((j.status, j.attempt), (Status::Completed, 1), "job {id}: hand-back is not an attempt");
+        assert_eq!(
+            (j.status, j.attempt),
+            (Status::Completed, 1),
+            "job {id}: hand-back is not an attempt"
+        );
     }
 }
 

@@ -253,7 +253,8 @@ fn entries_added(info: &redis::Value) -> u64 {
     let redis::Value::Array(items) = info else {
         if let redis::Value::Map(pairs) = info {
             for (k, v) in pairs {
-                if redis::from_redis_value_ref::<String>(k).ok().as_deref() == Some("entries-added") {
+                if redis::from_redis_value_ref::<String>(k).ok().as_deref() == Some("entries-added")
+                {
                     return redis::from_redis_value_ref(v).unwrap_or(0);
                 }
             }

@@ -17,13 +17,19 @@ fn fill(c: &Cluster) -> usize {
     let limit = (used + 4 * 1024 * 1024).to_string();
     c.redis.cli(&["CONFIG", "SET", "maxmemory", &limit]);
     for n in 0.. {
-        let out = c.redis.cli(&["SETRANGE", &format!("ballast:{n}"), "262143", "x"]);
+        let out = c
+            .redis
+            .cli(&["SETRANGE", &format!("ballast:{n}"), "262143", "x"]);
         if out.contains("OOM") {
             // Right at the limit, small frees let small writes slip in again: set the limit
             // below what is used, so every write is refused until it is lifted.
             let used = used_memory(c);
-            c.redis
-                .cli(&["CONFIG", "SET", "maxmemory", &(used - 1024 * 1024).to_string()]);
+            c.redis.cli(&[
+                "CONFIG",
+                "SET",
+                "maxmemory",
+                &(used - 1024 * 1024).to_string(),
+            ]);
             return n;
         }
         assert!(n < 1000, "maxmemory {limit} never reached: {out}");
@@ -52,7 +58,12 @@ async fn maxmemory_refuses_submits_and_running_jobs_land_afterwards() {
         // Half end while Redis is full (their completes must wait), half later (their
         // heartbeats must ride it out).
         let secs = if i % 2 == 0 { 0.8 } else { 3.0 };
-        ids.push(c.client.submit(c.client.work(secs, 3)).await.expect("submit"));
+        ids.push(
+            c.client
+                .submit(c.client.work(secs, 3))
+                .await
+                .expect("submit"),
+        );
     }
     let b = c.client.broker.clone();
     wait_for(Duration::from_secs(10), "all eight running", || async {
@@ -102,7 +113,10 @@ async fn maxmemory_refuses_submits_and_running_jobs_land_afterwards() {
     report.assert_clean();
     assert_eq!(status, 503, "a submit at maxmemory is 503");
     assert!(refused.is_none(), "a submit at maxmemory is refused");
-    assert!(oom.iter().any(|o| o == "complete"), "no complete met the limit: nothing tested");
+    assert!(
+        oom.iter().any(|o| o == "complete"),
+        "no complete met the limit: nothing tested"
+    );
     for id in &ids {
         let j = c.client.broker.get(*id).await.expect("job");
         assert_eq!(

@@ -75,5 +75,8 @@ async fn stop_racing_claim_never_runs_a_canceled_job() {
     );
     report.assert_clean();
     assert_eq!(at_once + requested, stopped.len(), "every stop answered");
-    assert!(at_once > 0 && requested > 0, "the race went one way only: nothing was raced");
+    assert!(
+        at_once > 0 && requested > 0,
+        "the race went one way only: nothing was raced"
+    );
 }

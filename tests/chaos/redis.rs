@@ -19,14 +19,7 @@ use crate::harness::{free_port, Proc};
 const CRASH_JOBS_CAP: usize = 3000;
 
 fn aof(fsync: &'static str) -> [&'static str; 6] {
-    [
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        fsync,
-    ]
+    ["--save", "", "--appendonly", "yes", "--appendfsync", fsync]
 }
 
 fn drain(execs: &mut Vec<Exec>) {
@@ -164,7 +157,12 @@ async fn redis_outage_answers_503_fast_and_everything_recovers() {
     let mut execs: Vec<Exec> = (0..2).map(|_| c.executor(8, &[])).collect();
     let mut ids = Vec::new();
     for _ in 0..8 {
-        ids.push(c.client.submit(c.client.work(1.0, 5)).await.expect("submit"));
+        ids.push(
+            c.client
+                .submit(c.client.work(1.0, 5))
+                .await
+                .expect("submit"),
+        );
     }
     let b = c.client.broker.clone();
     super::executors::wait_for(Duration::from_secs(10), "jobs running", || async {
@@ -191,12 +189,16 @@ async fn redis_outage_answers_503_fast_and_everything_recovers() {
     }
     tokio::task::block_in_place(|| c.redis.restart());
     let up = Instant::now();
-    super::executors::wait_for(Duration::from_secs(10), "the API is healthy again", || async {
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
+    super::executors::wait_for(
+        Duration::from_secs(10),
+        "the API is healthy again",
+        || async {
+            http.get(format!("{base}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+    )
     .await;
     let api_back = up.elapsed();
     // A new job after the outage: idle executors must have reconnected their blocking read.
@@ -204,17 +206,30 @@ async fn redis_outage_answers_503_fast_and_everything_recovers() {
     // hold the failure of a reconnect tried while Redis was down.
     let calls = futures::future::join_all((0..48).map(|_| {
         let (http, url) = (http.clone(), format!("{base}/jobs/{}", ids[0]));
-        async move { http.get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
     }))
     .await;
     let failed_after = calls.iter().filter(|s| **s != 200).count();
     let fresh = c.client.submit(c.client.work(0.0, 1)).await;
-    assert_eq!(failed_after, 0, "API calls failed after Redis was back: {calls:?}");
+    assert_eq!(
+        failed_after, 0,
+        "API calls failed after Redis was back: {calls:?}"
+    );
     let fresh = fresh.expect("the first submit after the outage");
     let picked = Instant::now();
     let left = c.client.wait_ended(&[fresh], Duration::from_secs(10)).await;
     let pickup = picked.elapsed();
-    assert!(left.is_empty(), "no executor picked up work after the outage\n{}", c.executor_log());
+    assert!(
+        left.is_empty(),
+        "no executor picked up work after the outage\n{}",
+        c.executor_log()
+    );
     ids.push(fresh);
     let left = c.client.wait_ended(&ids, Duration::from_secs(30)).await;
     assert!(left.is_empty(), "not ended: {left:?}\n{}", c.executor_log());
@@ -231,8 +246,14 @@ async fn redis_outage_answers_503_fast_and_everything_recovers() {
     );
     report.assert_clean();
     assert!(not_503.is_empty(), "answers other than 503: {not_503:?}");
-    assert!(slowest < Duration::from_secs(1), "an answer took {slowest:?}");
-    assert!(pickup < Duration::from_secs(3), "pickup after the outage took {pickup:?}");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "an answer took {slowest:?}"
+    );
+    assert!(
+        pickup < Duration::from_secs(3),
+        "pickup after the outage took {pickup:?}"
+    );
 }
 
 /// SCRIPT FLUSH every 200 ms while jobs are submitted and run: every script call reloads
@@ -260,13 +281,7 @@ async fn script_flush_mid_run_changes_nothing() {
     assert!(left.is_empty(), "not ended: {left:?}");
     drain(&mut execs);
     let (report, _) = c.check(Durability::Strict).await;
-    let errors: Vec<_> = c
-        .client
-        .rec
-        .read()
-        .into_iter()
-        .filter(|o| !o.ok)
-        .collect();
+    let errors: Vec<_> = c.client.rec.read().into_iter().filter(|o| !o.ok).collect();
     println!(
         "[SCRIPT FLUSH] {flushes} flushes; failed calls: {}\n[SCRIPT FLUSH] {report}",
         errors.len()
