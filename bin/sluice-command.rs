@@ -35,6 +35,10 @@ struct Args {
     /// Redis URL (overrides SLUICE_REDIS_URL).
     #[arg(long)]
     redis: Option<String>,
+    /// Append one JSON line per Redis call made for a job to this file (the chaos suite's
+    /// operation log; see executors::history). Also SLUICE_HISTORY.
+    #[arg(long, env = "SLUICE_HISTORY")]
+    history: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,11 @@ fn run(args: Args) -> Result<(), String> {
     opts.pick_size = args.pick_size.unwrap_or(opts.pick_size);
     opts.exec_size = args.exec_size.unwrap_or(opts.exec_size);
     opts.grace = args.grace;
+    if let Some(path) = &args.history {
+        let h = executors::history::History::open(path)
+            .map_err(|e| format!("history {}: {e}", path.display()))?;
+        opts.history = Some(h);
+    }
     let kind = args.kind.clone();
     executors::serve("sluice-command", config, opts, |broker| async move {
         let executor = CommandExecutor::new(actions);

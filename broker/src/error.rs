@@ -119,6 +119,21 @@ impl Error {
     }
 }
 
+impl Error {
+    /// True when Redis refused a write because it is at `maxmemory` (policy `noeviction`):
+    /// nothing was changed, and the same call may succeed once memory is freed.
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, Error::Redis(r) if r.code() == Some("OOM"))
+    }
+
+    /// True when the call may succeed if simply tried again later: Redis is away
+    /// ([`Error::is_unavailable`]) or full ([`Error::is_out_of_memory`]). A refusal of the
+    /// request itself (stale lease, illegal move, ...) is not transient.
+    pub fn is_transient(&self) -> bool {
+        self.is_unavailable() || self.is_out_of_memory()
+    }
+}
+
 impl From<bb8::RunError<redis::RedisError>> for Error {
     fn from(e: bb8::RunError<redis::RedisError>) -> Self {
         match e {

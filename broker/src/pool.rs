@@ -8,12 +8,26 @@
 //! Redis restarts, so the check-out test is not needed. Measured: pickup latency and
 //! single-job submit rates (README, Benchmark).
 //!
+//! A `ConnectionManager` learns that Redis went away only when a command fails on it: a
+//! connection idle while Redis restarted, or one whose reconnect was tried (and failed)
+//! while Redis was down, fails the next command sent on it, even when Redis is back. Behind
+//! an outage every pooled connection would fail its first call after Redis returns (found
+//! by the chaos suite, `tests/chaos/redis.rs`). [`Healing`] wraps each manager: after a
+//! connection error, or when idle for [`VALIDATE_AFTER_IDLE`], it first PINGs (twice: the
+//! first PING may only discover the dead connection and start the reconnect) and sends the
+//! command only once a PING went through. PING is idempotent, so nothing is ever sent
+//! twice; a connection in steady use pays nothing.
+//!
 //! redis-rs gives async connections a 500 ms response timeout by default, and it applies to
 //! BLPOP and XREAD BLOCK too; a blocking loop therefore gets its own connection from
 //! [`blocking_connection`] instead of a pooled one.
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use std::time::{Duration, Instant};
+
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::config::Config;
 use crate::error::Error;
@@ -32,22 +46,122 @@ pub struct Manager {
 }
 
 impl bb8::ManageConnection for Manager {
-    type Connection = ConnectionManager;
+    type Connection = Healing;
     type Error = RedisError;
 
-    async fn connect(&self) -> Result<ConnectionManager, RedisError> {
-        ConnectionManager::new_with_config(self.client.clone(), self.config.clone()).await
+    async fn connect(&self) -> Result<Healing, RedisError> {
+        let inner =
+            ConnectionManager::new_with_config(self.client.clone(), self.config.clone()).await?;
+        Ok(Healing::new(inner))
     }
 
-    async fn is_valid(&self, conn: &mut ConnectionManager) -> Result<(), RedisError> {
+    async fn is_valid(&self, conn: &mut Healing) -> Result<(), RedisError> {
         redis::cmd("PING")
             .query_async::<String>(conn)
             .await
             .map(|_| ())
     }
 
-    fn has_broken(&self, _: &mut ConnectionManager) -> bool {
+    fn has_broken(&self, _: &mut Healing) -> bool {
         false // it reconnects on its own after an error
+    }
+}
+
+/// A connection idle this long is checked with a PING before its next command: Redis may
+/// have restarted meanwhile. Busy connections (and executors' claim loops, which claim at
+/// least once a second) stay under it.
+pub const VALIDATE_AFTER_IDLE: Duration = Duration::from_secs(2);
+
+/// A pooled connection: a self-reconnecting `ConnectionManager` that makes sure it is
+/// connected (PING) before it sends a command after a connection error or a long idle
+/// spell (see the module doc).
+#[derive(Clone)]
+pub struct Healing {
+    inner: ConnectionManager,
+    /// The last call failed for want of a connection: the manager may hold a dead one.
+    suspect: bool,
+    last_used: Instant,
+}
+
+/// True for errors after which a `ConnectionManager` reconnects.
+fn lost_connection(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+impl Healing {
+    fn new(inner: ConnectionManager) -> Self {
+        Self {
+            inner,
+            suspect: false,
+            last_used: Instant::now(),
+        }
+    }
+
+    /// PINGs (at most twice) when the connection is suspect or was idle long, so that a
+    /// dead connection is found and replaced before a real command is sent on it.
+    async fn heal(&mut self) -> Result<(), RedisError> {
+        if !self.suspect && self.last_used.elapsed() < VALIDATE_AFTER_IDLE {
+            return Ok(());
+        }
+        let mut last = Ok(());
+        for _ in 0..2 {
+            last = redis::cmd("PING")
+                .query_async::<Value>(&mut self.inner)
+                .await
+                .map(|_| ());
+            match &last {
+                Ok(()) => {
+                    self.suspect = false;
+                    return Ok(());
+                }
+                Err(e) if lost_connection(e) => continue,
+                Err(_) => break,
+            }
+        }
+        last
+    }
+
+    /// Remembers whether the connection is suspect after a call.
+    fn note<T>(&mut self, r: &Result<T, RedisError>) {
+        self.last_used = Instant::now();
+        self.suspect = matches!(r, Err(e) if lost_connection(e));
+    }
+}
+
+impl ConnectionLike for Healing {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let r = match self.heal().await {
+                Ok(()) => self.inner.req_packed_command(cmd).await,
+                Err(e) => Err(e),
+            };
+            self.note(&r);
+            r
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let r = match self.heal().await {
+                Ok(()) => {
+                    self.inner
+                        .req_packed_commands(pipeline, offset, count)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            self.note(&r);
+            r
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
     }
 }
 
@@ -64,11 +178,10 @@ pub fn build(config: &Config) -> Result<Pool, Error> {
         config: ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.redis_timeout))
             // Scripts over big batches and AOF `always` take longer than the 500 ms default.
-            .set_response_timeout(Some(
-                config.redis_timeout.max(std::time::Duration::from_secs(5)),
-            ))
-            // Fail fast while Redis is away: callers answer 503 and retry later.
-            .set_number_of_retries(1),
+            .set_response_timeout(Some(config.redis_timeout.max(Duration::from_secs(5))))
+            // Fail fast while Redis is away: callers answer 503 and retry later; one
+            // connect attempt per reconnect (Healing tries a second PING itself).
+            .set_number_of_retries(0),
     };
     Ok(bb8::Pool::builder()
         .max_size(config.pool_size)

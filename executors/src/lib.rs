@@ -5,6 +5,7 @@
 //! - [`runtime`]: the claim loop (claim, run at most `exec_size`, heartbeat, timeout, stop,
 //!   complete or fail, graceful shutdown). An executor kind implements [`Executor`].
 //! - [`bench`]: `sluice bench-executors`.
+//! - [`history`]: the optional operation log the chaos suite checks.
 //! - [`command`]: the `command` kind: runs programs from a config of actions (no shell).
 //! - [`spark`]: the `spark` kind: spark-submit against a Stand cluster record.
 //! - [`solver`]: the `solver` kind: StableConfigs' requests solved by [`tbn`], the exact
@@ -14,6 +15,7 @@
 
 pub mod bench;
 pub mod command;
+pub mod history;
 pub mod process;
 pub mod runtime;
 pub mod solver;

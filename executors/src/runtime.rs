@@ -30,6 +30,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::history::{now_us, History};
+
 /// What went wrong in a job; decides retry or not.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum JobError {
@@ -65,6 +67,7 @@ pub struct JobContext {
     id: JobId,
     token: String,
     cause: Arc<watch::Sender<Option<Cause>>>,
+    log: Log,
     /// Cancelled when the job must stop (stop request, timeout, shutdown, lease lost).
     pub stop: CancellationToken,
 }
@@ -73,7 +76,13 @@ impl JobContext {
     /// Records progress (any JSON); a stop request seen here cancels [`JobContext::stop`].
     /// Failures are logged, never fatal to the job.
     pub async fn progress(&self, progress: &Value) {
-        match self.broker.progress(self.id, &self.token, progress).await {
+        let r = self
+            .log
+            .call("progress", self.id, &self.token, || {
+                self.broker.progress(self.id, &self.token, progress)
+            })
+            .await;
+        match r {
             Ok(true) => stop_for(&self.cause, Cause::StopRequested, &self.stop),
             Ok(false) => {}
             Err(e) => tracing::warn!(job = %self.id, error = %e, "progress not recorded"),
@@ -83,7 +92,13 @@ impl JobContext {
     /// Appends output lines to the job's events (`lua/log.lua`); a stop request seen here
     /// cancels [`JobContext::stop`]. Failures are logged, never fatal to the job.
     pub async fn log(&self, lines: &str) {
-        match self.broker.log(self.id, &self.token, lines).await {
+        let r = self
+            .log
+            .call("log", self.id, &self.token, || {
+                self.broker.log(self.id, &self.token, lines)
+            })
+            .await;
+        match r {
             Ok(true) => stop_for(&self.cause, Cause::StopRequested, &self.stop),
             Ok(false) => {}
             Err(e) => tracing::warn!(job = %self.id, error = %e, "log lines not recorded"),
@@ -121,6 +136,8 @@ pub struct Options {
     pub heartbeat: Duration,
     /// How long running jobs may go on after shutdown begins before they are handed back.
     pub grace: Duration,
+    /// Where to log every call made for a job (see [`crate::history`]); None: no log.
+    pub history: Option<History>,
 }
 
 impl Options {
@@ -138,6 +155,7 @@ impl Options {
             // Often enough to notice a stop within half a second, and at least 3 per lease.
             heartbeat: (config.lease / 3).min(Duration::from_millis(500)),
             grace: Duration::from_secs(10),
+            history: None,
         }
     }
 }
@@ -171,6 +189,31 @@ enum Cause {
     LeaseLost,
 }
 
+/// One attempt's view of the operation log: who and which attempt, to tag each call.
+#[derive(Debug, Clone)]
+struct Log {
+    history: Option<History>,
+    worker: Arc<str>,
+    attempt: u32,
+}
+
+impl Log {
+    /// Makes one call for job `id` and logs it (with `token` and its outcome) when a history
+    /// is kept.
+    async fn call<T, F, Fut>(&self, op: &str, id: JobId, token: &str, call: F) -> Result<T, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let t0 = now_us();
+        let r = call().await;
+        if let Some(h) = &self.history {
+            h.record(t0, &self.worker, op, id, self.attempt, token, &r);
+        }
+        r
+    }
+}
+
 /// Runs the executor until `shutdown` turns true, then drains (see the module doc).
 ///
 /// # Errors
@@ -199,11 +242,27 @@ pub async fn run(
             }
             continue;
         }
+        let t0 = now_us();
         let claimed = match broker
             .claim(&opts.kind, &opts.worker, free.min(opts.pick_size.max(1)))
             .await
         {
-            Ok(c) => c,
+            Ok(c) => {
+                if let Some(h) = &opts.history {
+                    for j in &c {
+                        h.record(
+                            t0,
+                            &opts.worker,
+                            "claim",
+                            j.id,
+                            j.attempt,
+                            &j.token,
+                            &Ok(()),
+                        );
+                    }
+                }
+                c
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "claim failed; retrying in 1s");
                 tokio::select! { _ = tokio::time::sleep(Duration::from_secs(1)) => {}, _ = shutdown.changed() => {} }
@@ -286,11 +345,17 @@ async fn run_one(
     release: CancellationToken,
 ) {
     let id = job.id;
+    let log = Log {
+        history: opts.history.clone(),
+        worker: opts.worker.as_str().into(),
+        attempt: job.attempt,
+    };
     let params = match broker::job::decode(&job.params) {
         Ok(v) => v,
         Err(e) => {
             finish(
                 &b,
+                &log,
                 id,
                 &job.token,
                 Outcome::Done(Err(JobError::Fatal(format!("params: {e}")))),
@@ -307,10 +372,12 @@ async fn run_one(
         id,
         token: job.token.clone(),
         cause: cause_tx.clone(),
+        log: log.clone(),
         stop: stop.clone(),
     };
     let heart = tokio::spawn(heartbeat(
         b.clone(),
+        log.clone(),
         id,
         job.token.clone(),
         opts.heartbeat,
@@ -350,10 +417,13 @@ async fn run_one(
         }
         (Some(Cause::StopRequested), Outcome::Done(Err(_)))
         | (Some(Cause::StopRequested), Outcome::TimedOut(_)) => {
-            write_until_landed(id, || b.cancel(id, &job.token)).await;
+            write_until_landed(id, || {
+                log.call("cancel", id, &job.token, || b.cancel(id, &job.token))
+            })
+            .await;
             tracing::info!(job = %id, "canceled on request");
         }
-        (_, outcome) => finish(&b, id, &job.token, outcome).await,
+        (_, outcome) => finish(&b, &log, id, &job.token, outcome).await,
     }
 }
 
@@ -367,6 +437,7 @@ async fn sleep_or_forever(d: Option<Duration>) {
 /// Keeps the lease alive; cancels `stop` on a stop request or a lost lease.
 async fn heartbeat(
     b: Broker,
+    log: Log,
     id: JobId,
     token: String,
     every: Duration,
@@ -375,13 +446,18 @@ async fn heartbeat(
 ) {
     loop {
         tokio::time::sleep(every).await;
-        match b.heartbeat(id, &token).await {
+        match log
+            .call("heartbeat", id, &token, || b.heartbeat(id, &token))
+            .await
+        {
             Ok(false) => {}
             Ok(true) => {
                 stop_for(&cause, Cause::StopRequested, &stop);
                 // Keep the lease while the work winds down.
             }
-            Err(e) if e.is_unavailable() => {
+            // Redis away or full: the lease is not lost (only Redis can say so); keep
+            // working and try again at the next beat.
+            Err(e) if e.is_transient() => {
                 tracing::warn!(job = %id, error = %e, "heartbeat failed; retrying")
             }
             Err(e) => {
@@ -394,29 +470,44 @@ async fn heartbeat(
 }
 
 /// Writes the attempt's end with exactly one script.
-async fn finish(b: &Broker, id: JobId, token: &str, outcome: Outcome) {
+async fn finish(b: &Broker, log: &Log, id: JobId, token: &str, outcome: Outcome) {
     match outcome {
         Outcome::Done(Ok(result)) => {
-            write_until_landed(id, || b.complete(id, token, &result)).await;
+            write_until_landed(id, || {
+                log.call("complete", id, token, || b.complete(id, token, &result))
+            })
+            .await;
             tracing::info!(job = %id, "completed");
         }
         Outcome::Done(Err(JobError::TimedOut(msg))) => {
-            let s = write_until_landed(id, || b.timeout(id, token, &msg)).await;
+            let s = write_until_landed(id, || {
+                log.call("timeout", id, token, || b.timeout(id, token, &msg))
+            })
+            .await;
             tracing::info!(job = %id, status = ?s, error = %msg, "timed out");
         }
         Outcome::TimedOut(limit) => {
             let msg = format!("timed out after {}", humantime::format_duration(limit));
-            let s = write_until_landed(id, || b.timeout(id, token, &msg)).await;
+            let s = write_until_landed(id, || {
+                log.call("timeout", id, token, || b.timeout(id, token, &msg))
+            })
+            .await;
             tracing::info!(job = %id, status = ?s, "timed out");
         }
         Outcome::Done(Err(e)) => {
             let retryable = matches!(e, JobError::Retry(_) | JobError::Stopped);
             let msg = e.to_string();
-            let s = write_until_landed(id, || b.fail(id, token, &msg, retryable)).await;
+            let s = write_until_landed(id, || {
+                log.call("fail", id, token, || b.fail(id, token, &msg, retryable))
+            })
+            .await;
             tracing::info!(job = %id, status = ?s, error = %e, "failed");
         }
         Outcome::Released => {
-            let s = write_until_landed(id, || b.release(id, token)).await;
+            let s = write_until_landed(id, || {
+                log.call("release", id, token, || b.release(id, token))
+            })
+            .await;
             tracing::info!(job = %id, status = ?s, "handed back");
         }
     }
@@ -433,10 +524,7 @@ where
     loop {
         match write().await {
             Ok(v) => return Some(v),
-            Err(e)
-                if e.is_unavailable()
-                    || matches!(&e, Error::Redis(r) if r.code() == Some("OOM")) =>
-            {
+            Err(e) if e.is_transient() => {
                 tracing::warn!(job = %id, error = %e, "result not written yet; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));

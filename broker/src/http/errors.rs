@@ -48,8 +48,7 @@ pub fn status(e: &Error) -> StatusCode {
             StatusCode::CONFLICT
         }
         Error::Invalid(_) => StatusCode::BAD_REQUEST,
-        e if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Redis(r) if r.code() == Some("OOM") => StatusCode::SERVICE_UNAVAILABLE,
+        e if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
