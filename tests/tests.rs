@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod artifacts; // uploads and downloads through a real sluice serve, expiry
 mod chaos; // recorded-history chaos runs with a checker: nothing lost, nothing twice
 mod cli; // the `sluice` binary: one clear line and a non-zero exit on errors
 mod compat; // the wumai and Jetstream Centro faces
