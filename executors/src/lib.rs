@@ -16,6 +16,7 @@
 pub mod bench;
 pub mod command;
 pub mod history;
+mod output;
 pub mod process;
 pub mod runtime;
 pub mod solver;
