@@ -236,6 +236,52 @@ async fn a_house_model_runs_end_to_end_with_its_recorder_csv_downloadable() {
 }
 
 #[tokio::test]
+async fn an_uploaded_model_runs_with_its_uploaded_input_file() {
+    let s = stack().await;
+    // Submitted with a delay, so its model and input can be uploaded before it runs.
+    let r = Client::new()
+        .post(s.api.url("/jobs"))
+        .json(
+            &json!({"executor": "gridlabd", "delay": "2s", "max_attempts": 1,
+                      "params": {"model": "house.glm", "inputs": ["settings.glm"]}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = JobId(r.json::<Value>().await.unwrap()["id"].as_u64().unwrap());
+    for (name, text) in [
+        ("house.glm", format!("#include \"settings.glm\"\n{HOUSE}")),
+        ("settings.glm", "#define AREA=777\n".to_string()),
+    ] {
+        let r = Client::new()
+            .put(s.api.url(&format!("/jobs/{id}/artifacts/{name}")))
+            .body(text)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "upload {name}: {}", r.status());
+    }
+    let j = wait_for(
+        s.broker(),
+        id,
+        |j| j.status.is_terminal(),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(j.status, Status::Completed, "{j:?}");
+    let result = j.result.unwrap();
+    assert_eq!(result["model"], "house.glm", "{result}");
+    let csv = s.download(id, "house1.csv").await;
+    assert!(
+        csv.lines()
+            .filter(|l| l.starts_with("2020-01-01 "))
+            .all(|l| l.ends_with(",+777")),
+        "the included settings set the area: {csv}"
+    );
+}
+
+#[tokio::test]
 async fn a_broken_model_ends_failed_with_gridlabds_error_text() {
     let s = stack().await;
     let id = s.submit(json!({"model_text": BROKEN})).await;
