@@ -13,6 +13,7 @@ mod events; // the capped event streams a job leaves behind
 mod executors; // the runtime and the command executor, real child processes
 mod expiry; // finished jobs expire after result_ttl; retry keeps them
 mod fencing; // a stale lease token changes nothing
+mod gridlabd; // the gridlabd executor with a real GridLAB-D (pip gridlabd): models, CSVs, stop
 mod http; // the native HTTP API over real HTTP
 mod leases; // expired leases are reaped: re-queued, failed or canceled
 mod noscript; // scripts survive SCRIPT FLUSH

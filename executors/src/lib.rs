@@ -8,6 +8,7 @@
 //! - [`history`]: the optional operation log the chaos suite checks.
 //! - [`command`]: the `command` kind: runs programs from a config of actions (no shell).
 //! - [`spark`]: the `spark` kind: spark-submit against a Stand cluster record.
+//! - [`gridlabd`]: the `gridlabd` kind: a GridLAB-D model run by a small Python launcher.
 //! - [`solver`]: the `solver` kind: StableConfigs' requests solved by [`tbn`], the exact
 //!   TBN stable-configuration solver (incremental SAT on batsat).
 //! - [`process`]: what every executor binary's `main` does (signals, config, run).
@@ -15,7 +16,9 @@
 
 pub mod bench;
 pub mod command;
+pub mod gridlabd;
 pub mod history;
+mod output;
 pub mod process;
 pub mod runtime;
 pub mod solver;

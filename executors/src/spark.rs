@@ -20,22 +20,11 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
-use std::time::Duration;
 
+use crate::output::Console;
+use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{mpsc, Mutex};
-
-use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
-
-/// Lines of stdout kept for the result.
-const STDOUT_TAIL_LINES: usize = 200;
-/// Lines of output kept to find Spark's error line.
-const ERROR_TAIL_LINES: usize = 400;
-/// How often collected lines are flushed to the job's events.
-const LOG_FLUSH: Duration = Duration::from_millis(200);
 
 /// A spark job's params.
 #[derive(Debug, Clone, Deserialize)]
@@ -178,21 +167,6 @@ impl Executor for SparkExecutor {
     }
 }
 
-/// Output lines of a run, as they are shared between the readers and the flusher.
-#[derive(Default)]
-struct Output {
-    pending: Vec<String>,
-    stdout_tail: std::collections::VecDeque<String>,
-    tail: std::collections::VecDeque<String>,
-}
-
-fn push_tail(q: &mut std::collections::VecDeque<String>, line: &str, cap: usize) {
-    if q.len() == cap {
-        q.pop_front();
-    }
-    q.push_back(line.to_string());
-}
-
 async fn run_spark(program: PathBuf, job: JobInput, ctx: JobContext) -> Result<Value, JobError> {
     let spec: SparkJob = serde_json::from_value(job.params.clone())
         .map_err(|e| JobError::Fatal(format!("spark params: {e}")))?;
@@ -240,64 +214,7 @@ async fn run_spark(program: PathBuf, job: JobInput, ctx: JobContext) -> Result<V
         .map_err(|e| JobError::Retry(format!("cannot start {}: {e}", program.display())))?;
     let pid = child.id();
 
-    let output = Arc::new(Mutex::new(Output::default()));
-    let (line_tx, mut line_rx) = mpsc::unbounded_channel::<(bool, String)>();
-    for (is_stdout, pipe) in [
-        (
-            true,
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        ),
-        (
-            false,
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        ),
-    ] {
-        let Some(pipe) = pipe else { continue };
-        let tx = line_tx.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if tx.send((is_stdout, line)).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    drop(line_tx);
-    // One task collects lines: log file, tails, and the batch for the events.
-    let collector = {
-        let output = output.clone();
-        tokio::spawn(async move {
-            let mut file = tokio::io::BufWriter::new(log_file);
-            while let Some((is_stdout, line)) = line_rx.recv().await {
-                let _ = file.write_all(line.as_bytes()).await;
-                let _ = file.write_all(b"\n").await;
-                let mut o = output.lock().await;
-                if is_stdout {
-                    push_tail(&mut o.stdout_tail, &line, STDOUT_TAIL_LINES);
-                }
-                push_tail(&mut o.tail, &line, ERROR_TAIL_LINES);
-                o.pending.push(line);
-            }
-            let _ = file.flush().await;
-        })
-    };
-    let flusher = {
-        let output = output.clone();
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LOG_FLUSH).await;
-                flush(&output, &ctx).await;
-            }
-        })
-    };
+    let console = Console::start(&mut child, log_file, &ctx, |_| false);
 
     let ended = tokio::select! {
         status = child.wait() => Ok(status),
@@ -307,11 +224,8 @@ async fn run_spark(program: PathBuf, job: JobInput, ctx: JobContext) -> Result<V
     if ended.is_err() {
         let _ = child.wait().await;
     }
-    let _ = collector.await;
-    flusher.abort();
-    flush(&output, &ctx).await;
+    let o = console.finish(&ctx).await;
     let status = ended?.map_err(|e| JobError::Retry(format!("waiting for spark-submit: {e}")))?;
-    let o = output.lock().await;
     if status.success() {
         let stdout: Vec<&str> = o.stdout_tail.iter().map(String::as_str).collect();
         let output = stdout
@@ -325,22 +239,13 @@ async fn run_spark(program: PathBuf, job: JobInput, ctx: JobContext) -> Result<V
             "log": log_name,
         }));
     }
-    let tail: Vec<String> = o.tail.iter().cloned().collect();
-    let why = error_line(&tail).unwrap_or_else(|| "no error line in its output".into());
+    let why = error_line(&o.tail).unwrap_or_else(|| "no error line in its output".into());
     let code = status
         .code()
         .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
     Err(JobError::Fatal(format!(
         "spark-submit exited with {code}: {why} (log: {log_name})"
     )))
-}
-
-/// Sends the lines collected since the last flush as one `log` event.
-async fn flush(output: &Mutex<Output>, ctx: &JobContext) {
-    let lines = std::mem::take(&mut output.lock().await.pending);
-    if !lines.is_empty() {
-        ctx.log(&lines.join("\n")).await;
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,438 @@
+//! The `gridlabd` executor kind: runs a GridLAB-D model and keeps every file it writes.
+//!
+//! Params (JSON):
+//! ```json
+//! {"model": "feeder.glm", "inputs": ["weather.csv"], "options": {"AREA": 1500}}
+//! {"model_text": "clock { ... } module residential; object house { ... }"}
+//! ```
+//! Exactly one of `model` (the name of an artifact of this job, uploaded with
+//! `PUT /jobs/{id}/artifacts/{name}`) and `model_text` (the model itself, run as
+//! `model.glm`). `inputs`: more artifacts of this job, copied next to the model. `options`:
+//! global name -> value, passed as GridLAB-D's `-D name=value` (names `[A-Za-z_][\w.:]*`,
+//! values a string, number or boolean without control characters). `python`: the
+//! interpreter that has the `gridlabd` package (default: the executor's `--python`,
+//! SLUICE_GRIDLABD_PYTHON, else `python3`).
+//!
+//! GridLAB-D here is the PyPI package `gridlabd` (6.0.0): the engine behind a Python API,
+//! with no `gridlabd` command. The executor runs [`LAUNCHER`] as
+//! `python -c <launcher> <model> [-D name=value]...` (an argv list, never a shell string)
+//! in a fresh working directory, in its own process group; stop, timeout and shutdown kill
+//! the group at once. The launcher uses the in-process engine (`gridlabd.DirectGridLabD`):
+//! the package's default `GridLabD` class runs the engine in a worker process in a new
+//! session, which a kill of the launcher's group would miss, and which swallows the
+//! engine's console.
+//!
+//! Output: every console line goes into the job's events (batched, see `output.rs`) and
+//! the whole console into the artifact `gridlabd.attempt-<n>.log`. Afterwards every file
+//! the run wrote in the working directory (recorders' CSVs, dumps, GridLAB-D's
+//! `_checkpoint.json`) becomes an artifact of the job, under its own name (files in
+//! subdirectories as `dir_file`). Exit 0 with no `ERROR`/`FATAL` line completes the job with
+//! `{"exit_code": 0, "artifacts": [...], "log": ...}`; otherwise it fails for good with
+//! the first `ERROR`/`FATAL` line (and the first `file(line): ...` model error, which
+//! GridLAB-D prints without a prefix).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::output::Console;
+use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
+
+/// The launcher the executor runs with `python -c`: line-buffers C stdout (GridLAB-D
+/// writes with stdio; a pipe would hold its lines back until exit), loads the model with
+/// the arguments it was given, runs it, and finalizes it (recorders write nothing
+/// otherwise). `exit_gld` ends the process with GridLAB-D's own exit code.
+pub const LAUNCHER: &str = r#"
+import ctypes, sys
+try:
+    _libc = ctypes.CDLL(None)
+    _libc.setvbuf(ctypes.c_void_p.in_dll(_libc, "stdout"), None, 1, 0)
+except Exception as e:
+    print("sluice-gridlabd: cannot line-buffer stdout:", e, file=sys.stderr)
+sys.stdout.reconfigure(line_buffering=True)
+import gridlabd
+print("sluice-gridlabd: gridlabd", gridlabd.__version__, "model", sys.argv[1], flush=True)
+g = gridlabd.DirectGridLabD()
+for step, call in (("load", lambda: g.load_glm(sys.argv[1:])),
+                   ("run", lambda: g.run(None, None)),
+                   ("finalize", lambda: g.exit_gld(""))):
+    code = call()
+    value = int(getattr(code, "value", code))
+    if value != 0:
+        print(f"ERROR    [sluice-gridlabd] : {step} returned {code}", file=sys.stderr, flush=True)
+        sys.exit(3)
+"#;
+
+/// A gridlabd job's params.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridlabdJob {
+    /// The model: an artifact of this job.
+    pub model: Option<String>,
+    /// The model's text, run as `model.glm`.
+    pub model_text: Option<String>,
+    /// Artifacts of this job copied into the working directory.
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// Globals, as `-D name=value`.
+    #[serde(default)]
+    pub options: BTreeMap<String, Value>,
+    /// The Python interpreter with the `gridlabd` package.
+    pub python: Option<String>,
+}
+
+/// The name the model gets in the working directory when it comes as `model_text`.
+pub const INLINE_MODEL: &str = "model.glm";
+
+/// Checks the params; returns the model's file name and the arguments after it.
+///
+/// # Errors
+/// [`JobError::Fatal`] saying what is wrong.
+pub fn plan(job: &GridlabdJob) -> Result<(String, Vec<String>), JobError> {
+    let bad = |why: String| Err(JobError::Fatal(format!("gridlabd params: {why}")));
+    let model = match (&job.model, &job.model_text) {
+        (Some(name), None) => {
+            if let Err(e) = broker::artifacts::validate_name(name) {
+                return bad(format!("model: {e}"));
+            }
+            name.clone()
+        }
+        (None, Some(text)) if !text.trim().is_empty() => INLINE_MODEL.to_string(),
+        (None, Some(_)) => return bad("model_text is empty".into()),
+        _ => return bad("give exactly one of model (an artifact name) and model_text".into()),
+    };
+    for name in &job.inputs {
+        if let Err(e) = broker::artifacts::validate_name(name) {
+            return bad(format!("inputs: {e}"));
+        }
+        if *name == model {
+            return bad(format!("inputs: {name:?} is the model"));
+        }
+    }
+    let mut args = Vec::new();
+    for (name, value) in &job.options {
+        let mut chars = name.chars();
+        let name_ok = name.len() <= 128
+            && chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':'));
+        if !name_ok {
+            return bad(format!(
+                "options: {name:?} is not a global name ([A-Za-z_][A-Za-z0-9_.:]*, at most 128)"
+            ));
+        }
+        let value = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => return bad(format!("options.{name}: {other} is not a string or number")),
+        };
+        if value.chars().any(char::is_control) {
+            return bad(format!("options.{name}: control characters"));
+        }
+        args.push("-D".to_string());
+        args.push(format!("{name}={value}"));
+    }
+    Ok((model, args))
+}
+
+/// Is `line` one of GridLAB-D's error lines (`ERROR    [...] : ...`, `FATAL ...`)?
+pub fn is_error_line(line: &str) -> bool {
+    let l = line.trim_start();
+    l.starts_with("ERROR ") || l.starts_with("FATAL ") || l.starts_with("ERROR[")
+}
+
+/// Is `line` a model error GridLAB-D prints without a prefix (`model.glm(3): ...`)?
+pub fn is_model_error_line(line: &str) -> bool {
+    let Some((file, rest)) = line.split_once("): ") else {
+        return false;
+    };
+    let Some((file, number)) = file.rsplit_once('(') else {
+        return false;
+    };
+    !file.is_empty()
+        && !file.contains(' ')
+        && !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit())
+        && !rest.is_empty()
+}
+
+/// The readable reason of a failed run, from the lines the console kept.
+pub fn failure(notable: &[String]) -> Option<String> {
+    let error = notable.iter().find(|l| is_error_line(l)).map(|l| l.trim());
+    let model = notable
+        .iter()
+        .find(|l| is_model_error_line(l))
+        .map(|l| l.trim());
+    match (error, model) {
+        (Some(e), Some(m)) => Some(format!("{e} ({m})")),
+        (Some(e), None) => Some(e.to_string()),
+        (None, Some(m)) => Some(m.to_string()),
+        (None, None) => None,
+    }
+}
+
+/// The `gridlabd` executor.
+#[derive(Debug, Clone)]
+pub struct GridlabdExecutor {
+    python: String,
+}
+
+impl GridlabdExecutor {
+    /// Runs the launcher with `python` unless a job names its own.
+    pub fn new(python: String) -> Self {
+        Self { python }
+    }
+}
+
+impl Executor for GridlabdExecutor {
+    fn run(&self, job: JobInput, ctx: JobContext) -> JobFuture {
+        let python = self.python.clone();
+        Box::pin(async move {
+            let workdir = std::env::temp_dir().join(format!(
+                "sluice-gridlabd-{}-{}-{}",
+                job.id,
+                job.attempt,
+                uuid::Uuid::new_v4().simple()
+            ));
+            let r = run_gridlabd(python, &workdir, job, ctx).await;
+            if let Err(e) = tokio::fs::remove_dir_all(&workdir).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %workdir.display(), error = %e, "cannot remove");
+                }
+            }
+            r
+        })
+    }
+}
+
+async fn run_gridlabd(
+    python: String,
+    workdir: &Path,
+    job: JobInput,
+    ctx: JobContext,
+) -> Result<Value, JobError> {
+    let spec: GridlabdJob = serde_json::from_value(job.params.clone())
+        .map_err(|e| JobError::Fatal(format!("gridlabd params: {e}")))?;
+    let (model, options) = plan(&spec)?;
+    let python = spec.python.clone().unwrap_or(python);
+    let store = ctx.broker().artifacts();
+    tokio::fs::create_dir_all(workdir)
+        .await
+        .map_err(|e| JobError::Retry(format!("cannot make {}: {e}", workdir.display())))?;
+    // The files the executor puts there; everything else afterwards is the run's output.
+    let mut placed = vec![model.clone()];
+    match &spec.model_text {
+        Some(text) => tokio::fs::write(workdir.join(&model), text)
+            .await
+            .map_err(|e| JobError::Retry(format!("cannot write the model: {e}")))?,
+        None => copy_in(&store, job.id, &model, workdir).await?,
+    }
+    for name in &spec.inputs {
+        copy_in(&store, job.id, name, workdir).await?;
+        placed.push(name.clone());
+    }
+
+    let log_name = format!("gridlabd.attempt-{}.log", job.attempt);
+    let log_path = store
+        .create(job.id, &log_name)
+        .await
+        .map_err(|e| JobError::Retry(e.to_string()))?;
+    let log_file = tokio::fs::File::create(&log_path)
+        .await
+        .map_err(|e| JobError::Retry(format!("cannot write {}: {e}", log_path.display())))?;
+    tracing::info!(job = %job.id, %python, %model, ?options, dir = %workdir.display(), "gridlabd");
+
+    let mut cmd = tokio::process::Command::new(&python);
+    cmd.arg("-c")
+        .arg(LAUNCHER)
+        .arg(&model)
+        .args(&options)
+        .current_dir(workdir)
+        .env("SLUICE_JOB_ID", job.id.to_string())
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| JobError::Retry(format!("cannot start {python}: {e}")))?;
+    let pid = child.id();
+    let console = Console::start(&mut child, log_file, &ctx, |l| {
+        is_error_line(l) || is_model_error_line(l)
+    });
+    let ended = tokio::select! {
+        status = child.wait() => Ok(status),
+        _ = ctx.stop.cancelled() => Err(JobError::Stopped),
+    };
+    crate::command::kill_group(pid);
+    if ended.is_err() {
+        let _ = child.wait().await;
+    }
+    let lines = console.finish(&ctx).await;
+    let status = ended?.map_err(|e| JobError::Retry(format!("waiting for gridlabd: {e}")))?;
+
+    let artifacts = collect_outputs(&store, job.id, workdir, &placed, &log_name).await?;
+    let why = failure(&lines.notable);
+    match (status.code(), why) {
+        (Some(0), None) => Ok(json!({
+            "exit_code": 0,
+            "model": model,
+            "artifacts": artifacts,
+            "log": log_name,
+        })),
+        (Some(code), why) => Err(JobError::Fatal(format!(
+            "gridlabd exited with code {code}: {} (log: {log_name})",
+            why.unwrap_or_else(|| "no ERROR line in its output".into())
+        ))),
+        (None, why) => Err(JobError::Retry(format!(
+            "gridlabd was killed by a signal{} (log: {log_name})",
+            why.map(|w| format!(" after: {w}")).unwrap_or_default()
+        ))),
+    }
+}
+
+/// Copies artifact `name` of job `id` into `dir`.
+async fn copy_in(
+    store: &broker::artifacts::LocalStore,
+    id: broker::JobId,
+    name: &str,
+    dir: &Path,
+) -> Result<(), JobError> {
+    let from = store
+        .path(id, name)
+        .map_err(|e| JobError::Fatal(e.to_string()))?;
+    match tokio::fs::copy(&from, dir.join(name)).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(JobError::Fatal(format!(
+            "job {id} has no artifact {name:?} (upload it with PUT /jobs/{id}/artifacts/{name})"
+        ))),
+        Err(e) => Err(JobError::Retry(format!("cannot copy artifact {name}: {e}"))),
+    }
+}
+
+/// Stores every file under `dir` except the `placed` ones as an artifact of job `id`
+/// (subdirectories flattened with `_`); returns their names.
+async fn collect_outputs(
+    store: &broker::artifacts::LocalStore,
+    id: broker::JobId,
+    dir: &Path,
+    placed: &[String],
+    log_name: &str,
+) -> Result<Vec<String>, JobError> {
+    let mut names = Vec::new();
+    let mut todo: Vec<(PathBuf, String)> = vec![(dir.to_path_buf(), String::new())];
+    while let Some((at, prefix)) = todo.pop() {
+        let mut entries = tokio::fs::read_dir(&at)
+            .await
+            .map_err(|e| JobError::Retry(format!("cannot list {}: {e}", at.display())))?;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let Some(file) = entry.file_name().to_str().map(String::from) else {
+                continue;
+            };
+            let name = format!("{prefix}{file}");
+            let Ok(kind) = entry.file_type().await else {
+                continue;
+            };
+            if kind.is_dir() {
+                todo.push((entry.path(), format!("{name}_")));
+                continue;
+            }
+            if !kind.is_file() || (prefix.is_empty() && placed.contains(&name)) {
+                continue;
+            }
+            if name == log_name || broker::artifacts::validate_name(&name).is_err() {
+                tracing::warn!(job = %id, file = %name, "output not kept: reserved or bad name");
+                continue;
+            }
+            let to = store
+                .create(id, &name)
+                .await
+                .map_err(|e| JobError::Retry(e.to_string()))?;
+            tokio::fs::copy(entry.path(), &to)
+                .await
+                .map_err(|e| JobError::Retry(format!("cannot store {name}: {e}")))?;
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(v: Value) -> GridlabdJob {
+        serde_json::from_value(v).expect("valid gridlabd params")
+    }
+
+    #[test]
+    fn plan_names_the_model_and_passes_options_as_defines() {
+        let (model, args) = plan(&job(json!({
+            "model": "feeder.glm", "inputs": ["w.csv"], "options": {"AREA": 1500, "b.c": "x y"}
+        })))
+        .expect("valid");
+        assert_eq!(model, "feeder.glm");
+        assert_eq!(args, ["-D", "AREA=1500", "-D", "b.c=x y"]);
+        let (model, args) = plan(&job(json!({"model_text": "clock {}"}))).expect("valid");
+        assert_eq!((model.as_str(), args.len()), (INLINE_MODEL, 0));
+    }
+
+    #[test]
+    fn plan_refuses_bad_params() {
+        for bad in [
+            json!({}),
+            json!({"model": "a.glm", "model_text": "x"}),
+            json!({"model_text": "  "}),
+            json!({"model": "../etc/passwd"}),
+            json!({"model": "a.glm", "inputs": ["/abs"]}),
+            json!({"model": "a.glm", "inputs": ["a.glm"]}),
+            json!({"model": "a.glm", "options": {"-x": 1}}),
+            json!({"model": "a.glm", "options": {"a b": 1}}),
+            json!({"model": "a.glm", "options": {"a": {"x": 1}}}),
+            json!({"model": "a.glm", "options": {"a": "x\ny"}}),
+        ] {
+            assert!(
+                matches!(plan(&job(bad.clone())), Err(JobError::Fatal(_))),
+                "{bad}"
+            );
+        }
+        assert!(
+            serde_json::from_value::<GridlabdJob>(json!({"model": "a", "shell": "x"})).is_err()
+        );
+    }
+
+    #[test]
+    fn finds_gridlabds_error_lines() {
+        let lines: Vec<String> = [
+            "bad.glm(3): property no_such_property is not defined in class house",
+            "bad.glm(3): load failed at or near 'object house...'",
+            "ERROR    [INIT] : unable to load 'bad.glm': No such file or directory",
+            "FATAL    [INIT] : shutdown after command line rejected",
+        ]
+        .map(String::from)
+        .into_iter()
+        .filter(|l| is_error_line(l) || is_model_error_line(l))
+        .collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(
+            failure(&lines).as_deref(),
+            Some(
+                "ERROR    [INIT] : unable to load 'bad.glm': No such file or directory \
+                 (bad.glm(3): property no_such_property is not defined in class house)"
+            )
+        );
+        assert!(!is_error_line("WARNING  [INIT] : no climate data"));
+        assert!(!is_model_error_line(
+            "Processing 2020-01-01 22:12:07 PST..."
+        ));
+        assert_eq!(failure(&[]), None);
+    }
+}

@@ -1,0 +1,377 @@
+//! The gridlabd executor against the real thing: `sluice-gridlabd` (the binary) runs
+//! GridLAB-D models with the PyPI package `gridlabd` 6.0.0 (`pip install gridlabd==6.0.0`,
+//! see .ci/run; SLUICE_GRIDLABD_PYTHON may name another interpreter); jobs are submitted
+//! and their artifacts fetched over HTTP as a user would.
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use broker::{Broker, JobId, Status};
+use reqwest::Client;
+use serde_json::{json, Value};
+
+use crate::harness::{job, Proc, TestApi, TestRedis};
+
+/// Six hours of a house, recorded hourly; its floor area comes from the job's options.
+const HOUSE: &str = r#"
+clock {
+  timezone PST+8PDT;
+  starttime '2020-01-01 00:00:00';
+  stoptime '2020-01-01 06:00:00';
+}
+module tape;
+module residential { implicit_enduses NONE; }
+object house {
+  name house1;
+  floor_area ${AREA};
+  heating_system_type HEAT_PUMP;
+  object recorder {
+    property air_temperature,outdoor_temperature,floor_area;
+    interval 3600;
+    file house1.csv;
+  };
+}
+"#;
+
+const BROKEN: &str = r#"
+clock { starttime '2020-01-01 00:00:00'; stoptime '2020-01-01 01:00:00'; }
+module residential;
+object house { name h; no_such_property 12; }
+"#;
+
+/// A year at one-second steps (a recorder every second forces them): hours of work.
+const YEAR: &str = r#"
+clock {
+  timezone PST+8PDT;
+  starttime '2020-01-01 00:00:00';
+  stoptime '2021-01-01 00:00:00';
+}
+module tape;
+module residential { implicit_enduses NONE; }
+object house {
+  name house1;
+  object recorder { property air_temperature; interval 1; file year.csv; };
+}
+"#;
+
+/// Redis, the API (auth off) and a real `sluice-gridlabd` process.
+struct Stack {
+    _redis: TestRedis,
+    api: TestApi,
+    _executor: Proc,
+    _dir: tempfile::TempDir,
+}
+
+async fn stack() -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = dir.path().join("artifacts");
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| c.artifact_dir = artifacts.clone()).await;
+    let executor = Command::new(env!("CARGO_BIN_EXE_sluice-gridlabd"))
+        .env("SLUICE_REDIS_URL", &redis.url)
+        .env("SLUICE_ARTIFACT_DIR", &artifacts)
+        .env("SLUICE_LEASE", "10s")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sluice-gridlabd");
+    Stack {
+        _redis: redis,
+        api,
+        _executor: Proc(executor),
+        _dir: dir,
+    }
+}
+
+impl Stack {
+    async fn submit(&self, params: Value) -> JobId {
+        let r = Client::new()
+            .post(self.api.url("/jobs"))
+            .json(&json!({"executor": "gridlabd", "params": params, "max_attempts": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        JobId(v["id"].as_u64().unwrap())
+    }
+
+    async fn download(&self, id: JobId, name: &str) -> String {
+        let r = Client::new()
+            .get(self.api.url(&format!("/jobs/{id}/artifacts/{name}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "artifact {name} of job {id}");
+        r.text().await.unwrap()
+    }
+
+    fn broker(&self) -> &Broker {
+        &self.api.broker
+    }
+}
+
+async fn wait_for(
+    b: &Broker,
+    id: JobId,
+    done: impl Fn(&broker::Job) -> bool,
+    within: Duration,
+) -> broker::Job {
+    let deadline = Instant::now() + within;
+    loop {
+        let j = job(b, id).await;
+        if done(&j) {
+            return j;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} still {:?}: {j:?}",
+            j.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every `log` event's lines for job `id`.
+async fn logged(b: &Broker, id: JobId) -> String {
+    let mut conn = b.blocking_connection().await.unwrap();
+    let (events, _) = b
+        .events(&mut conn, Some(id), "0", 100_000, None)
+        .await
+        .unwrap();
+    events
+        .into_iter()
+        .filter(|e| e.get("event") == Some("log"))
+        .filter_map(|e| e.get("lines").map(String::from))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Live processes whose command line holds `mark`.
+fn processes(mark: &str) -> usize {
+    let out = Command::new("pgrep").args(["-f", mark]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[tokio::test]
+async fn a_house_model_runs_end_to_end_with_its_recorder_csv_downloadable() {
+    let s = stack().await;
+    let t0 = Instant::now();
+    let id = s
+        .submit(json!({"model_text": HOUSE, "options": {"AREA": 1234}}))
+        .await;
+    let j = wait_for(
+        s.broker(),
+        id,
+        |j| j.status.is_terminal(),
+        Duration::from_secs(60),
+    )
+    .await;
+    println!(
+        "house model: submit to {:?} in {:?}",
+        j.status,
+        t0.elapsed()
+    );
+    assert_eq!(j.status, Status::Completed, "{j:?}");
+    let result = j.result.clone().unwrap();
+    assert_eq!(result["exit_code"], 0, "{result}");
+    assert_eq!(result["log"], "gridlabd.attempt-1.log", "{result}");
+    let written: Vec<&str> = result["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(written.contains(&"house1.csv"), "{result}");
+    assert!(
+        !written.contains(&"model.glm"),
+        "the model is an input, not an output: {result}"
+    );
+
+    let csv = s.download(id, "house1.csv").await;
+    assert!(
+        csv.contains("# timestamp,air_temperature,outdoor_temperature,floor_area"),
+        "{csv}"
+    );
+    let rows: Vec<&str> = csv
+        .lines()
+        .filter(|l| l.starts_with("2020-01-01 "))
+        .collect();
+    assert!(rows.len() >= 6, "hourly rows over six hours: {csv}");
+    for row in &rows {
+        let cols: Vec<&str> = row.split(',').collect();
+        let air: f64 = cols[1].trim_start_matches('+').parse().unwrap();
+        assert!(
+            (40.0..100.0).contains(&air),
+            "indoor temperature {air} F: {row}"
+        );
+        assert!(
+            cols[3].starts_with("+1234"),
+            "options.AREA reached the model: {row}"
+        );
+    }
+
+    let listed: Value = Client::new()
+        .get(s.api.url(&format!("/jobs/{id}/artifacts")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"house1.csv") && names.contains(&"gridlabd.attempt-1.log"),
+        "{listed}"
+    );
+    let log = s.download(id, "gridlabd.attempt-1.log").await;
+    assert!(log.contains("sluice-gridlabd: gridlabd 6."), "{log}");
+    assert!(
+        logged(s.broker(), id).await.contains("WARNING"),
+        "GridLAB-D's own console lines reach the job's events"
+    );
+}
+
+#[tokio::test]
+async fn an_uploaded_model_runs_with_its_uploaded_input_file() {
+    let s = stack().await;
+    // Submitted with a delay, so its model and input can be uploaded before it runs.
+    let r = Client::new()
+        .post(s.api.url("/jobs"))
+        .json(
+            &json!({"executor": "gridlabd", "delay": "2s", "max_attempts": 1,
+                      "params": {"model": "house.glm", "inputs": ["settings.glm"]}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = JobId(r.json::<Value>().await.unwrap()["id"].as_u64().unwrap());
+    for (name, text) in [
+        ("house.glm", format!("#include \"settings.glm\"\n{HOUSE}")),
+        ("settings.glm", "#define AREA=777\n".to_string()),
+    ] {
+        let r = Client::new()
+            .put(s.api.url(&format!("/jobs/{id}/artifacts/{name}")))
+            .body(text)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "upload {name}: {}", r.status());
+    }
+    let j = wait_for(
+        s.broker(),
+        id,
+        |j| j.status.is_terminal(),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(j.status, Status::Completed, "{j:?}");
+    let result = j.result.unwrap();
+    assert_eq!(result["model"], "house.glm", "{result}");
+    let csv = s.download(id, "house1.csv").await;
+    assert!(
+        csv.lines()
+            .filter(|l| l.starts_with("2020-01-01 "))
+            .all(|l| l.ends_with(",+777")),
+        "the included settings set the area: {csv}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_model_ends_failed_with_gridlabds_error_text() {
+    let s = stack().await;
+    let id = s.submit(json!({"model_text": BROKEN})).await;
+    let j = wait_for(
+        s.broker(),
+        id,
+        |j| j.status.is_terminal(),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(j.status, Status::Failed, "{j:?}");
+    let error = j.error.unwrap_or_default();
+    assert!(error.starts_with("gridlabd exited with code "), "{error}");
+    assert!(
+        error.contains(": ERROR    [INIT] : unable to load 'model.glm'"),
+        "GridLAB-D's first ERROR line: {error}"
+    );
+    assert!(
+        error.contains("property no_such_property is not defined in class house"),
+        "{error}"
+    );
+    let log = s.download(id, "gridlabd.attempt-1.log").await;
+    assert!(log.contains("FATAL"), "{log}");
+
+    let id = s.submit(json!({"model": "missing.glm"})).await;
+    let j = wait_for(
+        s.broker(),
+        id,
+        |j| j.status.is_terminal(),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(j.status, Status::Failed, "{j:?}");
+    assert!(
+        j.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no artifact \"missing.glm\""),
+        "{j:?}"
+    );
+}
+
+#[tokio::test]
+async fn stop_kills_a_year_long_simulation_within_a_second() {
+    let s = stack().await;
+    let mark = format!("SLUICE_TEST_MARK=year-{}", std::process::id());
+    let (name, value) = mark.split_once('=').unwrap();
+    let id = s
+        .submit(json!({"model_text": YEAR, "options": {name: value}}))
+        .await;
+    let b = s.broker();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !logged(b, id).await.contains("Processing 2020-01") {
+        assert!(
+            Instant::now() < deadline,
+            "the simulation never started: {:?}",
+            job(b, id).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(processes(&mark), 1, "one python process runs the model");
+    let t0 = Instant::now();
+    let r = Client::new()
+        .post(s.api.url(&format!("/jobs/{id}/stop")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let j = wait_for(
+        b,
+        id,
+        |j| j.status == Status::Canceled,
+        Duration::from_secs(5),
+    )
+    .await;
+    let canceled = t0.elapsed();
+    while processes(&mark) > 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "the simulation of job {id} still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let gone = t0.elapsed();
+    println!(
+        "stop -> CANCELED in {canceled:?}, python gone in {gone:?} ({:?})",
+        j.status
+    );
+    assert!(
+        gone < Duration::from_secs(1),
+        "stop to CANCELED with the python child gone took {gone:?}"
+    );
+}
