@@ -9,9 +9,9 @@
 //! `PUT /jobs/{id}/artifacts/{name}`) and `model_text` (the model itself, run as
 //! `model.glm`). `inputs`: more artifacts of this job, copied next to the model. `options`:
 //! global name -> value, passed as GridLAB-D's `-D name=value` (names `[A-Za-z_][\w.:]*`,
-//! values a string, number or boolean without control characters). `python`: the
-//! interpreter that has the `gridlabd` package (default: the executor's `--python`,
-//! SLUICE_GRIDLABD_PYTHON, else `python3`).
+//! values a string, number or boolean without control characters). The interpreter that
+//! has the `gridlabd` package is the executor's choice (`--python`, SLUICE_GRIDLABD_PYTHON,
+//! else `python3`), never the job's: a client must not pick the program an executor runs.
 //!
 //! GridLAB-D here is the PyPI package `gridlabd` (6.0.0): the engine behind a Python API,
 //! with no `gridlabd` command. The executor runs [`LAUNCHER`] as
@@ -80,8 +80,6 @@ pub struct GridlabdJob {
     /// Globals, as `-D name=value`.
     #[serde(default)]
     pub options: BTreeMap<String, Value>,
-    /// The Python interpreter with the `gridlabd` package.
-    pub python: Option<String>,
 }
 
 /// The name the model gets in the working directory when it comes as `model_text`.
@@ -219,7 +217,6 @@ async fn run_gridlabd(
     let spec: GridlabdJob = serde_json::from_value(job.params.clone())
         .map_err(|e| JobError::Fatal(format!("gridlabd params: {e}")))?;
     let (model, options) = plan(&spec)?;
-    let python = spec.python.clone().unwrap_or(python);
     let store = ctx.broker().artifacts();
     tokio::fs::create_dir_all(workdir)
         .await
