@@ -2,12 +2,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-use broker::Config;
 use clap::Parser;
 use executors::command::{CommandConfig, CommandExecutor};
-use executors::Options;
+use executors::process::ProcessArgs;
 
 /// Runs jobs of an executor kind (default "command") whose params name an action of the
 /// config file. Redis and defaults come from SLUICE_CONFIG / SLUICE_* (SLUICE_REDIS_URL,
@@ -20,21 +18,14 @@ struct Args {
     /// The actions file (TOML; see README). Also SLUICE_COMMAND_CONFIG.
     #[arg(long, env = "SLUICE_COMMAND_CONFIG")]
     config: PathBuf,
-    /// Executor kind to serve (its queue is queue:<kind>).
-    #[arg(long, default_value = "command")]
-    kind: String,
     /// Jobs claimed per round (default SLUICE_PICK_SIZE or 10).
     #[arg(long)]
     pick_size: Option<usize>,
     /// Jobs run at once (default SLUICE_EXEC_SIZE or 10).
     #[arg(long)]
     exec_size: Option<usize>,
-    /// How long running jobs may finish after SIGTERM before they are handed back.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    grace: Duration,
-    /// Redis URL (overrides SLUICE_REDIS_URL).
-    #[arg(long)]
-    redis: Option<String>,
+    #[command(flatten)]
+    process: ProcessArgs,
     /// Append one JSON line per Redis call made for a job to this file (the chaos suite's
     /// operation log; see executors::history). Also SLUICE_HISTORY.
     #[arg(long, env = "SLUICE_HISTORY")]
@@ -42,32 +33,20 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sluice-command: {e}");
-            ExitCode::from(2)
-        }
-    }
+    executors::process::exit("sluice-command", run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let mut config = Config::load(std::env::vars()).map_err(|e| e.to_string())?;
-    if let Some(url) = &args.redis {
-        config.set("redis_url", url)?;
-    }
+    let (config, mut opts) = args.process.load("command")?;
     let actions = CommandConfig::load(&args.config)?;
-    let mut opts = Options::new(&config, &args.kind);
     opts.pick_size = args.pick_size.unwrap_or(opts.pick_size);
     opts.exec_size = args.exec_size.unwrap_or(opts.exec_size);
-    opts.grace = args.grace;
     if let Some(path) = &args.history {
         let h = executors::history::History::open(path)
             .map_err(|e| format!("history {}: {e}", path.display()))?;
         opts.history = Some(h);
     }
-    let kind = args.kind.clone();
+    let kind = opts.kind.clone();
     executors::serve("sluice-command", config, opts, |broker| async move {
         let executor = CommandExecutor::new(actions);
         // Registered so the wumai and Jetstream faces can route actions here; retried by

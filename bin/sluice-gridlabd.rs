@@ -1,12 +1,10 @@
 //! `sluice-gridlabd`: the executor that runs `gridlabd` jobs (see executors::gridlabd).
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-use broker::Config;
 use clap::Parser;
 use executors::gridlabd::GridlabdExecutor;
-use executors::Options;
+use executors::process::ProcessArgs;
 
 /// Runs jobs of kind "gridlabd": a GridLAB-D model (an uploaded artifact or inline text) run
 /// by a small launcher on the Python interpreter that has the `gridlabd` package, in a fresh
@@ -18,43 +16,24 @@ use executors::Options;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    /// Python interpreter with the `gridlabd` package (a job's `python` param wins).
+    /// Python interpreter with the `gridlabd` package.
     #[arg(long, env = "SLUICE_GRIDLABD_PYTHON", default_value = "python3")]
     python: String,
-    /// Executor kind to serve (its queue is queue:<kind>).
-    #[arg(long, default_value = "gridlabd")]
-    kind: String,
     /// Simulations run at once.
     #[arg(long, default_value_t = 2)]
     exec_size: usize,
-    /// How long running jobs may finish after SIGTERM before they are handed back.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    grace: Duration,
-    /// Redis URL (overrides SLUICE_REDIS_URL).
-    #[arg(long)]
-    redis: Option<String>,
+    #[command(flatten)]
+    process: ProcessArgs,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sluice-gridlabd: {e}");
-            ExitCode::from(2)
-        }
-    }
+    executors::process::exit("sluice-gridlabd", run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let mut config = Config::load(std::env::vars()).map_err(|e| e.to_string())?;
-    if let Some(url) = &args.redis {
-        config.set("redis_url", url)?;
-    }
-    let mut opts = Options::new(&config, &args.kind);
+    let (config, mut opts) = args.process.load("gridlabd")?;
     opts.exec_size = args.exec_size.max(1);
     opts.pick_size = opts.exec_size;
-    opts.grace = args.grace;
     let python = args.python;
     executors::serve("sluice-gridlabd", config, opts, |_| async move {
         Ok(Arc::new(GridlabdExecutor::new(python)) as Arc<dyn executors::Executor>)

@@ -3,13 +3,57 @@
 //! other executors take the jobs), check Redis' eviction policy, then run the claim loop.
 
 use std::future::Future;
+use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use broker::{Broker, Config};
 use futures::StreamExt;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::runtime::{Executor, Options};
+
+/// The options every executor binary takes (flattened into its own `Args`).
+#[derive(Debug, clap::Args)]
+pub struct ProcessArgs {
+    /// Executor kind to serve (its queue is queue:<kind>; default: the binary's kind).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// How long running jobs may finish after SIGTERM before they are handed back.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+    /// Redis URL (overrides SLUICE_REDIS_URL).
+    #[arg(long)]
+    pub redis: Option<String>,
+}
+
+impl ProcessArgs {
+    /// The config (SLUICE_CONFIG, SLUICE_*, then these flags) and the runtime options for
+    /// `default_kind`.
+    ///
+    /// # Errors
+    /// A readable message for a bad setting.
+    pub fn load(&self, default_kind: &str) -> Result<(Config, Options), String> {
+        let mut config = Config::load(std::env::vars()).map_err(|e| e.to_string())?;
+        if let Some(url) = &self.redis {
+            config.set("redis_url", url)?;
+        }
+        let mut opts = Options::new(&config, self.kind.as_deref().unwrap_or(default_kind));
+        opts.grace = self.grace;
+        Ok((config, opts))
+    }
+}
+
+/// The exit of an executor binary: 0, or 2 with `name: error` on stderr.
+pub fn exit(name: &str, result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
 
 /// Runs executor process `name` until a signal; `start` builds the executor once Redis is
 /// reachable (e.g. to register actions first).
