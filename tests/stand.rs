@@ -143,11 +143,24 @@ async fn only_admins_write_clusters() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = Client::new()
         .get(api.url("/clusters/1"))
-        .bearer_auth(client)
+        .bearer_auth(&client)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "clients read clusters");
+    // The Workflow Service's header carries a key the same way.
+    for (key, want) in [
+        (client.as_str(), StatusCode::OK),
+        ("sk_wrong", StatusCode::UNAUTHORIZED),
+    ] {
+        let r = Client::new()
+            .get(api.url("/clusters/1"))
+            .header("workflow-api-key", key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "Workflow-API-Key {key}");
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! The auth filter: bearer API keys (`Authorization: Bearer sk_...`), HTTP basic auth with
 //! the owner as user name and the key as password (the Jetstream style), or the key alone in
-//! Stand's `X-Auth-Token` header. With auth off every caller is the local admin.
+//! Stand's `X-Auth-Token` header or the GridLAB-D Workflow Service's `Workflow-API-Key`
+//! header (its PIPELINES_CLIENT / PIPELINES_WORKER keys are the `client` / `worker` roles).
+//! With auth off every caller is the local admin.
 
 use base64::Engine;
 use warp::{Filter, Rejection};
@@ -13,27 +15,30 @@ use crate::http::errors::Denied;
 pub fn account(broker: Broker) -> impl Filter<Extract = (Account,), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization")
         .and(warp::header::optional::<String>("x-auth-token"))
-        .and_then(move |header: Option<String>, token: Option<String>| {
-            let broker = broker.clone();
-            async move {
-                if !broker.config().auth {
-                    return Ok(Account::local());
+        .and(warp::header::optional::<String>("workflow-api-key"))
+        .and_then(
+            move |header: Option<String>, token: Option<String>, workflow: Option<String>| {
+                let broker = broker.clone();
+                async move {
+                    if !broker.config().auth {
+                        return Ok(Account::local());
+                    }
+                    let (key, user) = match (header, token.or(workflow)) {
+                        (Some(h), _) => parse(&h),
+                        (None, Some(t)) => Some((t.trim().to_string(), None)),
+                        (None, None) => None,
+                    }
+                    .ok_or_else(|| warp::reject::custom(Denied::Unauthenticated))?;
+                    match apikeys::lookup(&broker, &key)
+                        .await
+                        .map_err(Rejection::from)?
+                    {
+                        Some(acct) if user.as_deref().is_none_or(|u| u == acct.owner) => Ok(acct),
+                        _ => Err(warp::reject::custom(Denied::Unauthenticated)),
+                    }
                 }
-                let (key, user) = match (header, token) {
-                    (Some(h), _) => parse(&h),
-                    (None, Some(t)) => Some((t.trim().to_string(), None)),
-                    (None, None) => None,
-                }
-                .ok_or_else(|| warp::reject::custom(Denied::Unauthenticated))?;
-                match apikeys::lookup(&broker, &key)
-                    .await
-                    .map_err(Rejection::from)?
-                {
-                    Some(acct) if user.as_deref().is_none_or(|u| u == acct.owner) => Ok(acct),
-                    _ => Err(warp::reject::custom(Denied::Unauthenticated)),
-                }
-            }
-        })
+            },
+        )
 }
 
 /// The key (and, for basic auth, the user name) in an Authorization header.
