@@ -9,7 +9,7 @@ use broker::{Broker, JobId, Status};
 use reqwest::Client;
 use serde_json::{json, Value};
 
-use crate::harness::{job, Proc, TestApi, TestRedis};
+use crate::harness::{job, logged, processes, wait_for, Proc, TestApi, TestRedis};
 
 /// Six hours of a house, recorded hourly; its floor area comes from the job's options.
 const HOUSE: &str = r#"
@@ -107,48 +107,6 @@ impl Stack {
     fn broker(&self) -> &Broker {
         &self.api.broker
     }
-}
-
-async fn wait_for(
-    b: &Broker,
-    id: JobId,
-    done: impl Fn(&broker::Job) -> bool,
-    within: Duration,
-) -> broker::Job {
-    let deadline = Instant::now() + within;
-    loop {
-        let j = job(b, id).await;
-        if done(&j) {
-            return j;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} still {:?}: {j:?}",
-            j.status
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Every `log` event's lines for job `id`.
-async fn logged(b: &Broker, id: JobId) -> String {
-    let mut conn = b.blocking_connection().await.unwrap();
-    let (events, _) = b
-        .events(&mut conn, Some(id), "0", 100_000, None)
-        .await
-        .unwrap();
-    events
-        .into_iter()
-        .filter(|e| e.get("event") == Some("log"))
-        .filter_map(|e| e.get("lines").map(String::from))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Live processes whose command line holds `mark`.
-fn processes(mark: &str) -> usize {
-    let out = Command::new("pgrep").args(["-f", mark]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use broker::{Broker, JobId, Status};
 use reqwest::Client;
 use serde_json::{json, Value};
 
-use crate::harness::{job, Proc, TestApi, TestRedis};
+use crate::harness::{job, logged, processes, wait_for, Proc, TestApi, TestRedis};
 
 const WORDCOUNT: &str = r#"
 import json, sys
@@ -102,52 +102,6 @@ impl Stack {
     fn broker(&self) -> &Broker {
         &self.api.broker
     }
-}
-
-async fn wait_for(
-    b: &Broker,
-    id: JobId,
-    done: impl Fn(&broker::Job) -> bool,
-    within: Duration,
-) -> broker::Job {
-    let deadline = Instant::now() + within;
-    loop {
-        let j = job(b, id).await;
-        if done(&j) {
-            return j;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} still {:?}: {j:?}",
-            j.status
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Every `log` event's lines for job `id`.
-async fn logged(b: &Broker, id: JobId) -> String {
-    let mut conn = b.blocking_connection().await.unwrap();
-    let (events, _) = b
-        .events(&mut conn, Some(id), "0", 100_000, None)
-        .await
-        .unwrap();
-    events
-        .into_iter()
-        .filter(|e| e.get("event") == Some("log"))
-        .filter_map(|e| e.get("lines").map(String::from))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Live processes whose command line holds `name` (spark-submit passes `--name` on to the
-/// JVM).
-fn jvms(name: &str) -> usize {
-    let out = Command::new("pgrep")
-        .args(["-f", &format!("{name}( |$)")])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
 #[tokio::test]
@@ -264,7 +218,11 @@ async fn stop_kills_spark_submit_and_its_jvm_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(jvms(&name) >= 1, "a JVM runs the job");
+    // spark-submit passes `--name` on to the JVM's command line.
+    assert!(
+        processes(&format!("{name}( |$)")) >= 1,
+        "a JVM runs the job"
+    );
     let t0 = Instant::now();
     let r = Client::new()
         .post(s.api.url(&format!("/jobs/{id}/stop")))
@@ -279,7 +237,7 @@ async fn stop_kills_spark_submit_and_its_jvm_within_a_second() {
         Duration::from_secs(5),
     )
     .await;
-    while jvms(&name) > 0 {
+    while processes(&format!("{name}( |$)")) > 0 {
         assert!(
             t0.elapsed() < Duration::from_secs(3),
             "JVMs of job {id} still alive"

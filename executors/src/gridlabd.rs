@@ -33,12 +33,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::output::Console;
 use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
 
 /// The launcher the executor runs with `python -c`: line-buffers C stdout (GridLAB-D
@@ -235,45 +233,18 @@ async fn run_gridlabd(
     }
 
     let log_name = format!("gridlabd.attempt-{}.log", job.attempt);
-    let log_path = store
-        .create(job.id, &log_name)
-        .await
-        .map_err(|e| JobError::Retry(e.to_string()))?;
-    let log_file = tokio::fs::File::create(&log_path)
-        .await
-        .map_err(|e| JobError::Retry(format!("cannot write {}: {e}", log_path.display())))?;
     tracing::info!(job = %job.id, %python, %model, ?options, dir = %workdir.display(), "gridlabd");
-
     let mut cmd = tokio::process::Command::new(&python);
     cmd.arg("-c")
         .arg(LAUNCHER)
         .arg(&model)
         .args(&options)
         .current_dir(workdir)
-        .env("SLUICE_JOB_ID", job.id.to_string())
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| JobError::Retry(format!("cannot start {python}: {e}")))?;
-    let pid = child.id();
-    let console = Console::start(&mut child, log_file, &ctx, |l| {
+        .env("PYTHONUNBUFFERED", "1");
+    let (status, lines) = crate::output::run(cmd, &python, &job, &log_name, &ctx, |l| {
         is_error_line(l) || is_model_error_line(l)
-    });
-    let ended = tokio::select! {
-        status = child.wait() => Ok(status),
-        _ = ctx.stop.cancelled() => Err(JobError::Stopped),
-    };
-    crate::command::kill_group(pid);
-    if ended.is_err() {
-        let _ = child.wait().await;
-    }
-    let lines = console.finish(&ctx).await;
-    let status = ended?.map_err(|e| JobError::Retry(format!("waiting for gridlabd: {e}")))?;
+    })
+    .await?;
 
     let artifacts = collect_outputs(&store, job.id, workdir, &placed, &log_name).await?;
     let why = failure(&lines.notable);

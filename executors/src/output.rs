@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 
-use crate::runtime::JobContext;
+use crate::runtime::{JobContext, JobError, JobInput};
 
 /// Lines of stdout kept for the result.
 pub(crate) const STDOUT_TAIL_LINES: usize = 200;
@@ -212,6 +212,56 @@ pub(crate) async fn read_lines(pipe: impl AsyncRead + Unpin, mut emit: impl FnMu
     if !line.is_empty() {
         send(&mut line, false);
     }
+}
+
+/// Runs `cmd` for `job` as the process-running kinds do: its console goes to the artifact
+/// `log_name` and the job's events ([`Console`]); it runs in its own process group, with
+/// piped output and no stdin; a stop (request, timeout, shutdown) kills the group at once,
+/// and the group is killed in any case once the child is gone (no grandchild outlives it).
+/// `label` names the program in errors.
+///
+/// # Errors
+/// [`JobError::Retry`] when the log cannot be written or the program cannot be started or
+/// waited for; [`JobError::Stopped`] when it was stopped.
+pub(crate) async fn run(
+    mut cmd: tokio::process::Command,
+    label: &str,
+    job: &JobInput,
+    log_name: &str,
+    ctx: &JobContext,
+    notable: fn(&str) -> bool,
+) -> Result<(std::process::ExitStatus, Lines), JobError> {
+    let log_path = ctx
+        .broker()
+        .artifacts()
+        .create(job.id, log_name)
+        .await
+        .map_err(|e| JobError::Retry(e.to_string()))?;
+    let log_file = tokio::fs::File::create(&log_path)
+        .await
+        .map_err(|e| JobError::Retry(format!("cannot write {}: {e}", log_path.display())))?;
+    cmd.env("SLUICE_JOB_ID", job.id.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| JobError::Retry(format!("cannot start {label}: {e}")))?;
+    let pid = child.id();
+    let console = Console::start(&mut child, log_file, ctx, notable);
+    let ended = tokio::select! {
+        status = child.wait() => Ok(status),
+        _ = ctx.stop.cancelled() => Err(JobError::Stopped),
+    };
+    crate::command::kill_group(pid);
+    if ended.is_err() {
+        let _ = child.wait().await;
+    }
+    let lines = console.finish(ctx).await;
+    let status = ended?.map_err(|e| JobError::Retry(format!("waiting for {label}: {e}")))?;
+    Ok((status, lines))
 }
 
 #[cfg(test)]

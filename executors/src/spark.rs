@@ -19,9 +19,7 @@
 //! Spark's own error line (the last `...Exception: ...` or `...Error: ...` line).
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
-use crate::output::Console;
 use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -189,43 +187,11 @@ async fn run_spark(program: PathBuf, job: JobInput, ctx: JobContext) -> Result<V
     };
     let (args, env) = argv(job.id, &spec, cluster.as_ref())?;
     let log_name = format!("spark-submit.attempt-{}.log", job.attempt);
-    let log_path = ctx
-        .broker()
-        .artifacts()
-        .create(job.id, &log_name)
-        .await
-        .map_err(|e| JobError::Retry(e.to_string()))?;
-    let log_file = tokio::fs::File::create(&log_path)
-        .await
-        .map_err(|e| JobError::Retry(format!("cannot write {}: {e}", log_path.display())))?;
     tracing::info!(job = %job.id, program = %program.display(), ?args, "spark-submit");
-
     let mut cmd = tokio::process::Command::new(&program);
-    cmd.args(&args)
-        .envs(env)
-        .env("SLUICE_JOB_ID", job.id.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| JobError::Retry(format!("cannot start {}: {e}", program.display())))?;
-    let pid = child.id();
-
-    let console = Console::start(&mut child, log_file, &ctx, |_| false);
-
-    let ended = tokio::select! {
-        status = child.wait() => Ok(status),
-        _ = ctx.stop.cancelled() => Err(JobError::Stopped),
-    };
-    crate::command::kill_group(pid);
-    if ended.is_err() {
-        let _ = child.wait().await;
-    }
-    let o = console.finish(&ctx).await;
-    let status = ended?.map_err(|e| JobError::Retry(format!("waiting for spark-submit: {e}")))?;
+    cmd.args(&args).envs(env);
+    let label = program.display().to_string();
+    let (status, o) = crate::output::run(cmd, &label, &job, &log_name, &ctx, |_| false).await?;
     if status.success() {
         let stdout: Vec<&str> = o.stdout_tail.iter().map(String::as_str).collect();
         let output = stdout

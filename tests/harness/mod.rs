@@ -24,6 +24,52 @@ pub async fn job(b: &Broker, id: JobId) -> Job {
     }
 }
 
+/// Polls job `id` every 100 ms until `done` holds; panics with the job after `within`.
+pub async fn wait_for(
+    b: &Broker,
+    id: JobId,
+    done: impl Fn(&Job) -> bool,
+    within: std::time::Duration,
+) -> Job {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let j = job(b, id).await;
+        if done(&j) {
+            return j;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {id} still {:?}: {j:?}",
+            j.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Every `log` event's lines for job `id` (an executor's console), joined by newlines.
+pub async fn logged(b: &Broker, id: JobId) -> String {
+    let mut conn = b.blocking_connection().await.unwrap();
+    let (events, _) = b
+        .events(&mut conn, Some(id), "0", 100_000, None)
+        .await
+        .unwrap();
+    events
+        .into_iter()
+        .filter(|e| e.get("event") == Some("log"))
+        .filter_map(|e| e.get("lines").map(String::from))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Live processes whose command line matches `pattern` (`pgrep -f`, extended regex).
+pub fn processes(pattern: &str) -> usize {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
 /// `assert_eq!` that prints `HGETALL job_N` when it fails.
 #[macro_export]
 macro_rules! eq_job {
