@@ -167,9 +167,7 @@ impl crate::client::Broker {
         }
         Ok(removed)
     }
-}
 
-impl crate::client::Broker {
     /// The artifact store of this broker's config.
     pub fn artifacts(&self) -> LocalStore {
         LocalStore::new(self.config().artifact_dir.clone())

@@ -16,13 +16,11 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use broker::http::compat::stableconfigs::{EXCEPTION, TBN_EXCEPTION};
+
 use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
 use crate::tbn::{solve, Problem, Request, TbnError};
 
-/// Prefix of the error text of a job that failed with a TBN error (HTTP 401 on the face).
-pub const TBN_EXCEPTION: &str = "TBNException: ";
-/// Prefix of the error text of a job that failed otherwise (HTTP 402 on the face).
-pub const EXCEPTION: &str = "Exception: ";
 /// Fewest time between two progress writes.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 

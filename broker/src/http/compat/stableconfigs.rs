@@ -30,9 +30,11 @@ use crate::job::{Job, JobId, Status};
 
 /// The executor kind of StableConfigs tasks.
 pub const KIND: &str = "solver";
-/// Error text prefixes written by the solver executor (`executors::solver`).
-const TBN_EXCEPTION: &str = "TBNException: ";
-const EXCEPTION: &str = "Exception: ";
+/// Prefix of the error text of a task that failed with a TBN error (401 here); the solver
+/// executor (`executors::solver`) writes it.
+pub const TBN_EXCEPTION: &str = "TBNException: ";
+/// Prefix of the error text of a task that failed otherwise (402 here).
+pub const EXCEPTION: &str = "Exception: ";
 
 fn reply(status: StatusCode, body: &Value) -> warp::reply::Response {
     warp::reply::with_status(warp::reply::json(body), status).into_response()
