@@ -111,13 +111,11 @@ fn from_error(e: &Error) -> warp::reply::Response {
     }
 }
 
-/// The job if the caller may see it.
+/// The job if the caller may see it (the native rule: another owner's job is not found).
 async fn visible(b: &Broker, who: &Account, id: JobId) -> Result<Job, warp::reply::Response> {
-    match b.get(id).await {
-        Ok(job) if who.may_touch(job.field("owner")) => Ok(job),
-        Ok(_) => Err(not_found()),
-        Err(e) => Err(from_error(&e)),
-    }
+    crate::http::jobs::visible(b, who, id)
+        .await
+        .map_err(|e| from_error(&e))
 }
 
 /// Who holds a lock, in Stand's message: "<user.name> @ <computer> since <date>".
