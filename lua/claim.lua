@@ -3,6 +3,7 @@
   Every claimed job gets attempt+1, a lease until now+lease and the caller's fresh lease token
   (one token per claim call; a job appears once per call, so token+job is unique per attempt).
   Ids whose job is no longer PENDING (stopped, expired) are dropped, never handed out.
+  A claimed workflow member turns its NOT_STARTED workflow RUNNING.
   Each claim also counts how long the job waited since it became ready (its `updated` time)
   in the `stats` hash: field claim_wait_le_<ms>:<executor> for the first bucket that holds it
   (claim_wait_le_inf beyond the last) and claim_wait_ms_sum:<executor> (GET /metrics).
@@ -40,7 +41,7 @@ while #out - 1 < count do
   for _, id in ipairs(ids) do
     local job_key = prefix .. 'job_' .. id
     local f = redis.call('HMGET', job_key, 'status', 'max_attempts', 'timeout', 'params',
-      'attempt', 'updated')
+      'attempt', 'updated', 'workflow')
     if f[1] == 'PENDING' then
       local attempt = (tonumber(f[5]) or 0) + 1
       redis.call('HSET', job_key, 'status', 'RUNNING', 'attempt', attempt, 'worker', worker,
@@ -49,6 +50,12 @@ while #out - 1 < count do
       emit(events_key, id, executor, 'claimed', 'RUNNING', 'worker', worker,
         'attempt', attempt)
       out[#out + 1] = {id, attempt, f[2], f[3], f[4]}
+      if f[7] then
+        local wf_key = prefix .. 'workflow_' .. f[7]
+        if redis.call('HGET', wf_key, 'status') == 'NOT_STARTED' then
+          redis.call('HSET', wf_key, 'status', 'RUNNING', 'updated', at)
+        end
+      end
       local waited = math.max(0, now - (parse_rfc3339(f[6]) or now))
       local bucket = 'inf'
       for _, b in ipairs(WAIT_BUCKETS) do

@@ -27,6 +27,7 @@ local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 --- @include "includes/time"
 --- @include "includes/emit"
 --- @include "includes/enqueue"
+--- @include "includes/workflow"
 --- @include "includes/finish"
 --- @include "includes/end_attempt"
 --- @include "includes/check_lease"

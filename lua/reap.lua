@@ -20,6 +20,7 @@ local prefix, count = ARGV[1], tonumber(ARGV[2])
 --- @include "includes/time"
 --- @include "includes/emit"
 --- @include "includes/enqueue"
+--- @include "includes/workflow"
 --- @include "includes/finish"
 --- @include "includes/end_attempt"
 

@@ -27,6 +27,8 @@ local job_key, leases_key, delayed_key, stop_key, events_key = KEYS[1], KEYS[2],
 local prefix, id, stop_cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
 --- @include "includes/time"
 --- @include "includes/emit"
+--- @include "includes/enqueue"
+--- @include "includes/workflow"
 --- @include "includes/finish"
 
 local f = redis.call('HMGET', job_key, 'status', 'locked', 'executor', 'stop_requested',

@@ -176,12 +176,8 @@ async fn stand_face_reads_stops_and_locks_jobs_in_stands_words() {
         Some(serde_json::from_str(LOCAL).unwrap()),
     )
     .await;
-    let mut nj = b.new_job("spark", json!({"app": "a.py"}));
-    nj.extra = vec![
-        ("cluster".into(), "1".into()),
-        ("workflow".into(), "12".into()),
-    ];
-    let (waiting, _) = b.submit(&nj).await.unwrap();
+    // Stand's jobs belong to workflows: each here is a one-node workflow on cluster 1.
+    let (waiting, w1) = in_workflow(b).await;
 
     let (s, v) = call(&api, Method::GET, &format!("/jobs/{waiting}"), true, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -191,7 +187,7 @@ async fn stand_face_reads_stops_and_locks_jobs_in_stands_words() {
             v["workflow"]["id"].as_u64(),
             v["cluster"]["id"].as_u64()
         ),
-        (Some("WAITING"), Some(12), Some(1)),
+        (Some("WAITING"), Some(w1), Some(1)),
         "{v}"
     );
     let (_, native) = call(&api, Method::GET, &format!("/jobs/{waiting}"), false, None).await;
@@ -299,7 +295,7 @@ async fn stand_face_reads_stops_and_locks_jobs_in_stands_words() {
     );
 
     // RUNNING: Stand says CANCELED at once; the id goes on the stop list.
-    let (running, _) = b.submit(&nj).await.unwrap();
+    let (running, w2) = in_workflow(b).await;
     let claimed = b.claim("spark", "w", 1).await.unwrap().remove(0);
     let (_, v) = call(&api, Method::GET, &format!("/jobs/{running}"), true, None).await;
     assert_eq!(v["status"], "RUNNING");
@@ -318,7 +314,7 @@ async fn stand_face_reads_stops_and_locks_jobs_in_stands_words() {
     );
     b.cancel(running, &claimed.token).await.unwrap();
     // A failed attempt with attempts left waits as INTERRUPTED; failing for good is ERROR.
-    let (retried, _) = b.submit(&nj).await.unwrap();
+    let (retried, w3) = in_workflow(b).await;
     let c = b.claim("spark", "w", 1).await.unwrap().remove(0);
     b.fail(retried, &c.token, "executor lost", true)
         .await
@@ -335,7 +331,7 @@ async fn stand_face_reads_stops_and_locks_jobs_in_stands_words() {
     // Stand's lists, in order: a start message per cluster job, every stopped id.
     assert_eq!(
         cli(&redis, &["LRANGE", "start", "0", "-1"]),
-        format!("{{'job_id': {waiting}, 'workflow': {{'id': 12}}}}\n{{'job_id': {running}, 'workflow': {{'id': 12}}}}\n{{'job_id': {retried}, 'workflow': {{'id': 12}}}}")
+        format!("{{'job_id': {waiting}, 'workflow': {{'id': {w1}}}}}\n{{'job_id': {running}, 'workflow': {{'id': {w2}}}}}\n{{'job_id': {retried}, 'workflow': {{'id': {w3}}}}}")
     );
     assert_eq!(
         cli(&redis, &["LRANGE", "stop", "0", "-1"]),
@@ -396,4 +392,16 @@ async fn stand_lists_feed_a_blocking_consumer_and_stay_capped_without_one() {
 
 fn cli(redis: &TestRedis, args: &[&str]) -> String {
     redis.cli(args).trim().to_string()
+}
+
+/// A one-node workflow running a spark job on cluster 1: (its job, the workflow id).
+async fn in_workflow(b: &broker::Broker) -> (broker::JobId, u64) {
+    let body: broker::workflows::WorkflowBody = serde_json::from_value(json!({
+        "name": "stand",
+        "nodes": [{"name": "s", "executor": "spark", "params": {"app": "a.py"}, "cluster": "1"}]
+    }))
+    .unwrap();
+    let wf = b.plan_workflow(&body, "").await.unwrap();
+    let (id, jobs) = b.submit_workflow(&wf).await.unwrap();
+    (jobs[0], id)
 }

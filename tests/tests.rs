@@ -28,3 +28,4 @@ mod stableconfigs; // the StableConfigs face with the real sluice-solver
 mod stand; // clusters and the Lemonade Stand face, its start/stop lists
 mod supervisor; // the supervisord stack of supervisor/ with real supervisord
 mod transitions; // the happy paths of the state machine
+mod workflows; // DAGs of jobs: order, parallelism, failure, refusals

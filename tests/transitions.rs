@@ -283,9 +283,13 @@ async fn extra_fields_are_stored_and_unknown_ones_refused() {
     let redis = TestRedis::start();
     let b = broker(&redis, |_| {});
     let mut nj = b.new_job("spark", json!({}));
-    nj.extra.push(("workflow".into(), "2".into()));
+    nj.extra.push(("backoff_mode".into(), "linear".into()));
     let (id, _) = b.submit(&nj).await.unwrap();
-    assert_eq!(job(&b, id).await.field("workflow"), Some("2"));
+    assert_eq!(job(&b, id).await.field("backoff_mode"), Some("linear"));
+    // Workflow membership is the workflow script's to write, never a submit's.
+    let mut joins = b.new_job("spark", json!({}));
+    joins.extra.push(("workflow".into(), "2".into()));
+    assert!(matches!(b.submit(&joins).await, Err(Error::Invalid(_))));
     nj.extra.push(("status".into(), "COMPLETED".into()));
     assert!(matches!(b.submit(&nj).await, Err(Error::Invalid(_))));
     nj.extra.clear();

@@ -120,12 +120,16 @@ impl Serialize for Status {
 
 /// Extra `job_N` fields a submit may set, besides the ones every job has. `backoff_mode`
 /// "linear" makes retry n wait backoff × n (wumai's try_period) instead of backoff × 2^(n−1).
+/// `inputs` (JSON, see [`crate::inputs`]) and `callback_url` come from the run APIs. The
+/// workflow fields (`workflow`, `node`, `depends_on`, `dependents`, `waiting_on`) and the
+/// pipeline ones (`pipeline`, `sequence`) are written only by their scripts: a plain submit
+/// cannot join a workflow it did not create.
 pub const EXTRA_FIELDS: [&str; 5] = [
     "cluster",
-    "workflow",
-    "depends_on",
     "restart",
     "backoff_mode",
+    "inputs",
+    "callback_url",
 ];
 
 /// What a submit asks for. Defaults for the durations and attempts come from the config.

@@ -15,10 +15,18 @@
 //! | `stats` | hash | counters: `<event>:<executor>`, claim wait buckets (for `/metrics`) |
 //! | `start`, `stop` | list | Stand's queues; `stop` is also the pub/sub channel of stop requests |
 //! | `cluster_N` | hash | Stand cluster records |
+//! | `history:job_N` | list | the job's state changes, `<time> <status> <event>`, expiring with it |
+//! | `workflow_seq` | string | INCR source of workflow ids W |
+//! | `workflow_W` | hash | a workflow: status, member job ids, counters (`lua/includes/workflow.lua`) |
+//! | `pipeline_seq` | string | INCR source of pipeline ids P |
+//! | `pipeline_P` | hash | a pipeline: a named job template (executor, params), its run counter |
+//! | `pipelines` | set | the pipeline ids |
+//! | `runs:pipeline_P` | zset | job ids of the pipeline's runs, scored by their sequence |
 //!
 //! Every name is prefixed by the configured prefix (default none). The Lua scripts derive
-//! per-job names (`job_N`, `queue:<executor>`, `wake:<executor>`) from the same prefix, which is
-//! passed to them as `ARGV[1]`; `lua/includes/*.lua` spell those three patterns too.
+//! per-job names (`job_N`, `queue:<executor>`, `wake:<executor>`, `history:job_N`, `workflow_W`)
+//! from the same prefix, which is passed to them as `ARGV[1]`; `lua/includes/*.lua` spell
+//! those patterns too.
 
 use crate::error::Error;
 use crate::job::JobId;
@@ -116,6 +124,41 @@ impl Keys {
         format!("{}stop", self.prefix)
     }
 
+    /// `history:job_N`: job N's state changes (lua/includes/emit.lua).
+    pub fn history(&self, id: JobId) -> String {
+        format!("{}history:job_{id}", self.prefix)
+    }
+
+    /// `workflow_seq`: the workflow id counter.
+    pub fn workflow_seq(&self) -> String {
+        format!("{}workflow_seq", self.prefix)
+    }
+
+    /// `workflow_W`: a workflow's hash.
+    pub fn workflow(&self, id: u64) -> String {
+        format!("{}workflow_{id}", self.prefix)
+    }
+
+    /// `pipeline_seq`: the pipeline id counter.
+    pub fn pipeline_seq(&self) -> String {
+        format!("{}pipeline_seq", self.prefix)
+    }
+
+    /// `pipeline_P`: a pipeline (job template).
+    pub fn pipeline(&self, id: u64) -> String {
+        format!("{}pipeline_{id}", self.prefix)
+    }
+
+    /// `pipelines`: the set of pipeline ids.
+    pub fn pipelines(&self) -> String {
+        format!("{}pipelines", self.prefix)
+    }
+
+    /// `runs:pipeline_P`: job ids of pipeline P's runs, scored by sequence.
+    pub fn pipeline_runs(&self, id: u64) -> String {
+        format!("{}runs:pipeline_{id}", self.prefix)
+    }
+
     /// `clusters`: the set of cluster ids (lists without SCAN).
     pub fn clusters(&self) -> String {
         format!("{}clusters", self.prefix)
@@ -159,6 +202,11 @@ mod tests {
         assert_eq!(k.stop_list(), "stop");
         assert_eq!(k.start_list(), "start");
         assert_eq!(k.cluster(2), "cluster_2");
+        assert_eq!(k.history(JobId(7)), "history:job_7");
+        assert_eq!(k.workflow(3), "workflow_3");
+        assert_eq!(k.workflow_seq(), "workflow_seq");
+        assert_eq!(k.pipeline(4), "pipeline_4");
+        assert_eq!(k.pipeline_runs(4), "runs:pipeline_4");
     }
 
     #[test]

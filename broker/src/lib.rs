@@ -17,6 +17,9 @@
 //! - [`client`]: [`Broker`], the handle the CLI, HTTP server and executors use.
 //! - [`http`]: the warp front-end of `sluice serve` (native API, auth, errors, SSE, metrics).
 //! - [`artifacts`]: files jobs produced, in a local directory per job.
+//! - [`workflows`]: DAGs of jobs (`POST /workflows`), checked and ordered before Redis.
+//! - [`pipelines`]: named job templates and their numbered runs (the Workflow Service's).
+//! - [`inputs`]: the files a job starts with (URLs or other jobs' artifacts).
 //! - [`apikeys`]: API keys and roles, stored hashed in Redis.
 //! - [`cli`]: the bodies of the `sluice` subcommands.
 //! - [`bench`]: `sluice bench`, throughput and pickup latency on a real Redis.
@@ -31,13 +34,16 @@ pub mod clusters;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod inputs;
 pub mod job;
 pub mod keys;
 pub mod logging;
 pub mod notify;
+pub mod pipelines;
 pub mod pool;
 pub mod schedules;
 pub mod scripts;
+pub mod workflows;
 
 pub use client::{Broker, Event, ListFilter, Page};
 pub use config::Config;

@@ -5,6 +5,13 @@
 //! event goes to one server; an event is acknowledged once every webhook took it or after
 //! 5 tries with backoff (then logged). Pending events of a server that died are taken over
 //! after a minute (XAUTOCLAIM).
+//!
+//! The same reader sends run callbacks: a job with a `callback_url` (a pipeline run, or any
+//! job submitted with one) gets `{"pipeline_run_uuid": "<id>", "state": <state>}` POSTed
+//! on each state change, in the Workflow Service's state words
+//! ([`crate::pipelines::run_states`]). Best effort, as the service did: one try each, in
+//! order, off the reading loop (a slow receiver delays only later callbacks), failures
+//! logged.
 
 use std::time::Duration;
 
@@ -19,15 +26,13 @@ use crate::client::Broker;
 
 /// The consumer group of notifiers on `events`.
 const GROUP: &str = "notify";
+/// Callbacks waiting to be sent, at most.
+const CALLBACK_QUEUE: usize = 10_000;
 /// Tries per webhook and message.
 const TRIES: u32 = 5;
 
 fn text(fields: &std::collections::HashMap<String, redis::Value>) -> Option<String> {
-    let get = |k: &str| {
-        fields
-            .get(k)
-            .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
-    };
+    let get = |k: &str| field(fields, k);
     let event = get("event")?;
     if event != "failed" && event != "timed_out" {
         return None;
@@ -75,15 +80,75 @@ fn client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
     builder.build().map_err(|e| e.to_string())
 }
 
-/// Runs the notifier until `closing` turns true; returns at once with no webhooks.
-pub async fn run(b: Broker, mut closing: watch::Receiver<bool>) {
-    if b.config().webhooks.is_empty() {
-        return;
+/// Field values of one event entry as text.
+fn field(fields: &std::collections::HashMap<String, redis::Value>, k: &str) -> Option<String> {
+    fields
+        .get(k)
+        .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+}
+
+/// The callbacks a batch of events calls for: (url, body), in event order.
+async fn callbacks(
+    b: &Broker,
+    c: &mut redis::aio::MultiplexedConnection,
+    entries: &[redis::streams::StreamId],
+) -> Vec<(String, serde_json::Value)> {
+    let changes: Vec<(String, Vec<&'static str>)> = entries
+        .iter()
+        .filter_map(|e| {
+            let states =
+                crate::pipelines::run_states(&field(&e.map, "status")?, &field(&e.map, "event")?);
+            (!states.is_empty()).then(|| Some((field(&e.map, "job")?, states)))?
+        })
+        .collect();
+    if changes.is_empty() {
+        return Vec::new();
     }
+    let mut p = redis::pipe();
+    for (job, _) in &changes {
+        let id = job.parse().map(crate::JobId).unwrap_or(crate::JobId(0));
+        p.hget(b.keys().job(id), "callback_url");
+    }
+    let urls: Vec<Option<String>> = match p.query_async(c).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read callback URLs; callbacks of this batch skipped");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for ((job, states), url) in changes.into_iter().zip(urls) {
+        if let Some(url) = url {
+            for state in states {
+                out.push((
+                    url.clone(),
+                    json!({"pipeline_run_uuid": job, "state": state}),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Runs the notifier (failure webhooks and run callbacks) until `closing` turns true.
+pub async fn run(b: Broker, mut closing: watch::Receiver<bool>) {
     let http = match client(b.config().webhook_ca.as_deref()) {
         Ok(h) => h,
         Err(e) => return tracing::error!(error = %e, "no HTTP client; notifications off"),
     };
+    // Callbacks go out in order from one task, so a slow receiver never holds up the reader.
+    let (calls, mut queued) =
+        tokio::sync::mpsc::channel::<(String, serde_json::Value)>(CALLBACK_QUEUE);
+    let sender = http.clone();
+    let caller = tokio::spawn(async move {
+        while let Some((url, body)) = queued.recv().await {
+            match sender.post(&url).json(&body).send().await {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => tracing::warn!(%url, status = r.status().as_u16(), "callback refused"),
+                Err(e) => tracing::warn!(%url, error = %e, "callback failed"),
+            }
+        }
+    });
     let me = format!("notify-{}", uuid::Uuid::new_v4().simple());
     let key = b.keys().events();
     let mut conn = None;
@@ -137,6 +202,11 @@ pub async fn run(b: Broker, mut closing: watch::Receiver<bool>) {
                 continue;
             }
         }
+        for call in callbacks(&b, c, &entries).await {
+            if calls.try_send(call).is_err() {
+                tracing::warn!("callback queue full ({CALLBACK_QUEUE}); a callback was dropped");
+            }
+        }
         for e in &entries {
             if let Some(message) = text(&e.map) {
                 for url in &b.config().webhooks {
@@ -152,4 +222,5 @@ pub async fn run(b: Broker, mut closing: watch::Receiver<bool>) {
             }
         }
     }
+    caller.abort();
 }

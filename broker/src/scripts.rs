@@ -20,7 +20,7 @@ use crate::job::{encode, JobId, NewJob, Status};
 use crate::keys::Keys;
 
 /// The helper functions scripts pull in with `--- @include "includes/<name>"`.
-const INCLUDES: [(&str, &str); 7] = [
+const INCLUDES: [(&str, &str); 8] = [
     (
         "create_job",
         include_str!("../../lua/includes/create_job.lua"),
@@ -29,6 +29,7 @@ const INCLUDES: [(&str, &str); 7] = [
     ("emit", include_str!("../../lua/includes/emit.lua")),
     ("enqueue", include_str!("../../lua/includes/enqueue.lua")),
     ("finish", include_str!("../../lua/includes/finish.lua")),
+    ("workflow", include_str!("../../lua/includes/workflow.lua")),
     (
         "end_attempt",
         include_str!("../../lua/includes/end_attempt.lua"),
@@ -40,7 +41,7 @@ const INCLUDES: [(&str, &str); 7] = [
 ];
 
 /// Every transition script, by name (the file `lua/<name>.lua`).
-pub const SOURCES: [(&str, &str); 19] = [
+pub const SOURCES: [(&str, &str); 23] = [
     ("fire", include_str!("../../lua/fire.lua")),
     ("submit", include_str!("../../lua/submit.lua")),
     ("claim", include_str!("../../lua/claim.lua")),
@@ -60,6 +61,13 @@ pub const SOURCES: [(&str, &str); 19] = [
     ("log", include_str!("../../lua/log.lua")),
     ("cluster_put", include_str!("../../lua/cluster_put.lua")),
     ("cluster_rm", include_str!("../../lua/cluster_rm.lua")),
+    (
+        "workflow_create",
+        include_str!("../../lua/workflow_create.lua"),
+    ),
+    ("pipeline_put", include_str!("../../lua/pipeline_put.lua")),
+    ("pipeline_rm", include_str!("../../lua/pipeline_rm.lua")),
+    ("pipeline_run", include_str!("../../lua/pipeline_run.lua")),
 ];
 
 /// Replaces each `--- @include "includes/<name>"` line with that include's text.
@@ -131,6 +139,10 @@ pub struct Scripts {
     log: Script,
     cluster_put: Script,
     cluster_rm: Script,
+    workflow_create: Script,
+    pipeline_put: Script,
+    pipeline_rm: Script,
+    pipeline_run: Script,
     /// Most entries kept on Stand's `start` list (`stop_list_cap`).
     list_cap: usize,
 }
@@ -246,6 +258,10 @@ impl Scripts {
             log: script("log"),
             cluster_put: script("cluster_put"),
             cluster_rm: script("cluster_rm"),
+            workflow_create: script("workflow_create"),
+            pipeline_put: script("pipeline_put"),
+            pipeline_rm: script("pipeline_rm"),
+            pipeline_run: script("pipeline_run"),
             list_cap,
         }
     }
@@ -274,7 +290,7 @@ impl Scripts {
             .collect()
     }
 
-    fn all(&self) -> [&Script; 19] {
+    fn all(&self) -> [&Script; 23] {
         [
             &self.fire,
             &self.submit,
@@ -295,6 +311,10 @@ impl Scripts {
             &self.log,
             &self.cluster_put,
             &self.cluster_rm,
+            &self.workflow_create,
+            &self.pipeline_put,
+            &self.pipeline_rm,
+            &self.pipeline_run,
         ]
     }
 
@@ -314,6 +334,19 @@ impl Scripts {
             .arg(&job.owner)
             .arg(self.list_cap);
         for (f, v) in &job.extra {
+            inv.arg(f).arg(v);
+        }
+        Ok(())
+    }
+
+    /// [`Scripts::job_args`] with the number of extra pairs before the pairs
+    /// (`lua/workflow_create.lua`'s node blocks).
+    fn counted_job_args(&self, inv: &mut ScriptInvocation<'_>, job: &NewJob) -> Result<(), Error> {
+        let mut bare = job.clone();
+        let extra = std::mem::take(&mut bare.extra);
+        self.job_args(inv, &bare)?;
+        inv.arg(extra.len());
+        for (f, v) in &extra {
             inv.arg(f).arg(v);
         }
         Ok(())
@@ -576,6 +609,158 @@ impl Scripts {
             .invoke_async(c)
             .await?;
         Ok(Reply::parse("cluster_rm", v)?.code > 0)
+    }
+
+    /// Runs `lua/workflow_create.lua`: the workflow and every member job at once (nodes in
+    /// a topological order, checked by the caller).
+    ///
+    /// # Returns
+    /// The workflow id and the member job ids in node order.
+    pub async fn workflow_create<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        wf: &crate::workflows::NewWorkflow,
+    ) -> Result<(u64, Vec<JobId>), Error> {
+        let k = &self.keys;
+        let mut inv = self.workflow_create.prepare_invoke();
+        inv.key(k.job_seq())
+            .key(k.delayed())
+            .key(k.events())
+            .key(k.workflow_seq())
+            .arg(k.prefix())
+            .arg(&wf.name)
+            .arg(&wf.owner)
+            .arg(wf.on_failure.as_str())
+            .arg(ms(wf.result_ttl))
+            .arg(&wf.inputs)
+            .arg(wf.nodes.len());
+        for node in &wf.nodes {
+            let parents: Vec<String> = node.parents.iter().map(|p| (p + 1).to_string()).collect();
+            inv.arg(&node.name).arg(parents.join(","));
+            self.counted_job_args(&mut inv, &node.job)?;
+        }
+        let v: Value = inv.invoke_async(c).await?;
+        let r = Reply::parse("workflow_create", v)?;
+        if r.code == code::CLUSTER {
+            return Err(Error::Cluster(format!(
+                "{} (node {})",
+                r.text(0).unwrap_or_default(),
+                r.text(1).unwrap_or_default()
+            )));
+        }
+        let id = r.int(0).filter(|n| *n > 0).ok_or_else(|| Error::Protocol {
+            script: "workflow_create",
+            reply: "no id".into(),
+        })?;
+        let ids = match r.rest.get(1) {
+            Some(Value::Array(ids)) => ids
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Int(n) => Some(JobId(*n as u64)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok((id as u64, ids))
+    }
+
+    /// Runs `lua/pipeline_put.lua`: creates pipeline (id None) or replaces its template.
+    ///
+    /// # Returns
+    /// The pipeline id; [`Error::Missing`] when `id` names no live pipeline.
+    pub async fn pipeline_put<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: Option<u64>,
+        owner: &str,
+        fields: &[(&str, Vec<u8>)],
+    ) -> Result<u64, Error> {
+        let k = &self.keys;
+        let mut inv = self.pipeline_put.prepare_invoke();
+        inv.key(k.pipeline_seq())
+            .key(k.pipelines())
+            .arg(k.prefix())
+            .arg(id.map(|i| i.to_string()).unwrap_or_default())
+            .arg(owner);
+        for (f, v) in fields {
+            inv.arg(*f).arg(v.as_slice());
+        }
+        let v: Value = inv.invoke_async(c).await?;
+        let r = Reply::parse("pipeline_put", v)?;
+        match (r.code, r.int(0)) {
+            (1, Some(id)) => Ok(id as u64),
+            _ => Err(Error::Missing(format!(
+                "pipeline {}",
+                id.unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// Runs `lua/pipeline_rm.lua`: deletes pipeline `id` softly.
+    ///
+    /// # Returns
+    /// False when there was no such live pipeline.
+    pub async fn pipeline_rm<C: ConnectionLike>(&self, c: &mut C, id: u64) -> Result<bool, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .pipeline_rm
+            .key(k.pipeline(id))
+            .key(k.pipelines())
+            .arg(id)
+            .invoke_async(c)
+            .await?;
+        Ok(Reply::parse("pipeline_rm", v)?.code > 0)
+    }
+
+    /// Runs `lua/pipeline_run.lua`: a run of pipeline `id` with `inputs` (JSON, '' = none)
+    /// and `callback_url` ('' = none); `defaults` gives attempts, backoff, timeout and
+    /// result_ttl where the pipeline sets none.
+    ///
+    /// # Returns
+    /// The run's job id, status and sequence; [`Error::Missing`] for no live pipeline.
+    pub async fn pipeline_run<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: u64,
+        owner: &str,
+        inputs: &str,
+        callback_url: &str,
+        defaults: &NewJob,
+    ) -> Result<(JobId, Status, u64), Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .pipeline_run
+            .key(k.job_seq())
+            .key(k.delayed())
+            .key(k.events())
+            .key(k.pipeline(id))
+            .key(k.pipeline_runs(id))
+            .arg(k.prefix())
+            .arg(id)
+            .arg(owner)
+            .arg(self.list_cap)
+            .arg(inputs)
+            .arg(callback_url)
+            .arg(defaults.max_attempts)
+            .arg(ms(defaults.backoff))
+            .arg(ms(defaults.timeout))
+            .arg(ms(defaults.result_ttl))
+            .invoke_async(c)
+            .await?;
+        let r = Reply::parse("pipeline_run", v)?;
+        match r.code {
+            code::CLUSTER => Err(Error::Cluster(r.text(0).unwrap_or_default())),
+            code::NOT_FOUND => Err(Error::Missing(format!("pipeline {id}"))),
+            _ => {
+                let job = r.int(0).filter(|n| *n > 0).ok_or_else(|| Error::Protocol {
+                    script: "pipeline_run",
+                    reply: "no id".into(),
+                })?;
+                let seq = r.int(2).unwrap_or_default();
+                Ok((JobId(job as u64), r.status("pipeline_run", 1)?, seq as u64))
+            }
+        }
     }
 
     fn complete_call(&self, id: JobId, token: &str, result: &[u8]) -> ScriptInvocation<'_> {

@@ -8,25 +8,34 @@
   enabled = true; it is announced on Stand's `start` list as Stand did (Python dict text
   `{'job_id': N, 'workflow': {'id': W}}`), trimmed to the newest `cap` entries so nothing
   piles up when no Stand-era consumer pops it.
+  A workflow member created with field waiting_on > 0 (parents not yet completed) is
+  SCHEDULED in no queue or set until includes/workflow releases it.
   Needs includes time, emit, enqueue.
+  cluster_refusal(prefix, cluster) -> nil, or 'CLUSTER_NOT_FOUND' | 'CLUSTER_DISABLED'
   create_job(seq_key, delayed_key, events_key, prefix, a) -> id, status
                                                           or nil, 'CLUSTER_NOT_FOUND' | 'CLUSTER_DISABLED'
 ]]
+local function cluster_refusal(prefix, cluster)
+  if not cluster then return nil end
+  local enabled = redis.call('HGET', prefix .. 'cluster_' .. cluster, 'enabled')
+  if not enabled then return 'CLUSTER_NOT_FOUND' end
+  if enabled ~= 'true' then return 'CLUSTER_DISABLED' end
+  return nil
+end
+
 local function create_job(seq_key, delayed_key, events_key, prefix, a)
   local executor = a[1]
   local extra = {}
   for i = 10, #a - 1, 2 do extra[a[i]] = a[i + 1] end
-  if extra.cluster then
-    local enabled = redis.call('HGET', prefix .. 'cluster_' .. extra.cluster, 'enabled')
-    if not enabled then return nil, 'CLUSTER_NOT_FOUND' end
-    if enabled ~= 'true' then return nil, 'CLUSTER_DISABLED' end
-  end
+  local refusal = cluster_refusal(prefix, extra.cluster)
+  if refusal then return nil, refusal end
   local now = now_ms()
   local at = rfc3339(now)
   local id = redis.call('INCR', seq_key)
   local job_key = prefix .. 'job_' .. id
   local run_at = tonumber(a[7]) or 0
-  local status = run_at > now and 'SCHEDULED' or 'PENDING'
+  local blocked = (tonumber(extra.waiting_on) or 0) > 0
+  local status = (blocked or run_at > now) and 'SCHEDULED' or 'PENDING'
   redis.call('HSET', job_key, 'id', id, 'executor', executor, 'status', status,
     'params', a[2], 'attempt', 0, 'max_attempts', a[3], 'backoff', a[4],
     'timeout', a[5], 'result_ttl', a[6], 'owner', a[8],
@@ -41,7 +50,9 @@ local function create_job(seq_key, delayed_key, events_key, prefix, a)
     redis.call('RPUSH', start_key, "{'job_id': " .. id .. ", 'workflow': {'id': " .. workflow .. "}}")
     redis.call('LTRIM', start_key, -tonumber(a[9]), -1)
   end
-  if status == 'SCHEDULED' then
+  if blocked then
+    -- waits for its parents (includes/workflow)
+  elseif status == 'SCHEDULED' then
     redis.call('HSET', job_key, 'run_at', rfc3339(run_at))
     redis.call('ZADD', delayed_key, run_at, id)
   else

@@ -1,16 +1,18 @@
 --[[
   Function to end a job for good: terminal status, finished time, off the lease set, and the
-  hash expires after the job's result_ttl (milliseconds, field result_ttl).
+  hash (with its state history) expires after the job's result_ttl (milliseconds, field
+  result_ttl) — unless the job belongs to a workflow that is still going, which holds it
+  (its dependents read its artifacts) until the workflow ends (includes/workflow).
   `ttl` is the job's result_ttl when the caller already read it (nil: read here); extra
   field, value pairs are written in the same HSET.
+  Needs includes time, emit, enqueue, workflow.
   finish(job_key, leases_key, prefix, id, status, at, ttl, ...) -> nothing
 ]]
 local function finish(job_key, leases_key, prefix, id, status, at, ttl, ...)
   redis.call('HSET', job_key, 'status', status, 'finished', at, 'updated', at, ...)
   redis.call('HDEL', job_key, 'stop_requested')
   redis.call('ZREM', leases_key, id)
-  ttl = tonumber(ttl or redis.call('HGET', job_key, 'result_ttl'))
-  if ttl and ttl > 0 then
-    redis.call('PEXPIRE', job_key, ttl)
-  end
+  local wf = redis.call('HGET', job_key, 'workflow')
+  if wf and workflow_after(prefix, id, wf, status, at) then return end
+  expire_job(prefix, id, ttl or redis.call('HGET', job_key, 'result_ttl'))
 end

@@ -39,10 +39,12 @@ pub struct SubmitBody {
     pub result_ttl: Option<String>,
     /// Stand cluster id.
     pub cluster: Option<String>,
-    /// Workflow id.
-    pub workflow: Option<String>,
-    /// Job ids this one waits for.
-    pub depends_on: Option<String>,
+    /// Files the job starts with: `{name, url}` or `{name, job, artifact}`, stored as its
+    /// artifacts before it runs.
+    #[serde(default)]
+    pub inputs: Vec<crate::inputs::Input>,
+    /// POSTed `{"pipeline_run_uuid", "state"}` on each state change (best effort).
+    pub callback_url: Option<String>,
 }
 
 /// Parses a JSON body into `T`, naming what is wrong (field, type, position).
@@ -87,10 +89,14 @@ impl SubmitBody {
             }
             (None, None) => None,
         };
+        if let Some(url) = &self.callback_url {
+            crate::inputs::check_url("callback_url", url)?;
+        }
+        let inputs = crate::inputs::encode(&self.inputs)?;
         for (field, value) in [
             ("cluster", &self.cluster),
-            ("workflow", &self.workflow),
-            ("depends_on", &self.depends_on),
+            ("inputs", &inputs),
+            ("callback_url", &self.callback_url),
         ] {
             if let Some(v) = value {
                 job.extra.push((field.to_string(), v.clone()));

@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod openapi;
 pub mod ops;
 pub mod schedules;
+pub mod workflows;
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -273,6 +274,80 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         .and(who.clone())
         .and_then(compat::stableconfigs::terminate)
         .boxed();
+    let workflow_create: Route = warp::path!("workflows")
+        .and(warp::post())
+        .and(broker.clone())
+        .and(who.clone())
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::body::bytes())
+        .and_then(workflows::create)
+        .boxed();
+    let workflow_get: Route = warp::path!("workflows" / String)
+        .and(warp::get())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(workflows::get)
+        .boxed();
+    let ws_create: Route = warp::path!("v1" / "pipelines")
+        .and(warp::post())
+        .and(broker.clone())
+        .and(who.clone())
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::body::bytes())
+        .and_then(compat::workflow_service::create)
+        .boxed();
+    let ws_list: Route = warp::path!("v1" / "pipelines")
+        .and(warp::get())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(compat::workflow_service::list)
+        .boxed();
+    let ws_get: Route = warp::path!("v1" / "pipelines" / String)
+        .and(warp::get())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(compat::workflow_service::get)
+        .boxed();
+    let ws_put: Route = warp::path!("v1" / "pipelines" / String)
+        .and(warp::put())
+        .and(broker.clone())
+        .and(who.clone())
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::body::bytes())
+        .and_then(compat::workflow_service::put)
+        .boxed();
+    let ws_delete: Route = warp::path!("v1" / "pipelines" / String)
+        .and(warp::delete())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(compat::workflow_service::delete)
+        .boxed();
+    let ws_run: Route = warp::path!("v1" / "pipelines" / String / "runs")
+        .and(warp::post())
+        .and(broker.clone())
+        .and(who.clone())
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::body::bytes())
+        .and_then(compat::workflow_service::start_run)
+        .boxed();
+    let ws_runs: Route = warp::path!("v1" / "pipelines" / String / "runs")
+        .and(warp::get())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(compat::workflow_service::list_runs)
+        .boxed();
+    let ws_run_get: Route = warp::path!("v1" / "pipelines" / String / "runs" / String)
+        .and(warp::get())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(compat::workflow_service::get_run)
+        .boxed();
+    let ws_console: Route = warp::path!("v1" / "pipelines" / String / "runs" / String / "console")
+        .and(warp::get())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(compat::workflow_service::console)
+        .boxed();
     let healthz: Route = warp::path!("healthz")
         .and(warp::get())
         .and(broker.clone())
@@ -387,6 +462,17 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         sc_task,
         sc_status,
         sc_terminate,
+        workflow_create,
+        workflow_get,
+        ws_create,
+        ws_list,
+        ws_get,
+        ws_put,
+        ws_delete,
+        ws_run,
+        ws_runs,
+        ws_run_get,
+        ws_console,
     ])
     .recover(errors::handle_rejection)
     .unify()

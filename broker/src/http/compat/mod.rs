@@ -4,4 +4,5 @@
 pub mod jetstream;
 pub mod stableconfigs;
 pub mod stand;
+pub mod workflow_service;
 pub mod wumai;

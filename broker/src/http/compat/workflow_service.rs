@@ -1,0 +1,273 @@
+//! The GridLAB-D Workflow Service face (SEEDS.md 4): pipelines and their runs under `/v1`,
+//! in its words. A pipeline is a job template (executor + params) instead of a docker image
+//! and a git repository; a run is a job, its `uuid` the job id. States are the service's
+//! QUEUED, NOT_STARTED, RUNNING, COMPLETED, FAILED, CANCELLED ([`crate::pipelines::run_state`]);
+//! `states` is the run's append-only history; `callback_url` gets `{pipeline_run_uuid,
+//! state}` on each change (from `sluice serve`'s notifier). Errors are the service's
+//! `{"message": ...}`. Keys: its `Workflow-API-Key` header or a bearer key, any role.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+use warp::{Rejection, Reply};
+
+use crate::apikeys::Account;
+use crate::client::Broker;
+use crate::error::Error;
+use crate::http::jobs::parse_body;
+use crate::inputs::Input;
+use crate::job::{Job, JobId};
+use crate::pipelines::{run_history, run_state, Pipeline, PipelineBody};
+
+/// Most characters of a console stream answered (its tail).
+const CONSOLE_TAIL: usize = 64 * 1024;
+
+/// The service's error reply.
+fn error(e: &Error) -> warp::reply::Response {
+    let status = crate::http::errors::status(e);
+    let message = match status {
+        StatusCode::SERVICE_UNAVAILABLE => "redis is unavailable; try again".to_string(),
+        _ => e.to_string(),
+    };
+    warp::reply::with_status(warp::reply::json(&json!({"message": message})), status)
+        .into_response()
+}
+
+fn answer(r: Result<Value, Error>, ok: StatusCode) -> Result<warp::reply::Response, Rejection> {
+    Ok(match r {
+        Ok(body) => warp::reply::with_status(warp::reply::json(&body), ok).into_response(),
+        Err(e) => error(&e),
+    })
+}
+
+fn number(what: &str, raw: &str) -> Result<u64, Error> {
+    raw.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::Missing(format!("{what} {raw:?}")))
+}
+
+fn pipeline_json(p: &Pipeline) -> Value {
+    json!({
+        "uuid": p.id.to_string(),
+        "name": p.name,
+        "description": p.description,
+        "executor": p.executor,
+        "params": p.params,
+        "runs": p.runs,
+        "created_at": p.field("created"),
+        "updated_at": p.field("updated"),
+    })
+}
+
+/// A run as the service showed it.
+async fn run_json(b: &Broker, job: &Job) -> Result<Value, Error> {
+    let states: Vec<Value> = run_history(&b.history(job.id).await?)
+        .into_iter()
+        .map(|(state, at)| json!({"state": state, "created_at": at}))
+        .collect();
+    let artifacts: Vec<Value> = b
+        .artifacts()
+        .list(job.id)
+        .await?
+        .into_iter()
+        .map(|a| {
+            json!({"uuid": format!("{}/{}", job.id, a.name), "name": a.name, "size": a.size,
+                   "url": format!("/jobs/{}/artifacts/{}", job.id, a.name)})
+        })
+        .collect();
+    Ok(json!({
+        "uuid": job.id.to_string(),
+        "sequence": job.field("sequence").and_then(|s| s.parse::<u64>().ok()),
+        "pipeline_uuid": job.field("pipeline"),
+        "status": run_state(job.status),
+        "created_at": job.field("created"),
+        "started_at": job.field("started"),
+        "completed_at": job.field("finished"),
+        "inputs": crate::inputs::decode(job.field("inputs"))?,
+        "states": states,
+        "artifacts": artifacts,
+        "callback_url": job.field("callback_url"),
+    }))
+}
+
+/// `POST /v1/pipelines`.
+pub async fn create(
+    b: Broker,
+    who: Account,
+    body: Bytes,
+) -> Result<warp::reply::Response, Rejection> {
+    let r = async {
+        let req: PipelineBody = parse_body(&body)?;
+        let id = b.put_pipeline(None, &req, &who.owner).await?;
+        Ok(pipeline_json(&b.pipeline(id).await?))
+    };
+    answer(r.await, StatusCode::OK)
+}
+
+/// `GET /v1/pipelines`.
+pub async fn list(b: Broker, _who: Account) -> Result<warp::reply::Response, Rejection> {
+    let r = async {
+        Ok(Value::Array(
+            b.pipelines().await?.iter().map(pipeline_json).collect(),
+        ))
+    };
+    answer(r.await, StatusCode::OK)
+}
+
+/// `GET /v1/pipelines/{id}`.
+pub async fn get(
+    raw: String,
+    b: Broker,
+    _who: Account,
+) -> Result<warp::reply::Response, Rejection> {
+    let r = async { Ok(pipeline_json(&b.pipeline(number("pipeline", &raw)?).await?)) };
+    answer(r.await, StatusCode::OK)
+}
+
+/// `PUT /v1/pipelines/{id}`: replaces the template. Pipelines are shared by every key, as
+/// the service's were by every client application.
+pub async fn put(
+    raw: String,
+    b: Broker,
+    who: Account,
+    body: Bytes,
+) -> Result<warp::reply::Response, Rejection> {
+    let r = async {
+        let id = number("pipeline", &raw)?;
+        let req: PipelineBody = parse_body(&body)?;
+        b.put_pipeline(Some(id), &req, &who.owner).await?;
+        Ok(pipeline_json(&b.pipeline(id).await?))
+    };
+    answer(r.await, StatusCode::OK)
+}
+
+/// `DELETE /v1/pipelines/{id}`: soft delete.
+pub async fn delete(
+    raw: String,
+    b: Broker,
+    _who: Account,
+) -> Result<warp::reply::Response, Rejection> {
+    let r = async {
+        b.remove_pipeline(number("pipeline", &raw)?).await?;
+        Ok(json!({}))
+    };
+    answer(r.await, StatusCode::OK)
+}
+
+/// The body of `POST /v1/pipelines/{id}/runs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunBody {
+    #[serde(default)]
+    inputs: Vec<Input>,
+    callback_url: Option<String>,
+}
+
+/// `POST /v1/pipelines/{id}/runs`: starts run `sequence` = n + 1.
+pub async fn start_run(
+    raw: String,
+    b: Broker,
+    who: Account,
+    body: Bytes,
+) -> Result<warp::reply::Response, Rejection> {
+    let r = async {
+        let pid = number("pipeline", &raw)?;
+        let req: RunBody = if body.is_empty() {
+            RunBody {
+                inputs: Vec::new(),
+                callback_url: None,
+            }
+        } else {
+            parse_body(&body)?
+        };
+        let started = b
+            .run_pipeline(pid, &who.owner, &req.inputs, req.callback_url.as_deref())
+            .await?;
+        run_json(&b, &b.get(started.id).await?).await
+    };
+    answer(r.await, StatusCode::OK)
+}
+
+/// `GET /v1/pipelines/{id}/runs`: the runs still kept, by sequence (the caller's own,
+/// unless a worker or admin).
+pub async fn list_runs(
+    raw: String,
+    b: Broker,
+    who: Account,
+) -> Result<warp::reply::Response, Rejection> {
+    let r = async {
+        let pid = number("pipeline", &raw)?;
+        b.pipeline(pid).await?;
+        let mut out = Vec::new();
+        for job in b.pipeline_runs(pid).await? {
+            if who.may_touch(job.field("owner")) {
+                out.push(run_json(&b, &job).await?);
+            }
+        }
+        Ok(Value::Array(out))
+    };
+    answer(r.await, StatusCode::OK)
+}
+
+/// Run `run` of pipeline `raw`, if the caller may see it.
+async fn run_of(b: &Broker, who: &Account, raw: &str, run: &str) -> Result<Job, Error> {
+    let pid = number("pipeline", raw)?;
+    let id = JobId(number("pipeline run", run)?);
+    let job = crate::http::jobs::visible(b, who, id)
+        .await
+        .map_err(|_| Error::Missing(format!("pipeline run {run}")))?;
+    if job.field("pipeline") != Some(pid.to_string().as_str()) {
+        return Err(Error::Missing(format!(
+            "pipeline run {run} of pipeline {pid}"
+        )));
+    }
+    Ok(job)
+}
+
+/// `GET /v1/pipelines/{id}/runs/{run}`.
+pub async fn get_run(
+    raw: String,
+    run: String,
+    b: Broker,
+    who: Account,
+) -> Result<warp::reply::Response, Rejection> {
+    let r = async { run_json(&b, &run_of(&b, &who, &raw, &run).await?).await };
+    answer(r.await, StatusCode::OK)
+}
+
+fn tail(text: &str) -> &str {
+    let mut start = text.len().saturating_sub(CONSOLE_TAIL);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// `GET /v1/pipelines/{id}/runs/{run}/console` -> `{std_out, std_err}`: the tail of the
+/// run's console log artifact (`<kind>.attempt-<n>.log`, written live by the spark and
+/// gridlabd kinds) or its result text, and its error (a command's stderr tail).
+pub async fn console(
+    raw: String,
+    run: String,
+    b: Broker,
+    who: Account,
+) -> Result<warp::reply::Response, Rejection> {
+    let r = async {
+        let job = run_of(&b, &who, &raw, &run).await?;
+        let std_out = match b.console_log(&job).await? {
+            Some(text) => text,
+            None => match &job.result {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            },
+        };
+        Ok(json!({
+            "std_out": tail(&std_out),
+            "std_err": tail(job.error.as_deref().unwrap_or_default()),
+        }))
+    };
+    answer(r.await, StatusCode::OK)
+}

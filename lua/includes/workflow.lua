@@ -1,0 +1,117 @@
+--[[
+  Functions for jobs that belong to a workflow (a DAG of jobs made by workflow.lua).
+  Workflow hash workflow_W: status NOT_STARTED -> RUNNING (first claim) -> COMPLETED or
+  CANCELLED; jobs (ids, comma-separated, in a topological order), total, done (members
+  ended for good), completed, on_failure (all | descendants), result_ttl, failed_job.
+  Member job fields: workflow, node, depends_on (parent ids), dependents (child ids) and,
+  while it waits for parents, waiting_on (how many have not completed; status SCHEDULED,
+  in no queue or set).
+
+  expire_job(prefix, id, ttl): job_N and its state history history:job_N expire after ttl
+  ms (nothing when ttl is not positive).
+
+  workflow_after(prefix, id, wf, status, at) -> true when the job must not expire yet.
+  Called by finish when member `id` ended for good with `status`:
+  - COMPLETED: each dependent whose last parent this was goes SCHEDULED -> PENDING (event
+    released) onto its queue;
+  - anything else (FAILED, TIMED_OUT, CANCELED) cancels the workflow's unfinished members
+    (every one, or only the job's descendants when on_failure is "descendants"): waiting
+    ones CANCELED at once, running ones asked to stop (their executor confirms with
+    cancel.lua); with on_failure "all" the workflow is CANCELLED at once, as the Workflow
+    Service did; failed_job names the first member that ended badly;
+  - when every member has ended: the workflow is COMPLETED (all completed) or CANCELLED,
+    and it and all its members expire after its result_ttl.
+  Needs includes time, emit, enqueue.
+]]
+local function expire_job(prefix, id, ttl)
+  ttl = tonumber(ttl)
+  if ttl and ttl > 0 then
+    redis.call('PEXPIRE', prefix .. 'job_' .. id, ttl)
+    redis.call('PEXPIRE', prefix .. 'history:job_' .. id, ttl)
+  end
+end
+
+local function workflow_ids(text)
+  local ids = {}
+  for n in string.gmatch(text or '', '%d+') do ids[#ids + 1] = n end
+  return ids
+end
+
+-- Ends a waiting member (SCHEDULED or PENDING) as CANCELED, or asks a running one to stop.
+-- Returns true when it ended here.
+local function workflow_cancel_member(prefix, id, why, at)
+  local key = prefix .. 'job_' .. id
+  local m = redis.call('HMGET', key, 'status', 'executor', 'stop_requested')
+  local events_key = prefix .. 'events'
+  if m[1] == 'PENDING' or m[1] == 'SCHEDULED' then
+    redis.call('LREM', prefix .. 'queue:' .. m[2], 1, id)
+    redis.call('ZREM', prefix .. 'delayed', id)
+    redis.call('HDEL', key, 'waiting_on')
+    redis.call('HSET', key, 'status', 'CANCELED', 'error', why, 'finished', at, 'updated', at)
+    emit(events_key, id, m[2], 'canceled', 'CANCELED', 'error', why)
+    return true
+  end
+  if m[1] == 'RUNNING' and not m[3] then
+    redis.call('HSET', key, 'stop_requested', at, 'updated', at)
+    redis.call('PUBLISH', prefix .. 'stop', id)
+    emit(events_key, id, m[2], 'stop_requested', 'RUNNING', 'error', why)
+  end
+  return false
+end
+
+local function workflow_after(prefix, id, wf, status, at)
+  local wf_key = prefix .. 'workflow_' .. wf
+  local w = redis.call('HMGET', wf_key, 'status', 'jobs', 'on_failure', 'total', 'result_ttl')
+  if not w[1] then return false end
+  local done = redis.call('HINCRBY', wf_key, 'done', 1)
+  local events_key = prefix .. 'events'
+  if status == 'COMPLETED' then
+    redis.call('HINCRBY', wf_key, 'completed', 1)
+    for _, kid in ipairs(workflow_ids(redis.call('HGET', prefix .. 'job_' .. id, 'dependents'))) do
+      local kid_key = prefix .. 'job_' .. kid
+      local k = redis.call('HMGET', kid_key, 'status', 'executor', 'waiting_on')
+      if k[1] == 'SCHEDULED' and k[3] then
+        if redis.call('HINCRBY', kid_key, 'waiting_on', -1) <= 0 then
+          redis.call('HDEL', kid_key, 'waiting_on')
+          redis.call('HSET', kid_key, 'status', 'PENDING', 'updated', at)
+          enqueue(prefix, kid, k[2], false)
+          emit(events_key, kid, k[2], 'released', 'PENDING')
+        end
+      end
+    end
+  else
+    redis.call('HSETNX', wf_key, 'failed_job', id)
+    redis.call('HSET', wf_key, 'updated', at)
+    local why = 'workflow ' .. wf .. ' canceled: job ' .. id .. ' ' .. status
+    local targets = workflow_ids(w[2])
+    if w[3] == 'descendants' then
+      targets = {}
+      local seen, todo = {}, {id}
+      while #todo > 0 do
+        local at_id = table.remove(todo)
+        for _, kid in ipairs(workflow_ids(redis.call('HGET', prefix .. 'job_' .. at_id, 'dependents'))) do
+          if not seen[kid] then
+            seen[kid] = true
+            targets[#targets + 1] = kid
+            todo[#todo + 1] = kid
+          end
+        end
+      end
+    else
+      redis.call('HSET', wf_key, 'status', 'CANCELLED')
+    end
+    for _, t in ipairs(targets) do
+      if t ~= id and workflow_cancel_member(prefix, t, why, at) then
+        done = redis.call('HINCRBY', wf_key, 'done', 1)
+      end
+    end
+  end
+  if done < tonumber(w[4]) then return true end
+  local completed = tonumber(redis.call('HGET', wf_key, 'completed')) or 0
+  local final = completed >= tonumber(w[4]) and 'COMPLETED' or 'CANCELLED'
+  redis.call('HSET', wf_key, 'status', final, 'finished', at, 'updated', at)
+  for _, m in ipairs(workflow_ids(w[2])) do expire_job(prefix, m, w[5]) end
+  local ttl = tonumber(w[5])
+  if ttl and ttl > 0 then redis.call('PEXPIRE', wf_key, ttl) end
+  return false
+end

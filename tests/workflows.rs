@@ -1,0 +1,359 @@
+//! Workflows (`POST /workflows`): DAGs of jobs released in Lua as their parents complete,
+//! run by real `sluice-command` processes; failures cancel; bad graphs are refused.
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::{Proc, TestApi, TestRedis};
+use broker::JobId;
+
+const ACTIONS: &str = r#"
+[actions.nap]
+argv = ["sleep", "{secs}"]
+params = "none"
+
+[actions.fail]
+argv = ["sh", "-c", "echo broken >&2; exit 3"]
+params = "none"
+"#;
+
+fn executor(redis: &TestRedis, config: &Path, exec_size: usize) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_sluice-command"))
+            .args(["--config", &config.display().to_string()])
+            .env_remove("SLUICE_CONFIG")
+            .env("SLUICE_REDIS_URL", &redis.url)
+            .env("SLUICE_EXEC_SIZE", exec_size.to_string())
+            .env("SLUICE_PICK_SIZE", exec_size.to_string())
+            .env("SLUICE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sluice-command"),
+    )
+}
+
+fn actions() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("actions.toml");
+    std::fs::write(&path, ACTIONS).unwrap();
+    (dir, path)
+}
+
+async fn post(api: &TestApi, body: &Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(api.url("/workflows"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(api: &TestApi, id: u64) -> Value {
+    reqwest::get(api.url(&format!("/workflows/{id}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Polls the workflow until its status is final; returns it.
+async fn finished(api: &TestApi, id: u64, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let wf = get(api, id).await;
+        if matches!(wf["status"].as_str(), Some("COMPLETED" | "CANCELLED"))
+            && wf["finished"].is_string()
+        {
+            return wf;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workflow {id} not finished: {wf:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn ms(rfc3339: &str) -> u64 {
+    humantime::parse_rfc3339(rfc3339)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Job `id`'s history: (unix ms, status, event).
+async fn history(api: &TestApi, id: JobId) -> Vec<(u64, String, String)> {
+    api.broker
+        .history(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(at, s, e)| (ms(&at), s, e))
+        .collect()
+}
+
+fn when(h: &[(u64, String, String)], event: &str) -> Option<u64> {
+    h.iter().find(|(_, _, e)| e == event).map(|(t, _, _)| *t)
+}
+
+/// A random DAG: node i depends on up to 3 earlier nodes, each with probability 1/4.
+fn random_dag(n: usize, mut seed: u64) -> Vec<Vec<usize>> {
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    (0..n)
+        .map(|i| {
+            let mut parents: Vec<usize> = (0..i).filter(|_| next() % 4 == 0).collect();
+            while parents.len() > 3 {
+                let drop = (next() as usize) % parents.len();
+                parents.remove(drop);
+            }
+            parents
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_random_20_node_dag_runs_in_topological_order_with_every_free_slot_used() {
+    const SLOTS: usize = 4;
+    const NAP_MS: u64 = 400;
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let (_dir, config) = actions();
+    let _exec = executor(&redis, &config, SLOTS);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let dag = random_dag(20, seed);
+    let nodes: Vec<Value> = dag
+        .iter()
+        .enumerate()
+        .map(|(i, ps)| {
+            json!({"name": format!("n{i}"), "executor": "command",
+                   "params": {"action": "nap", "secs": NAP_MS as f64 / 1000.0},
+                   "depends_on": ps.iter().map(|p| format!("n{p}")).collect::<Vec<_>>()})
+        })
+        .collect();
+    // Listed children first, so the API's ordering is what puts parents first.
+    let reversed: Vec<Value> = nodes.iter().rev().cloned().collect();
+    let (status, made) = post(&api, &json!({"name": "dag", "nodes": reversed})).await;
+    assert_eq!(status, 201, "{made}");
+    let wf_id = made["id"].as_u64().unwrap();
+    let wf = finished(&api, wf_id, Duration::from_secs(90)).await;
+    assert_eq!(wf["status"], "COMPLETED", "seed {seed}: {wf:#}");
+    assert_eq!(wf["completed"], 20);
+
+    let id_of = |i: usize| JobId(made["jobs"][format!("n{i}")].as_u64().unwrap());
+    let mut start = [0u64; 20];
+    let mut end = [0u64; 20];
+    for i in 0..20 {
+        let h = history(&api, id_of(i)).await;
+        start[i] = when(&h, "claimed").unwrap_or_else(|| panic!("n{i} never claimed: {h:?}"));
+        end[i] = when(&h, "completed").unwrap();
+        assert_eq!(
+            h.iter().filter(|(_, _, e)| e == "claimed").count(),
+            1,
+            "n{i}: {h:?}"
+        );
+    }
+    let created = ms(wf["created"].as_str().unwrap());
+    let running_at = |t: u64| (0..20).filter(|&j| start[j] <= t && t < end[j]).count();
+    let mut peak = 0;
+    for i in 0..20 {
+        // Topological: no node starts before every parent completed.
+        let ready = dag[i].iter().map(|&p| end[p]).max().unwrap_or(created);
+        assert!(
+            start[i] >= ready,
+            "seed {seed}: n{i} started before a parent completed"
+        );
+        // Work-conserving: a ready node waits only while every slot is busy.
+        let waited = start[i] - ready;
+        if waited > 300 {
+            let probe = ready + 250;
+            assert_eq!(
+                running_at(probe),
+                SLOTS,
+                "seed {seed}: n{i} waited {waited} ms with a free slot at +250 ms"
+            );
+        }
+        peak = peak.max(running_at(start[i]));
+    }
+    assert!(
+        peak <= SLOTS,
+        "seed {seed}: {peak} ran at once on {SLOTS} slots"
+    );
+    println!(
+        "seed {seed}: 20 nodes, {} edges, peak {peak}/{SLOTS} at once, makespan {} ms",
+        dag.iter().map(Vec::len).sum::<usize>(),
+        end.iter().max().unwrap() - created
+    );
+}
+
+/// a -> b -> d, a -> c -> e; b fails.
+fn failing_graph(on_failure: &str, c_secs: f64) -> Value {
+    let nap = |s: f64| json!({"action": "nap", "secs": s});
+    json!({
+        "name": "failing",
+        "on_failure": on_failure,
+        "nodes": [
+            {"name": "a", "executor": "command", "params": nap(0.1)},
+            {"name": "b", "executor": "command", "params": {"action": "fail"}, "depends_on": ["a"], "max_attempts": 1},
+            {"name": "c", "executor": "command", "params": nap(c_secs), "depends_on": ["a"]},
+            {"name": "d", "executor": "command", "params": nap(0.1), "depends_on": ["b"]},
+            {"name": "e", "executor": "command", "params": nap(0.1), "depends_on": ["c"]}
+        ]
+    })
+}
+
+fn statuses(wf: &Value) -> HashMap<String, String> {
+    wf["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["node"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failing_node_cancels_exactly_its_descendants_when_asked() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let (_dir, config) = actions();
+    let _exec = executor(&redis, &config, 4);
+    let (status, made) = post(&api, &failing_graph("descendants", 0.8)).await;
+    assert_eq!(status, 201, "{made}");
+    let wf = finished(&api, made["id"].as_u64().unwrap(), Duration::from_secs(30)).await;
+    let s = statuses(&wf);
+    assert_eq!(wf["status"], "CANCELLED", "{wf:#}");
+    assert_eq!(s["a"], "COMPLETED");
+    assert_eq!(s["b"], "FAILED");
+    assert_eq!(s["d"], "CANCELED", "b's only descendant");
+    assert_eq!(s["c"], "COMPLETED", "not a descendant of b: runs on");
+    assert_eq!(s["e"], "COMPLETED", "released by c after b failed");
+    assert_eq!(wf["failed_job"], made["jobs"]["b"]);
+    let d = history(&api, JobId(made["jobs"]["d"].as_u64().unwrap())).await;
+    assert!(when(&d, "claimed").is_none(), "d never ran: {d:?}");
+}
+
+#[tokio::test]
+async fn by_default_a_failure_cancels_every_unfinished_node_as_the_workflow_service_did() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let (_dir, config) = actions();
+    let _exec = executor(&redis, &config, 4);
+    // c naps 30 s: it is running when b fails, and must be stopped, not waited for.
+    let t0 = Instant::now();
+    let (status, made) = post(&api, &failing_graph("all", 30.0)).await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["id"].as_u64().unwrap();
+    let wf = finished(&api, id, Duration::from_secs(20)).await;
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "c was stopped, not waited for"
+    );
+    let s = statuses(&wf);
+    assert_eq!(wf["status"], "CANCELLED");
+    assert_eq!(
+        (
+            s["a"].as_str(),
+            s["b"].as_str(),
+            s["c"].as_str(),
+            s["d"].as_str(),
+            s["e"].as_str()
+        ),
+        ("COMPLETED", "FAILED", "CANCELED", "CANCELED", "CANCELED"),
+        "{wf:#}"
+    );
+    let c = history(&api, JobId(made["jobs"]["c"].as_u64().unwrap())).await;
+    assert!(
+        when(&c, "claimed").is_some() && when(&c, "stop_requested").is_some(),
+        "{c:?}"
+    );
+    // Everything ended: the workflow and its jobs now expire together.
+    let ttl: i64 = redis
+        .cli(&["PTTL", &format!("workflow_{id}")])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ttl > 0, "the finished workflow expires (PTTL {ttl})");
+}
+
+#[tokio::test]
+async fn cycles_unknown_names_and_dangling_edges_are_refused_and_nothing_is_created() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let node = |name: &str, deps: &[&str]| json!({"name": name, "executor": "command", "params": {"action": "nap"}, "depends_on": deps});
+    let cases = [
+        (
+            json!({"name": "w", "nodes": [node("a", &["c"]), node("b", &["a"]), node("c", &["b"])]}),
+            "depends_on has a cycle: a -> c -> b -> a",
+        ),
+        (
+            json!({"name": "w", "nodes": [node("a", &["a"])]}),
+            "node \"a\" depends on itself",
+        ),
+        (
+            json!({"name": "w", "nodes": [node("a", &[]), node("b", &["ghost"])]}),
+            "node \"b\" depends on unknown node \"ghost\"",
+        ),
+        (
+            json!({"name": "w", "nodes": [node("a", &[]), node("a", &[])]}),
+            "node \"a\" is named twice",
+        ),
+        (
+            json!({"name": "w", "nodes": []}),
+            "a workflow has 1 to 1000 nodes",
+        ),
+        (
+            json!({"name": "w", "nodes": [{"name": "a", "depends_on": []}]}),
+            "node \"a\": give either pipeline, or executor (and params)",
+        ),
+    ];
+    for (body, message) in cases {
+        let (status, reply) = post(&api, &body).await;
+        assert_eq!(status, 400, "{body}: {reply}");
+        assert_eq!(reply["error"]["code"], "bad_request", "{reply}");
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(message),
+            "{reply} should say {message:?}"
+        );
+    }
+    assert_eq!(
+        redis.cli(&["EXISTS", "job_seq", "workflow_seq"]).trim(),
+        "0",
+        "nothing created"
+    );
+    // A node naming a disabled cluster is refused inside the script, before anything is made.
+    let (status, reply) = post(
+        &api,
+        &json!({"name": "w", "nodes": [node("a", &[]), {"name": "b", "executor": "spark", "cluster": "9"}]}),
+    )
+    .await;
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(
+        redis.cli(&["EXISTS", "job_seq", "workflow_seq"]).trim(),
+        "0",
+        "nothing created"
+    );
+}
