@@ -63,6 +63,8 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("get", "/schedules"),
         ("put", "/schedules/{name}"),
         ("delete", "/schedules/{name}"),
+        ("post", "/workflows"),
+        ("get", "/workflows/{id}"),
     ];
     for (m, p) in routes {
         assert!(

@@ -19,6 +19,7 @@ mod leases; // expired leases are reaped: re-queued, failed or canceled
 mod noscript; // scripts survive SCRIPT FLUSH
 mod notify; // failure notifications reach a real webhook receiver
 mod openapi; // /openapi.json matches the routes and the real responses
+mod pipelines; // the Workflow Service face: pipelines, numbered runs, inputs, history, callbacks
 mod races; // concurrent claimers never double-claim
 mod refusals; // every illegal move is refused with a typed error
 mod schedules; // periodic jobs fired exactly once per tick by any number of beats

@@ -32,6 +32,16 @@ pub struct Input {
     pub artifact: Option<String>,
 }
 
+/// Is `name` an executor's console log (`<kind>.attempt-<n>.log`)? Those are not handed
+/// on to a workflow member as inputs.
+pub fn is_console_log(name: &str) -> bool {
+    name.strip_suffix(".log")
+        .and_then(|n| n.rsplit_once(".attempt-"))
+        .is_some_and(|(kind, n)| {
+            !kind.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
 /// Checks a URL a server will fetch or call: http or https, with a host.
 ///
 /// # Errors
@@ -139,6 +149,21 @@ mod tests {
             assert!(input(j).map(|i| i.validate().is_err()) == Ok(true), "{j}");
         }
         assert!(input(r#"{"name": "a", "path": "/x"}"#).is_err());
+    }
+
+    #[test]
+    fn console_logs_are_told_apart() {
+        assert!(is_console_log("spark-submit.attempt-1.log"));
+        assert!(is_console_log("gridlabd.attempt-12.log"));
+        for other in [
+            "out.log",
+            "a.attempt-.log",
+            ".attempt-1.log",
+            "x.attempt-1a.log",
+            "x.csv",
+        ] {
+            assert!(!is_console_log(other), "{other}");
+        }
     }
 
     #[test]

@@ -257,6 +257,9 @@ impl Broker {
         let mut c = self.conn().await?;
         let mut ids: Vec<u64> = c.smembers(self.keys().pipelines()).await?;
         ids.sort_unstable();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut p = redis::pipe();
         for id in &ids {
             p.hgetall(self.keys().pipeline(*id));
@@ -312,6 +315,9 @@ impl Broker {
     pub async fn pipeline_runs(&self, id: u64) -> Result<Vec<Job>, Error> {
         let mut c = self.conn().await?;
         let ids: Vec<u64> = c.zrange(self.keys().pipeline_runs(id), 0, -1).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut p = redis::pipe();
         for j in &ids {
             p.hgetall(self.keys().job(JobId(*j)));

@@ -103,6 +103,8 @@ pub struct Claimed {
     pub params: Vec<u8>,
     /// The lease token every later call for this attempt must carry.
     pub token: String,
+    /// The job has inputs or parents whose files must be stored first (executors::staging).
+    pub inputs: bool,
 }
 
 /// What a reap pass did.
@@ -485,6 +487,7 @@ impl Scripts {
                         _ => Vec::new(),
                     },
                     token: token.clone(),
+                    inputs: f.int(5) == Some(1),
                 })
             })
             .collect()

@@ -343,6 +343,13 @@ impl Broker {
                     .collect()
             })
             .unwrap_or_default();
+        if ids.is_empty() {
+            return Ok(Workflow {
+                id,
+                fields,
+                jobs: Vec::new(),
+            });
+        }
         let mut p = redis::pipe();
         for j in &ids {
             p.hgetall(self.keys().job(*j));

@@ -11,6 +11,8 @@
 //! - [`gridlabd`]: the `gridlabd` kind: a GridLAB-D model run by a small Python launcher.
 //! - [`solver`]: the `solver` kind: StableConfigs' requests solved by [`tbn`], the exact
 //!   TBN stable-configuration solver (incremental SAT on batsat).
+//! - [`staging`]: a job's inputs (URLs, other jobs' and parents' artifacts) stored as its
+//!   artifacts before it runs.
 //! - [`process`]: what every executor binary's `main` does (signals, config, run).
 #![warn(missing_docs)]
 
@@ -23,6 +25,7 @@ pub mod process;
 pub mod runtime;
 pub mod solver;
 pub mod spark;
+pub mod staging;
 pub mod tbn;
 
 pub use process::serve;

@@ -386,14 +386,21 @@ async fn run_one(
     ));
     tracing::info!(job = %id, attempt = job.attempt, "started");
 
-    let work = ex.run(
-        JobInput {
-            id,
-            attempt: job.attempt,
-            params,
-        },
-        ctx,
-    );
+    let staged = job.inputs.then(|| b.clone());
+    let work = async move {
+        if let Some(b) = staged {
+            crate::staging::stage(&b, id).await?;
+        }
+        ex.run(
+            JobInput {
+                id,
+                attempt: job.attempt,
+                params,
+            },
+            ctx,
+        )
+        .await
+    };
     tokio::pin!(work);
     let limit = (!job.timeout.is_zero()).then_some(job.timeout);
     let outcome = tokio::select! {

@@ -67,8 +67,11 @@ pub struct Health {
         crate::http::clusters::get,
         crate::http::clusters::put,
         crate::http::clusters::delete,
+        crate::http::workflows::create,
+        crate::http::workflows::get,
     ),
-    components(schemas(Moved, ErrorBody, ErrorDetail, Health)),
+    components(schemas(Moved, ErrorBody, ErrorDetail, Health, crate::inputs::Input,
+        crate::workflows::WorkflowBody, crate::workflows::NodeBody, crate::workflows::OnFailure)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
