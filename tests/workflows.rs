@@ -251,6 +251,13 @@ async fn a_failing_node_cancels_exactly_its_descendants_when_asked() {
     assert_eq!(wf["failed_job"], made["jobs"]["b"]);
     let d = history(&api, JobId(made["jobs"]["d"].as_u64().unwrap())).await;
     assert!(when(&d, "claimed").is_none(), "d never ran: {d:?}");
+    // A member is not retried alone: its workflow has moved on.
+    let retry = reqwest::Client::new()
+        .post(api.url(&format!("/jobs/{}/retry", made["jobs"]["b"])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status().as_u16(), 409);
 }
 
 #[tokio::test]

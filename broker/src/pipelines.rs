@@ -442,7 +442,7 @@ mod tests {
         assert_eq!(
             states(&[
                 ("SCHEDULED", "submitted"),
-                ("PENDING", "released"),
+                ("PENDING", "ready"),
                 ("RUNNING", "claimed"),
                 ("RUNNING", "stop_requested"),
                 ("CANCELED", "canceled")

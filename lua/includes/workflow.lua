@@ -13,7 +13,7 @@
   workflow_after(prefix, id, wf, status, at) -> true when the job must not expire yet.
   Called by finish when member `id` ended for good with `status`:
   - COMPLETED: each dependent whose last parent this was goes SCHEDULED -> PENDING (event
-    released) onto its queue;
+    ready) onto its queue;
   - anything else (FAILED, TIMED_OUT, CANCELED) cancels the workflow's unfinished members
     (every one, or only the job's descendants when on_failure is "descendants"): waiting
     ones CANCELED at once, running ones asked to stop (their executor confirms with
@@ -75,7 +75,7 @@ local function workflow_after(prefix, id, wf, status, at)
           redis.call('HDEL', kid_key, 'waiting_on')
           redis.call('HSET', kid_key, 'status', 'PENDING', 'updated', at)
           enqueue(prefix, kid, k[2], false)
-          emit(events_key, kid, k[2], 'released', 'PENDING')
+          emit(events_key, kid, k[2], 'ready', 'PENDING')
         end
       end
     end
