@@ -16,7 +16,8 @@
 //! - [`pool`]: the bb8-redis pool and dedicated connections for blocking reads.
 //! - [`client`]: [`Broker`], the handle the CLI, HTTP server and executors use.
 //! - [`http`]: the warp front-end of `sluice serve` (native API, auth, errors, SSE, metrics).
-//! - [`artifacts`]: files jobs produced, in a local directory per job.
+//! - [`artifacts`]: files jobs produced or were given, behind one handle: a local directory
+//!   per job or an S3-compatible bucket.
 //! - [`apikeys`]: API keys and roles, stored hashed in Redis.
 //! - [`cli`]: the bodies of the `sluice` subcommands.
 //! - [`bench`]: `sluice bench`, throughput and pickup latency on a real Redis.
