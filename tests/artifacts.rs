@@ -119,10 +119,12 @@ async fn round_trip(kind: StoreKind) {
         "{kind}: 100 MiB upload in {took:?}, server peak RSS grew {} KiB",
         grew / 1024
     );
-    // A bucket's upload holds one 5 MiB multipart part at a time; a file's, a chunk.
+    // A file's upload holds a chunk at a time; a bucket's, one 5 MiB multipart part (about
+    // 10 MiB measured: glibc keeps freed parts in two threads' arenas; 6.4 MiB with
+    // MALLOC_ARENA_MAX=1). Either way far from the 100 MiB a buffered body would take.
     let bound = match kind {
         StoreKind::Local => 8 * MIB,
-        StoreKind::S3 => 12 * MIB,
+        StoreKind::S3 => 14 * MIB,
     };
     assert!(
         grew < bound,
