@@ -333,6 +333,11 @@ async fn contract(kind: StoreKind) {
     a.put_stream(one, "s.txt", body, 100).await.unwrap();
     a.fetch(one, "s.txt", &back).await.unwrap();
     assert_eq!(std::fs::read(&back).unwrap(), b"new");
+    assert_eq!(a.read(one, "s.txt").await.unwrap(), b"new");
+    assert!(matches!(
+        a.read(one, "absent.txt").await,
+        Err(Error::Missing(_))
+    ));
 
     let mut ids = a.job_ids().await.unwrap();
     ids.sort();

@@ -266,6 +266,22 @@ impl Artifacts {
         self.store.open(id, name, range).await
     }
 
+    /// The whole of artifact `name` of job `id`, in memory: for small ones (a log shown in a
+    /// reply); stream big ones with [`Artifacts::open`].
+    ///
+    /// # Errors
+    /// As [`Artifacts::fetch`].
+    pub async fn read(&self, id: JobId, name: &str) -> Result<Vec<u8>, Error> {
+        let mut opened = self.open(id, name, None).await?;
+        let mut out = Vec::new();
+        while let Some(chunk) = opened.body.next().await {
+            let chunk =
+                chunk.map_err(|e| Error::Storage(format!("reading {name:?} of job {id}: {e}")))?;
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
     /// See [`Store::list`].
     ///
     /// # Errors
