@@ -319,6 +319,8 @@ async fn contract(kind: StoreKind) {
         a.copy(one, "absent.txt", two).await,
         Err(Error::Missing(_))
     ));
+    a.copy_as(one, "s.txt", two, "renamed.txt").await.unwrap();
+    assert_eq!(a.read(two, "renamed.txt").await.unwrap(), b"hello world");
 
     let opened = a.open(two, "big.bin", Some(10..20)).await.unwrap();
     assert_eq!(
@@ -346,7 +348,7 @@ async fn contract(kind: StoreKind) {
     a.remove(one).await.unwrap();
     assert_eq!(a.list(one).await.unwrap(), []);
     assert_eq!(a.job_ids().await.unwrap(), [two]);
-    assert_eq!(names(a.list(two).await.unwrap()).len(), 1);
+    assert_eq!(names(a.list(two).await.unwrap()).len(), 2);
 }
 
 #[tokio::test]

@@ -138,12 +138,12 @@ impl Store for LocalStore {
         }
     }
 
-    async fn copy(&self, from: JobId, name: &str, to: JobId) -> Result<(), Error> {
+    async fn copy(&self, from: JobId, name: &str, to: JobId, to_name: &str) -> Result<(), Error> {
         let source = self.path(from, name);
         if !source.is_file() {
             return Err(missing(from, name));
         }
-        self.put_file(to, name, &source).await.map(|_| ())
+        self.put_file(to, to_name, &source).await.map(|_| ())
     }
 
     async fn size(&self, id: JobId, name: &str) -> Result<u64, Error> {

@@ -148,8 +148,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Writes artifact `name` of job `id` to local file `to`; [`Error::Missing`] if absent.
     async fn fetch(&self, id: JobId, name: &str, to: &Path) -> Result<(), Error>;
 
-    /// Artifact `name` of job `from` becomes artifact `name` of job `to`.
-    async fn copy(&self, from: JobId, name: &str, to: JobId) -> Result<(), Error>;
+    /// Artifact `name` of job `from` becomes artifact `to_name` of job `to`.
+    async fn copy(&self, from: JobId, name: &str, to: JobId, to_name: &str) -> Result<(), Error>;
 
     /// The size of artifact `name` of job `id`; [`Error::Missing`] if absent.
     async fn size(&self, id: JobId, name: &str) -> Result<u64, Error>;
@@ -239,8 +239,24 @@ impl Artifacts {
     /// [`Error::Missing`] when job `from` has no such artifact; [`Error::Invalid`] for a bad
     /// name; [`Error::Storage`] otherwise.
     pub async fn copy(&self, from: JobId, name: &str, to: JobId) -> Result<(), Error> {
+        self.copy_as(from, name, to, name).await
+    }
+
+    /// Artifact `name` of job `from` becomes artifact `to_name` of job `to` (an input
+    /// renamed on the way).
+    ///
+    /// # Errors
+    /// As [`Artifacts::copy`].
+    pub async fn copy_as(
+        &self,
+        from: JobId,
+        name: &str,
+        to: JobId,
+        to_name: &str,
+    ) -> Result<(), Error> {
         validate_name(name)?;
-        self.store.copy(from, name, to).await
+        validate_name(to_name)?;
+        self.store.copy(from, name, to, to_name).await
     }
 
     /// See [`Store::size`].
@@ -420,6 +436,10 @@ mod tests {
             ));
             assert!(matches!(
                 a.copy(JobId(1), bad, JobId(2)).await,
+                Err(Error::Invalid(_))
+            ));
+            assert!(matches!(
+                a.copy_as(JobId(1), "ok.txt", JobId(2), bad).await,
                 Err(Error::Invalid(_))
             ));
             let body = futures::stream::iter([Ok(Bytes::from_static(b"x"))]);

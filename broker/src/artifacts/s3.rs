@@ -354,9 +354,9 @@ impl Store for S3Store {
         Ok(())
     }
 
-    async fn copy(&self, from: JobId, name: &str, to: JobId) -> Result<(), Error> {
+    async fn copy(&self, from: JobId, name: &str, to: JobId, to_name: &str) -> Result<(), Error> {
         self.long
-            .copy(&key(from, name)?, &key(to, name)?)
+            .copy(&key(from, name)?, &key(to, to_name)?)
             .await
             .map_err(|e| store_error(from, name, e))
     }
