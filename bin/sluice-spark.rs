@@ -9,7 +9,7 @@ use executors::spark::SparkExecutor;
 
 /// Runs jobs of kind "spark": spark-submit against the Stand cluster each job names
 /// (`sluice clusters add`), its output streamed to the job's events and kept as the
-/// artifact `spark-submit.attempt-N.log` under SLUICE_ARTIFACT_DIR. Redis and defaults come
+/// artifact `spark-submit.attempt-N.log` (SLUICE_ARTIFACT_STORE). Redis and defaults come
 /// from SLUICE_CONFIG / SLUICE_* (SLUICE_REDIS_URL, SLUICE_EXEC_SIZE, ...). SIGTERM: stop
 /// claiming, let running jobs finish within --grace, kill and hand back the rest, exit 0.
 #[derive(Parser)]

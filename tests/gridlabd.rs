@@ -5,11 +5,12 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use broker::artifacts::StoreKind;
 use broker::{Broker, JobId, Status};
 use reqwest::Client;
 use serde_json::{json, Value};
 
-use crate::harness::{job, logged, processes, wait_for, Proc, TestApi, TestRedis};
+use crate::harness::{job, logged, processes, wait_for, Proc, TestApi, TestRedis, TestStore};
 
 /// Six hours of a house, recorded hourly; its floor area comes from the job's options.
 const HOUSE: &str = r#"
@@ -53,22 +54,25 @@ object house {
 }
 "#;
 
-/// Redis, the API (auth off) and a real `sluice-gridlabd` process.
+/// Redis, the API (auth off), a real `sluice-gridlabd` process and their artifact store.
 struct Stack {
     _redis: TestRedis,
     api: TestApi,
     _executor: Proc,
-    _dir: tempfile::TempDir,
+    store: TestStore,
 }
 
 async fn stack() -> Stack {
-    let dir = tempfile::tempdir().unwrap();
-    let artifacts = dir.path().join("artifacts");
+    stack_on(StoreKind::Local).await
+}
+
+async fn stack_on(kind: StoreKind) -> Stack {
+    let store = TestStore::start(kind).await;
     let redis = TestRedis::start();
-    let api = TestApi::start(&redis, |c| c.artifact_dir = artifacts.clone()).await;
+    let api = TestApi::start(&redis, |c| store.apply(c)).await;
     let executor = Command::new(env!("CARGO_BIN_EXE_sluice-gridlabd"))
         .env("SLUICE_REDIS_URL", &redis.url)
-        .env("SLUICE_ARTIFACT_DIR", &artifacts)
+        .envs(store.env())
         .env("SLUICE_LEASE", "10s")
         .stdout(Stdio::null())
         .spawn()
@@ -77,7 +81,7 @@ async fn stack() -> Stack {
         _redis: redis,
         api,
         _executor: Proc(executor),
-        _dir: dir,
+        store,
     }
 }
 
@@ -195,7 +199,59 @@ async fn a_house_model_runs_end_to_end_with_its_recorder_csv_downloadable() {
 
 #[tokio::test]
 async fn an_uploaded_model_runs_with_its_uploaded_input_file() {
-    let s = stack().await;
+    uploaded_model_runs(StoreKind::Local).await;
+}
+
+/// The executor fetches its model and input from the bucket and puts its outputs and log
+/// there; the API serves them from it.
+#[tokio::test]
+async fn an_uploaded_model_runs_with_its_outputs_landing_in_the_bucket() {
+    let t0 = Instant::now();
+    let (s, id) = uploaded_model_runs(StoreKind::S3).await;
+    let names: Vec<String> = s
+        .store
+        .artifacts()
+        .list(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    for name in [
+        "house.glm",
+        "settings.glm",
+        "house1.csv",
+        "gridlabd.attempt-1.log",
+    ] {
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} in the bucket: {names:?}"
+        );
+    }
+    let log = s.download(id, "gridlabd.attempt-1.log").await;
+    assert!(log.contains("sluice-gridlabd: gridlabd 6."), "{log}");
+
+    let id = s.submit(json!({"model": "missing.glm"})).await;
+    let j = wait_for(
+        s.broker(),
+        id,
+        |j| j.status.is_terminal(),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(j.status, Status::Failed, "{j:?}");
+    assert!(
+        j.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no artifact \"missing.glm\""),
+        "{j:?}"
+    );
+    println!("gridlabd with the S3 store: {:?}", t0.elapsed());
+}
+
+async fn uploaded_model_runs(kind: StoreKind) -> (Stack, JobId) {
+    let s = stack_on(kind).await;
     // Submitted with a delay, so its model and input can be uploaded before it runs.
     let r = Client::new()
         .post(s.api.url("/jobs"))
@@ -237,6 +293,7 @@ async fn an_uploaded_model_runs_with_its_uploaded_input_file() {
             .all(|l| l.ends_with(",+777")),
         "the included settings set the area: {csv}"
     );
+    (s, id)
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use redis::AsyncCommands;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::artifacts::Artifacts;
 use crate::config::Config;
 use crate::error::Error;
 use crate::job::{encode, Job, JobId, NewJob, Status, EXTRA_FIELDS};
@@ -71,6 +72,7 @@ pub struct Broker {
     config: Arc<Config>,
     pool: Pool,
     scripts: Arc<Scripts>,
+    artifacts: Artifacts,
 }
 
 impl std::fmt::Debug for Broker {
@@ -86,18 +88,26 @@ impl Broker {
     /// starts its reaper task there).
     ///
     /// # Errors
-    /// [`Error::Config`] when the Redis URL is malformed.
+    /// [`Error::Config`] when the Redis URL is malformed or the artifact store's settings
+    /// are incomplete (`artifact_store = s3` without `S3_BUCKET`, ...).
     pub fn new(config: Config) -> Result<Self, Error> {
         let pool = pool::build(&config)?;
         let scripts = Arc::new(Scripts::new(
             Keys::new(config.prefix.clone()),
             config.stop_list_cap,
         ));
+        let artifacts = Artifacts::from_config(&config)?;
         Ok(Self {
             config: Arc::new(config),
             pool,
             scripts,
+            artifacts,
         })
+    }
+
+    /// The artifact store of this broker's config (`artifact_store`); cheap to clone.
+    pub fn artifacts(&self) -> Artifacts {
+        self.artifacts.clone()
     }
 
     /// The configuration.

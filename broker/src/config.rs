@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::artifacts::{S3Settings, StoreKind};
 use crate::error::Error;
 
 /// Settings shared by the API server, the CLI and the executors.
@@ -57,11 +58,17 @@ pub struct Config {
     /// A PEM file of extra CA certificates trusted for https webhooks, beside the system's
     /// roots (`SLUICE_WEBHOOK_CA`): for receivers behind a private CA.
     pub webhook_ca: Option<std::path::PathBuf>,
+    /// Which store keeps job artifacts (`SLUICE_ARTIFACT_STORE`): `local`, the directory
+    /// `artifact_dir`, or `s3`, the bucket of [`Config::s3`].
+    pub artifact_store: StoreKind,
     /// Where job artifacts (logs, output files) are kept, one directory per job
     /// (`SLUICE_ARTIFACT_DIR`); executors and `sluice serve` must see the same directory.
     pub artifact_dir: std::path::PathBuf,
     /// Largest artifact upload in bytes (`SLUICE_MAX_ARTIFACT_SIZE`; default 1 GiB).
     pub max_artifact_size: u64,
+    /// The bucket of `artifact_store = s3`: not a setting of its own but the `S3_*`
+    /// environment (as the Workflow Service read it), see [`S3Settings::from_env`].
+    pub s3: S3Settings,
     /// Time limit of a StableConfigs `/task` (`SLUICE_SOLVER_TIMEOUT`; StableConfigs: 90 s).
     pub solver_timeout: Duration,
     /// Status words of the StableConfigs face (`SLUICE_STABLECONFIGS_WORDS`): `readme`
@@ -94,8 +101,10 @@ impl Default for Config {
             log_dir: None,
             webhooks: Vec::new(),
             webhook_ca: None,
+            artifact_store: StoreKind::Local,
             artifact_dir: "data/artifacts".into(),
             max_artifact_size: 1 << 30,
+            s3: S3Settings::default(),
             solver_timeout: Duration::from_secs(90),
             stableconfigs_words: "readme".into(),
         }
@@ -103,7 +112,8 @@ impl Default for Config {
 }
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 25] = [
+pub const NAMES: [&str; 26] = [
+    "artifact_store",
     "artifact_dir",
     "max_artifact_size",
     "solver_timeout",
@@ -133,7 +143,8 @@ pub const NAMES: [&str; 25] = [
 
 impl Config {
     /// Defaults, then the file named by `SLUICE_CONFIG` in `env` (if any), then the other
-    /// `SLUICE_*` variables of `env`.
+    /// `SLUICE_*` variables of `env`; the S3 artifact bucket from the `S3_*` (`AWS_*`)
+    /// variables of `env`.
     ///
     /// # Errors
     /// [`Error::Config`] naming the file, variable or value that is wrong.
@@ -147,7 +158,10 @@ impl Config {
             .into_iter()
             .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
             .collect();
-        let mut config = Config::default();
+        let mut config = Config {
+            s3: S3Settings::from_env(&env),
+            ..Config::default()
+        };
         if let Some((_, path)) = env.iter().find(|(k, _)| k == "SLUICE_CONFIG") {
             config.apply_file(Path::new(path))?;
         }
@@ -242,6 +256,9 @@ impl Config {
                     return Err(format!("stableconfigs_words: {v:?} must be readme or code"));
                 }
                 self.stableconfigs_words = v.to_string();
+            }
+            "artifact_store" => {
+                self.artifact_store = v.parse().map_err(|e| format!("artifact_store: {e}"))?;
             }
             "artifact_dir" if v.is_empty() => return Err("artifact_dir: must not be empty".into()),
             "artifact_dir" => self.artifact_dir = v.into(),
@@ -350,6 +367,33 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default()
             .contains("cannot read"));
+    }
+
+    #[test]
+    fn the_artifact_store_is_local_unless_set_to_s3() {
+        assert_eq!(Config::default().artifact_store, StoreKind::Local);
+        let c = Config::load(env(&[
+            ("SLUICE_ARTIFACT_STORE", "s3"),
+            ("S3_BUCKET", "jobs"),
+            ("S3_ENDPOINT_URL", "http://127.0.0.1:9000"),
+        ]))
+        .unwrap_or_default();
+        assert_eq!(c.artifact_store, StoreKind::S3);
+        assert_eq!(c.s3.bucket, "jobs");
+        assert_eq!(c.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(c.s3.region, "us-east-1");
+        let mut c = Config::default();
+        assert!(c.set("artifact_store", "local").is_ok());
+        let e = c.set("artifact_store", "gcs").err().unwrap_or_default();
+        assert!(
+            e.contains("artifact_store") && e.contains("local or s3"),
+            "{e}"
+        );
+        let e = Config::load(env(&[("SLUICE_ARTIFACT_STORE", "ftp")])).err();
+        assert!(e
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("SLUICE_ARTIFACT_STORE"));
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub enum Error {
     /// Bad configuration, found at start-up.
     #[error("config: {0}")]
     Config(String),
+    /// The artifact store (a directory, a bucket) failed to read or write.
+    #[error("artifact store: {0}")]
+    Storage(String),
     /// A stored value could not be encoded or decoded.
     #[error("codec: {0}")]
     Codec(String),

@@ -16,7 +16,8 @@
 //! - [`pool`]: the bb8-redis pool and dedicated connections for blocking reads.
 //! - [`client`]: [`Broker`], the handle the CLI, HTTP server and executors use.
 //! - [`http`]: the warp front-end of `sluice serve` (native API, auth, errors, SSE, metrics).
-//! - [`artifacts`]: files jobs produced, in a local directory per job.
+//! - [`artifacts`]: files jobs produced or were given, behind one handle: a local directory
+//!   per job or an S3-compatible bucket.
 //! - [`workflows`]: DAGs of jobs (`POST /workflows`), checked and ordered before Redis.
 //! - [`pipelines`]: named job templates and their numbered runs (the Workflow Service's).
 //! - [`inputs`]: the files a job starts with (URLs or other jobs' artifacts).

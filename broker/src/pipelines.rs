@@ -345,8 +345,9 @@ impl Broker {
         else {
             return Ok(None);
         };
-        let path = self.artifacts().path(job.id, &log.name)?;
-        Ok(tokio::fs::read(&path)
+        Ok(self
+            .artifacts()
+            .read(job.id, &log.name)
             .await
             .ok()
             .map(|b| String::from_utf8_lossy(&b).into_owned()))

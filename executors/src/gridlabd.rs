@@ -34,6 +34,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use broker::artifacts::Artifacts;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -268,19 +269,17 @@ async fn run_gridlabd(
 
 /// Copies artifact `name` of job `id` into `dir`.
 async fn copy_in(
-    store: &broker::artifacts::LocalStore,
+    store: &Artifacts,
     id: broker::JobId,
     name: &str,
     dir: &Path,
 ) -> Result<(), JobError> {
-    let from = store
-        .path(id, name)
-        .map_err(|e| JobError::Fatal(e.to_string()))?;
-    match tokio::fs::copy(&from, dir.join(name)).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(JobError::Fatal(format!(
+    match store.fetch(id, name, &dir.join(name)).await {
+        Ok(()) => Ok(()),
+        Err(broker::Error::Missing(_)) => Err(JobError::Fatal(format!(
             "job {id} has no artifact {name:?} (upload it with PUT /jobs/{id}/artifacts/{name})"
         ))),
+        Err(e @ broker::Error::Invalid(_)) => Err(JobError::Fatal(e.to_string())),
         Err(e) => Err(JobError::Retry(format!("cannot copy artifact {name}: {e}"))),
     }
 }
@@ -288,7 +287,7 @@ async fn copy_in(
 /// Stores every file under `dir` except the `placed` ones as an artifact of job `id`
 /// (subdirectories flattened with `_`); returns their names.
 async fn collect_outputs(
-    store: &broker::artifacts::LocalStore,
+    store: &Artifacts,
     id: broker::JobId,
     dir: &Path,
     placed: &[String],
@@ -319,11 +318,8 @@ async fn collect_outputs(
                 tracing::warn!(job = %id, file = %name, "output not kept: reserved or bad name");
                 continue;
             }
-            let to = store
-                .create(id, &name)
-                .await
-                .map_err(|e| JobError::Retry(e.to_string()))?;
-            tokio::fs::copy(entry.path(), &to)
+            store
+                .put_file(id, &name, &entry.path())
                 .await
                 .map_err(|e| JobError::Retry(format!("cannot store {name}: {e}")))?;
             names.push(name);

@@ -8,8 +8,12 @@
 //! otherwise reach the events only when the program ends).
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+use broker::artifacts::Artifacts;
+use broker::JobId;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, Mutex};
@@ -214,11 +218,69 @@ pub(crate) async fn read_lines(pipe: impl AsyncRead + Unpin, mut emit: impl FnMu
     }
 }
 
+/// Where a run's console is written: in place in a local store, where it can be downloaded
+/// while it grows; otherwise (a bucket takes whole files) a temp file stored as the
+/// artifact when the program is done, and deleted.
+struct LogFile {
+    path: PathBuf,
+    /// True when `path` is a temp file to store and delete afterwards.
+    aside: bool,
+}
+
+impl LogFile {
+    /// Creates the log of job `id` (artifact `name`).
+    async fn create(
+        store: &Artifacts,
+        id: JobId,
+        name: &str,
+    ) -> Result<(Self, tokio::fs::File), JobError> {
+        let live = store
+            .live_path(id, name)
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        let log = match live {
+            Some(path) => Self { path, aside: false },
+            None => Self {
+                path: std::env::temp_dir().join(format!(
+                    "sluice-{id}-{}-{name}",
+                    uuid::Uuid::new_v4().simple()
+                )),
+                aside: true,
+            },
+        };
+        let file = tokio::fs::File::create(&log.path)
+            .await
+            .map_err(|e| JobError::Retry(format!("cannot write {}: {e}", log.path.display())))?;
+        Ok((log, file))
+    }
+
+    /// Stores a log written aside as artifact `name` of job `id` (best effort, as the live
+    /// writes are: a store that fails is logged, the job's outcome stands) and deletes it.
+    async fn finish(self, store: &Artifacts, id: JobId, name: &str) {
+        if !self.aside {
+            return;
+        }
+        if let Err(e) = store.put_file(id, name, &self.path).await {
+            tracing::warn!(job = %id, artifact = name, error = %e, "cannot store the log");
+        }
+        self.discard().await;
+    }
+
+    /// Deletes a log written aside.
+    async fn discard(self) {
+        if self.aside {
+            let _ = tokio::fs::remove_file(&self.path).await;
+        }
+    }
+}
+
 /// Runs `cmd` for `job` as the process-running kinds do: its console goes to the artifact
 /// `log_name` and the job's events ([`Console`]); it runs in its own process group, with
 /// piped output and no stdin; a stop (request, timeout, shutdown) kills the group at once,
 /// and the group is killed in any case once the child is gone (no grandchild outlives it).
-/// `label` names the program in errors.
+/// `label` names the program in errors. With a local store the log artifact grows as the
+/// program writes; with a bucket it is stored when the program is done ([`LogFile`]), and
+/// until then the lines are in the job's events.
 ///
 /// # Errors
 /// [`JobError::Retry`] when the log cannot be written or the program cannot be started or
@@ -231,24 +293,21 @@ pub(crate) async fn run(
     ctx: &JobContext,
     notable: fn(&str) -> bool,
 ) -> Result<(std::process::ExitStatus, Lines), JobError> {
-    let log_path = ctx
-        .broker()
-        .artifacts()
-        .create(job.id, log_name)
-        .await
-        .map_err(|e| JobError::Retry(e.to_string()))?;
-    let log_file = tokio::fs::File::create(&log_path)
-        .await
-        .map_err(|e| JobError::Retry(format!("cannot write {}: {e}", log_path.display())))?;
+    let store = ctx.broker().artifacts();
+    let (log, log_file) = LogFile::create(&store, job.id, log_name).await?;
     cmd.env("SLUICE_JOB_ID", job.id.to_string())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| JobError::Retry(format!("cannot start {label}: {e}")))?;
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            log.discard().await;
+            return Err(JobError::Retry(format!("cannot start {label}: {e}")));
+        }
+    };
     let pid = child.id();
     let console = Console::start(&mut child, log_file, ctx, notable);
     let ended = tokio::select! {
@@ -260,6 +319,7 @@ pub(crate) async fn run(
         let _ = child.wait().await;
     }
     let lines = console.finish(ctx).await;
+    log.finish(&store, job.id, log_name).await;
     let status = ended?.map_err(|e| JobError::Retry(format!("waiting for {label}: {e}")))?;
     Ok((status, lines))
 }

@@ -6,7 +6,6 @@
 //! keeps the later one. Runs again on every attempt (idempotent).
 
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
 
 use broker::inputs::{decode, is_console_log, Input};
 use broker::{Broker, JobId};
@@ -68,19 +67,12 @@ async fn copy(
     to: JobId,
     to_name: &str,
 ) -> Result<(), JobError> {
-    let store = b.artifacts();
-    let src = store
-        .path(from, name)
-        .map_err(|e| JobError::Fatal(e.to_string()))?;
-    let dst = store
-        .create(to, to_name)
-        .await
-        .map_err(|e| JobError::Retry(e.to_string()))?;
-    match tokio::fs::copy(&src, &dst).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(JobError::Fatal(format!(
+    match b.artifacts().copy_as(from, name, to, to_name).await {
+        Ok(()) => Ok(()),
+        Err(broker::Error::Missing(_)) => Err(JobError::Fatal(format!(
             "input {to_name:?}: job {from} has no artifact {name:?}"
         ))),
+        Err(e @ broker::Error::Invalid(_)) => Err(JobError::Fatal(e.to_string())),
         Err(e) => Err(JobError::Retry(format!("input {to_name:?}: {e}"))),
     }
 }
@@ -99,39 +91,14 @@ async fn download(b: &Broker, url: &str, id: JobId, name: &str) -> Result<(), Jo
     if !status.is_success() {
         return Err(JobError::Retry(format!("{what}: HTTP {status}")));
     }
-    let store = b.artifacts();
-    let dst = store
-        .create(id, name)
-        .await
-        .map_err(|e| JobError::Retry(e.to_string()))?;
-    let part = dst.with_file_name(format!(".input-{}", uuid::Uuid::new_v4().simple()));
-    let written = async {
-        let mut file = tokio::fs::File::create(&part).await?;
-        let mut body = reply.bytes_stream();
-        let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(std::io::Error::other)?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Ok(None);
-            }
-            file.write_all(&chunk).await?;
-        }
-        file.flush().await?;
-        Ok::<_, std::io::Error>(Some(size))
-    }
-    .await;
-    let outcome = match written {
-        Ok(Some(_)) => tokio::fs::rename(&part, &dst)
-            .await
-            .map_err(|e| JobError::Retry(format!("{what}: {e}"))),
+    let body = reply
+        .bytes_stream()
+        .map(|c| c.map_err(std::io::Error::other));
+    match b.artifacts().put_stream(id, name, body, limit).await {
+        Ok(Some(_)) => Ok(()),
         Ok(None) => Err(JobError::Fatal(format!(
             "{what}: over max_artifact_size ({limit} bytes)"
         ))),
         Err(e) => Err(JobError::Retry(format!("{what}: {e}"))),
-    };
-    if outcome.is_err() {
-        let _ = tokio::fs::remove_file(&part).await;
     }
-    outcome
 }

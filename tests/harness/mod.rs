@@ -1,10 +1,13 @@
-//! Test harness: a real redis-server per test, brokers over it, and the `sluice` binary.
+//! Test harness: a real redis-server per test, brokers over it, the `sluice` binary, and
+//! artifact stores (a temp dir, or a bucket on a real S3-compatible server, harness/s3.rs).
 
 pub mod redis;
+pub mod s3;
 
 use broker::{Broker, Config, Job, JobId};
 
 pub use self::redis::TestRedis;
+pub use self::s3::TestStore;
 
 /// A broker over `redis` with short, test-friendly durations and the given tweaks.
 pub fn broker(redis: &TestRedis, tweak: impl FnOnce(&mut Config)) -> Broker {

@@ -1,12 +1,14 @@
-//! `GET /jobs/{id}/artifacts` lists a job's files; `GET /jobs/{id}/artifacts/{name}` streams
-//! one (warp's file server over the artifact directory, after the caller and the name are
-//! checked: Content-Length, Content-Type by extension, Range requests).
+//! `GET /jobs/{id}/artifacts` lists a job's files; `PUT /jobs/{id}/artifacts/{name}` stores
+//! one; `GET /jobs/{id}/artifacts/{name}` streams one after the caller and the name are
+//! checked: Content-Length, Content-Type by extension, Range requests (warp's file server
+//! over a local store; the object's stream, one range at most, from a bucket).
 
 use bytes::Buf;
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
-use warp::http::StatusCode;
+use warp::filters::BoxedFilter;
+use warp::http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
+use warp::http::{HeaderValue, StatusCode};
 use warp::{Filter, Rejection, Reply};
 
 use crate::apikeys::Account;
@@ -34,82 +36,44 @@ pub async fn list(id: JobId, b: Broker, who: Account) -> Result<warp::reply::Res
 }
 
 /// `PUT /jobs/{id}/artifacts/{name}`: stores the body as artifact `name` of job `id`,
-/// streamed to disk chunk by chunk (memory stays flat whatever the size) and refused with
-/// 413 past `max_artifact_size`. The file appears whole or not at all (written aside, then
-/// renamed). Answers 201 `{name, size, url}`.
+/// streamed to the store chunk by chunk (memory stays flat whatever the size) and refused
+/// with 413 past `max_artifact_size`. The artifact appears whole or not at all. Answers 201
+/// `{name, size, url}`.
 pub async fn upload(
     id: JobId,
     raw_name: String,
     b: Broker,
     who: Account,
-    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
+    body: impl Stream<Item = Result<impl Buf + Send + 'static, warp::Error>> + Send + 'static,
 ) -> Result<warp::reply::Response, Rejection> {
     let name = percent_decode(&raw_name)?;
     validate_name(&name)?;
     visible(&b, &who, id).await?;
-    let store = b.artifacts();
-    let path = store.create(id, &name).await?;
-    let part = path.with_file_name(format!(".upload-{}", uuid::Uuid::new_v4().simple()));
     let limit = b.config().max_artifact_size;
-    let written = write_capped(&part, Box::pin(body), limit).await;
-    let size = match written {
-        Ok(Some(size)) => size,
-        Ok(None) => {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Ok(crate::http::errors::reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("artifact over max_artifact_size ({limit} bytes)"),
-            ));
-        }
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(Error::Invalid(format!("upload of {name:?} failed: {e}")).into());
-        }
+    let body = body.map(|chunk| {
+        chunk
+            .map(|mut buf| buf.copy_to_bytes(buf.remaining()))
+            .map_err(std::io::Error::other)
+    });
+    let Some(size) = b.artifacts().put_stream(id, &name, body, limit).await? else {
+        return Ok(crate::http::errors::reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("artifact over max_artifact_size ({limit} bytes)"),
+        ));
     };
-    tokio::fs::rename(&part, &path)
-        .await
-        .map_err(|e| Error::Config(format!("storing {name:?}: {e}")))?;
     let body = json!({"name": name, "size": size, "url": format!("/jobs/{id}/artifacts/{name}")});
     Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED).into_response())
 }
 
-/// Writes `body` to `path`; None when it grows past `limit` bytes.
-async fn write_capped(
-    path: &std::path::Path,
-    mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
-    limit: u64,
-) -> Result<Option<u64>, String> {
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut size: u64 = 0;
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|e| e.to_string())?;
-        size += chunk.remaining() as u64;
-        if size > limit {
-            return Ok(None);
-        }
-        while chunk.has_remaining() {
-            let n = {
-                let bytes = chunk.chunk();
-                file.write_all(bytes).await.map_err(|e| e.to_string())?;
-                bytes.len()
-            };
-            chunk.advance(n);
-        }
-    }
-    file.flush().await.map_err(|e| e.to_string())?;
-    Ok(Some(size))
-}
-
-/// `GET /jobs/{id}/artifacts/{name}`: the file, streamed from the artifact directory.
+/// `GET /jobs/{id}/artifacts/{name}`: the artifact, streamed, once the caller and the name
+/// are checked. A local store is served by `warp::fs::dir`; a bucket's object is streamed
+/// through with its length, a Content-Type guessed from the name, and one `Range` honoured.
 pub fn download(
     b: Broker,
     who: impl Filter<Extract = (Account,), Error = Rejection> + Clone + Send + Sync + 'static,
-) -> impl Filter<Extract = (warp::fs::File,), Error = Rejection> + Clone {
-    let root = b.config().artifact_dir.clone();
-    warp::get()
+) -> BoxedFilter<(warp::reply::Response,)> {
+    let checked = warp::get()
         .and(warp::path::peek())
         .and_then(|tail: warp::path::Peek| async move {
             // The tail is "<id>/artifacts/<name>" (the route starts after "/jobs").
@@ -123,18 +87,136 @@ pub fn download(
             Ok::<_, Rejection>((id, name))
         })
         .and(who)
-        .and_then(move |(id, name): (JobId, String), who: Account| {
+        .and_then({
             let b = b.clone();
-            async move {
-                visible(&b, &who, id).await?;
-                if !b.artifacts().path(id, &name)?.is_file() {
-                    return Err(Error::Missing(format!("artifact {name:?} of job {id}")).into());
+            move |(id, name): (JobId, String), who: Account| {
+                let b = b.clone();
+                async move {
+                    visible(&b, &who, id).await?;
+                    Ok::<_, Rejection>((id, name))
                 }
-                Ok::<(), Rejection>(())
             }
-        })
-        .untuple_one()
-        .and(warp::fs::dir(root))
+        });
+    match b.artifacts().local_dir() {
+        Some(root) => {
+            let store = b.artifacts();
+            checked
+                .and_then(move |(id, name): (JobId, String)| {
+                    let store = store.clone();
+                    async move {
+                        // Say which artifact is missing, rather than warp's bare 404.
+                        store.size(id, &name).await?;
+                        Ok::<(), Rejection>(())
+                    }
+                })
+                .untuple_one()
+                .and(warp::fs::dir(root.to_path_buf()))
+                .map(|f: warp::fs::File| f.into_response())
+                .boxed()
+        }
+        None => checked
+            .and(warp::header::optional::<String>("range"))
+            .and_then(move |(id, name): (JobId, String), range: Option<String>| {
+                let b = b.clone();
+                async move { stream(&b, id, &name, range.as_deref()).await }
+            })
+            .boxed(),
+    }
+}
+
+/// Artifact `name` of job `id` from a store without local files, whole (200) or the one
+/// byte range the client asked for (206, or 416 when it lies outside).
+async fn stream(
+    b: &Broker,
+    id: JobId,
+    name: &str,
+    range: Option<&str>,
+) -> Result<warp::reply::Response, Rejection> {
+    let store = b.artifacts();
+    let wanted = match range.and_then(parse_range) {
+        None => None,
+        Some(r) => {
+            let size = store.size(id, name).await?;
+            match r.within(size) {
+                Some(r) => Some(r),
+                None => {
+                    let mut resp = warp::reply::with_status(
+                        warp::reply::Response::default(),
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                    )
+                    .into_response();
+                    resp.headers_mut()
+                        .insert(CONTENT_RANGE, header(format!("bytes */{size}")));
+                    return Ok(resp);
+                }
+            }
+        }
+    };
+    let partial = wanted.is_some();
+    let opened = store.open(id, name, wanted).await?;
+    let (size, range) = (opened.size, opened.range.clone());
+    let mime = mime_guess::from_path(name).first_or_octet_stream();
+    let mut resp = warp::reply::stream(sync_wrapper::SyncStream::new(opened.body)).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        CONTENT_LENGTH,
+        header((range.end - range.start).to_string()),
+    );
+    h.insert(CONTENT_TYPE, header(mime.to_string()));
+    h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if partial {
+        let last = range.end.saturating_sub(1);
+        h.insert(
+            CONTENT_RANGE,
+            header(format!("bytes {}-{last}/{size}", range.start)),
+        );
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    Ok(resp)
+}
+
+fn header(v: String) -> HeaderValue {
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// One byte range of a `Range` header, as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ByteRange {
+    /// `bytes=a-b` (b inclusive) or `bytes=a-` (b = None).
+    From(u64, Option<u64>),
+    /// `bytes=-n`: the last n bytes.
+    Last(u64),
+}
+
+impl ByteRange {
+    /// The bytes it means in an artifact of `size` bytes; None when it lies outside.
+    fn within(self, size: u64) -> Option<std::ops::Range<u64>> {
+        let r = match self {
+            ByteRange::From(a, b) => a..b.map_or(size, |b| b.saturating_add(1).min(size)),
+            ByteRange::Last(n) => size.saturating_sub(n)..size,
+        };
+        (r.start < r.end).then_some(r)
+    }
+}
+
+/// A `Range` header of one byte range; None for anything else (several ranges, other
+/// units, bad syntax), which is answered with the whole artifact as RFC 9110 allows.
+fn parse_range(h: &str) -> Option<ByteRange> {
+    let spec = h.trim().strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let num = |s: &str| s.trim().parse::<u64>().ok();
+    match (a.trim().is_empty(), b.trim().is_empty()) {
+        (true, false) => num(b).filter(|n| *n > 0).map(ByteRange::Last),
+        (false, true) => num(a).map(|a| ByteRange::From(a, None)),
+        (false, false) => {
+            let (a, b) = (num(a)?, num(b)?);
+            (a <= b).then_some(ByteRange::From(a, Some(b)))
+        }
+        (true, true) => None,
+    }
 }
 
 /// Decodes %XX escapes of a path segment (names may hold spaces).
@@ -158,4 +240,34 @@ fn percent_decode(raw: &str) -> Result<String, Rejection> {
         }
     }
     String::from_utf8(out).map_err(|_| Error::Invalid(format!("{raw:?} is not UTF-8")).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_byte_range_is_understood_and_clipped_to_the_artifact() {
+        let r = |h: &str, size: u64| parse_range(h).and_then(|r| r.within(size));
+        assert_eq!(r("bytes=0-99", 1000), Some(0..100));
+        assert_eq!(r("bytes=900-", 1000), Some(900..1000));
+        assert_eq!(r("bytes=-10", 1000), Some(990..1000));
+        assert_eq!(r("bytes=-5000", 1000), Some(0..1000));
+        assert_eq!(r("bytes=990-2000", 1000), Some(990..1000));
+        assert_eq!(r("bytes=1000-", 1000), None, "past the end: 416");
+        assert_eq!(
+            parse_range("bytes=1000-").map(|r| r.within(1000)),
+            Some(None)
+        );
+        for ignored in [
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=5-1",
+            "bytes=-0",
+            "bytes=x-",
+            "bytes=-",
+        ] {
+            assert_eq!(parse_range(ignored), None, "{ignored}");
+        }
+    }
 }

@@ -252,7 +252,6 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         .boxed();
     let artifact_get: Route = warp::path("jobs")
         .and(artifacts::download(b.clone(), who.clone()))
-        .map(|f: warp::fs::File| warp::Reply::into_response(f))
         .boxed();
     let sc_task: Route = warp::path!("task")
         .and(warp::post())
