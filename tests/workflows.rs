@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{Proc, TestApi, TestRedis};
+use crate::harness::{Proc, TestApi, TestRedis, TestStore};
+use broker::artifacts::StoreKind;
 use broker::JobId;
 
 const ACTIONS: &str = r#"
@@ -18,7 +19,24 @@ params = "none"
 [actions.fail]
 argv = ["sh", "-c", "echo broken >&2; exit 3"]
 params = "none"
+
+[actions.model]
+argv = ["python3", "-c", "import sys; open(sys.argv[1] + '/feeder.glm', 'w').write(sys.argv[2].replace('AREA', sys.argv[3]))", "{output_dir}", "{model}", "{area}"]
+params = "none"
+files = true
+
+[actions.summary]
+argv = ["python3", "-c", "import csv, sys; rows = [r for r in csv.reader(open(sys.argv[1] + '/house1.csv')) if r and not r[0].startswith('#')]; open(sys.argv[2] + '/summary.txt', 'w').write('%d rows, area %s' % (len(rows), rows[0][3]))", "{input_dir}", "{output_dir}"]
+params = "none"
+files = true
 "#;
+
+/// Six hours of a house, recorded hourly; AREA is filled in by the first node.
+const HOUSE: &str = "clock { timezone PST+8PDT; starttime '2020-01-01 00:00:00'; stoptime '2020-01-01 06:00:00'; }
+module tape;
+module residential { implicit_enduses NONE; }
+object house { name house1; floor_area AREA; heating_system_type HEAT_PUMP;
+  object recorder { property air_temperature,outdoor_temperature,floor_area; interval 3600; file house1.csv; }; }";
 
 fn executor(redis: &TestRedis, config: &Path, exec_size: usize) -> Proc {
     Proc(
@@ -363,4 +381,84 @@ async fn cycles_unknown_names_and_dangling_edges_are_refused_and_nothing_is_crea
         "0",
         "nothing created"
     );
+}
+
+/// model (command) -> simulate (gridlabd) -> summary (command): each node's outputs reach
+/// its child as input files through the artifact store.
+async fn files_flow_from_parents_to_children(kind: StoreKind) {
+    let store = TestStore::start(kind).await;
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| store.apply(c)).await;
+    let (_dir, config) = actions();
+    let spawn = |program: &str, args: &[&str]| {
+        Proc(
+            Command::new(program)
+                .args(args)
+                .env_remove("SLUICE_CONFIG")
+                .env("SLUICE_REDIS_URL", &redis.url)
+                .envs(store.env())
+                .env("SLUICE_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start an executor"),
+        )
+    };
+    let _command = spawn(
+        env!("CARGO_BIN_EXE_sluice-command"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let _gridlabd = spawn(env!("CARGO_BIN_EXE_sluice-gridlabd"), &[]);
+    let (status, made) = post(&api, &json!({
+        "name": "feeder",
+        "nodes": [
+            {"name": "model", "executor": "command", "params": {"action": "model", "model": HOUSE, "area": 1234}},
+            {"name": "simulate", "executor": "gridlabd", "params": {"model": "feeder.glm"}, "depends_on": ["model"], "max_attempts": 1},
+            {"name": "summary", "executor": "command", "params": {"action": "summary"}, "depends_on": ["simulate"]}
+        ]
+    })).await;
+    assert_eq!(status, 201, "{made}");
+    let wf = finished(&api, made["id"].as_u64().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(wf["status"], "COMPLETED", "{wf:#}");
+    let summary = JobId(made["jobs"]["summary"].as_u64().unwrap());
+    let text = String::from_utf8(
+        api.broker
+            .artifacts()
+            .read(summary, "summary.txt")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        text, "6 rows, area +1234",
+        "the simulation's CSV reached the last node"
+    );
+    // The child got its parents' outputs, not their console logs.
+    let names: Vec<String> = api
+        .broker
+        .artifacts()
+        .list(summary)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert!(
+        names.contains(&"house1.csv".to_string()) && names.contains(&"feeder.glm".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("gridlabd.attempt-")),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn files_flow_from_parents_to_children_through_the_local_store() {
+    files_flow_from_parents_to_children(StoreKind::Local).await;
+}
+
+#[tokio::test]
+async fn files_flow_from_parents_to_children_through_an_s3_bucket() {
+    files_flow_from_parents_to_children(StoreKind::S3).await;
 }

@@ -10,6 +10,7 @@
 //! env = { LANG = "C" }               # optional, added to the executor's environment
 //! timeout = "2h"                     # optional: the action's own limit (TIMED_OUT)
 //! params = "stdin"                   # stdin (default) | file ({params_file}) | none
+//! files = true                       # optional: a fresh working directory with input/, output/
 //! ```
 //!
 //! `{name}` in an argv element is replaced by the job's param `name` (strings as they are,
@@ -19,6 +20,14 @@
 //! stop or timeout. Exit 0: stdout is the result, parsed as JSON when it is JSON, else kept
 //! as text. Non-zero exit: the job fails with the exit status and the tail of stderr, and is
 //! retried while attempts are left.
+//!
+//! With `files = true` (the Workflow Service's pipelines) each attempt runs in a fresh
+//! directory (unless `cwd` is set) holding `input/`, with every artifact of the job (its
+//! uploads, its inputs, a workflow member's parents' outputs; console logs excepted), and
+//! `output/`, whose files become artifacts of the job when the program exits 0. Both are
+//! `{input_dir}` / `{output_dir}` in templates and `SLUICE_INPUT_DIR` / `SLUICE_OUTPUT_DIR`
+//! (and the service's `OPENFIDO_INPUT` / `OPENFIDO_OUTPUT`) in the environment. The
+//! directory is removed afterwards.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +40,7 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
+use crate::staging::Workdir;
 
 /// Most stdout kept as the result.
 const STDOUT_LIMIT: usize = 16 * 1024 * 1024;
@@ -66,6 +76,9 @@ pub struct Action {
     /// How params are passed.
     #[serde(default)]
     pub params: ParamsVia,
+    /// A fresh working directory with the job's artifacts in `input/` and `output/` kept.
+    #[serde(default)]
+    pub files: bool,
 }
 
 /// The whole config file.
@@ -96,6 +109,15 @@ impl CommandConfig {
         for (name, a) in &c.actions {
             if a.argv.is_empty() || a.argv[0].is_empty() {
                 return Err(format!("action {name}: argv must name a program"));
+            }
+            let dirs = a
+                .argv
+                .iter()
+                .any(|t| t.contains("{input_dir}") || t.contains("{output_dir}"));
+            if dirs && !a.files {
+                return Err(format!(
+                    "action {name}: {{input_dir}} and {{output_dir}} need files = true"
+                ));
             }
             if let Some(t) = &a.timeout {
                 humantime::parse_duration(t)
@@ -180,8 +202,54 @@ impl CommandExecutor {
 impl Executor for CommandExecutor {
     fn run(&self, job: JobInput, ctx: JobContext) -> JobFuture {
         let config = self.config.clone();
-        Box::pin(async move { run_action(&config, job, ctx).await })
+        Box::pin(async move {
+            let (name, action) = resolve(&config, &job)?;
+            if !action.files {
+                return run_action(name, action, job, ctx, None).await;
+            }
+            let dir = Workdir::create("command", job.id, job.attempt).await?;
+            let store = ctx.broker().artifacts().clone();
+            let id = job.id;
+            let ran = async {
+                crate::staging::artifacts_into(&store, id, &dir.input).await?;
+                let result = run_action(name, action, job, ctx, Some(&dir)).await?;
+                crate::staging::keep_outputs(&store, id, &dir.output, &[], "").await?;
+                Ok(result)
+            }
+            .await;
+            dir.remove().await;
+            ran
+        })
     }
+}
+
+/// The action a job names.
+fn resolve<'c>(
+    config: &'c CommandConfig,
+    job: &JobInput,
+) -> Result<(&'c str, &'c Action), JobError> {
+    let Value::Object(params) = &job.params else {
+        return Err(JobError::Fatal(
+            "params must be a JSON object with an \"action\"".into(),
+        ));
+    };
+    let name = params
+        .get("action")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            JobError::Fatal("params need \"action\": the name of a configured action".into())
+        })?;
+    config
+        .actions
+        .get_key_value(name)
+        .map(|(n, a)| (n.as_str(), a))
+        .ok_or_else(|| {
+            let known: Vec<&str> = config.actions.keys().map(String::as_str).collect();
+            JobError::Fatal(format!(
+                "unknown action {name:?}; configured: {}",
+                known.join(", ")
+            ))
+        })
 }
 
 async fn read_all(mut r: impl AsyncRead + Unpin, limit: usize, keep_tail: bool) -> Vec<u8> {
@@ -215,28 +283,15 @@ pub(crate) fn kill_group(pid: Option<u32>) {
 }
 
 async fn run_action(
-    config: &CommandConfig,
+    name: &str,
+    action: &Action,
     job: JobInput,
     ctx: JobContext,
+    dir: Option<&Workdir>,
 ) -> Result<Value, JobError> {
     let Value::Object(params) = &job.params else {
-        return Err(JobError::Fatal(
-            "params must be a JSON object with an \"action\"".into(),
-        ));
+        return Err(JobError::Fatal("params must be a JSON object".into()));
     };
-    let name = params
-        .get("action")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            JobError::Fatal("params need \"action\": the name of a configured action".into())
-        })?;
-    let action = config.actions.get(name).ok_or_else(|| {
-        let known: Vec<&str> = config.actions.keys().map(String::as_str).collect();
-        JobError::Fatal(format!(
-            "unknown action {name:?}; configured: {}",
-            known.join(", ")
-        ))
-    })?;
     let params_json =
         serde_json::to_vec(&job.params).map_err(|e| JobError::Fatal(e.to_string()))?;
     let params_file = match action.params {
@@ -255,6 +310,10 @@ async fn run_action(
     known.insert("attempt", job.attempt.to_string());
     if let Some(p) = &params_file {
         known.insert("params_file", p.display().to_string());
+    }
+    if let Some(d) = dir {
+        known.insert("input_dir", d.input.display().to_string());
+        known.insert("output_dir", d.output.display().to_string());
     }
     let argv = action
         .argv
@@ -279,8 +338,15 @@ async fn run_action(
     if let Some(p) = &params_file {
         cmd.env("SLUICE_PARAMS_FILE", p);
     }
-    if let Some(dir) = &action.cwd {
-        cmd.current_dir(dir);
+    if let Some(d) = dir {
+        cmd.current_dir(&d.root)
+            .env("SLUICE_INPUT_DIR", &d.input)
+            .env("SLUICE_OUTPUT_DIR", &d.output)
+            .env("OPENFIDO_INPUT", &d.input)
+            .env("OPENFIDO_OUTPUT", &d.output);
+    }
+    if let Some(cwd) = &action.cwd {
+        cmd.current_dir(cwd);
     }
     let mut child = cmd
         .spawn()
@@ -381,6 +447,14 @@ mod tests {
 
     #[test]
     fn config_is_checked() {
+        assert!(
+            CommandConfig::parse("[actions.a]\nargv = [\"cp\", \"{input_dir}/x\", \".\"]")
+                .is_err_and(|e| e.contains("files = true"))
+        );
+        assert!(CommandConfig::parse(
+            "[actions.a]\nargv = [\"cp\", \"{input_dir}/x\", \"{output_dir}\"]\nfiles = true"
+        )
+        .is_ok());
         assert!(CommandConfig::parse("[actions.a]\nargv = [\"true\"]\n").is_ok());
         assert!(CommandConfig::parse("[actions.a]\nargv = []\n").is_err());
         assert!(CommandConfig::parse("[actions.a]\nargv = [\"x\"]\ntimeout = \"soon\"\n").is_err());

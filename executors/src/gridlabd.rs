@@ -32,9 +32,8 @@
 //! GridLAB-D prints without a prefix).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use broker::artifacts::Artifacts;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -226,10 +225,10 @@ async fn run_gridlabd(
         Some(text) => tokio::fs::write(workdir.join(&model), text)
             .await
             .map_err(|e| JobError::Retry(format!("cannot write the model: {e}")))?,
-        None => copy_in(&store, job.id, &model, workdir).await?,
+        None => crate::staging::copy_in(&store, job.id, &model, workdir).await?,
     }
     for name in &spec.inputs {
-        copy_in(&store, job.id, name, workdir).await?;
+        crate::staging::copy_in(&store, job.id, name, workdir).await?;
         placed.push(name.clone());
     }
 
@@ -247,7 +246,8 @@ async fn run_gridlabd(
     })
     .await?;
 
-    let artifacts = collect_outputs(&store, job.id, workdir, &placed, &log_name).await?;
+    let artifacts =
+        crate::staging::keep_outputs(&store, job.id, workdir, &placed, &log_name).await?;
     let why = failure(&lines.notable);
     match (status.code(), why) {
         (Some(0), None) => Ok(json!({
@@ -265,68 +265,6 @@ async fn run_gridlabd(
             why.map(|w| format!(" after: {w}")).unwrap_or_default()
         ))),
     }
-}
-
-/// Copies artifact `name` of job `id` into `dir`.
-async fn copy_in(
-    store: &Artifacts,
-    id: broker::JobId,
-    name: &str,
-    dir: &Path,
-) -> Result<(), JobError> {
-    match store.fetch(id, name, &dir.join(name)).await {
-        Ok(()) => Ok(()),
-        Err(broker::Error::Missing(_)) => Err(JobError::Fatal(format!(
-            "job {id} has no artifact {name:?} (upload it with PUT /jobs/{id}/artifacts/{name})"
-        ))),
-        Err(e @ broker::Error::Invalid(_)) => Err(JobError::Fatal(e.to_string())),
-        Err(e) => Err(JobError::Retry(format!("cannot copy artifact {name}: {e}"))),
-    }
-}
-
-/// Stores every file under `dir` except the `placed` ones as an artifact of job `id`
-/// (subdirectories flattened with `_`); returns their names.
-async fn collect_outputs(
-    store: &Artifacts,
-    id: broker::JobId,
-    dir: &Path,
-    placed: &[String],
-    log_name: &str,
-) -> Result<Vec<String>, JobError> {
-    let mut names = Vec::new();
-    let mut todo: Vec<(PathBuf, String)> = vec![(dir.to_path_buf(), String::new())];
-    while let Some((at, prefix)) = todo.pop() {
-        let mut entries = tokio::fs::read_dir(&at)
-            .await
-            .map_err(|e| JobError::Retry(format!("cannot list {}: {e}", at.display())))?;
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            let Some(file) = entry.file_name().to_str().map(String::from) else {
-                continue;
-            };
-            let name = format!("{prefix}{file}");
-            let Ok(kind) = entry.file_type().await else {
-                continue;
-            };
-            if kind.is_dir() {
-                todo.push((entry.path(), format!("{name}_")));
-                continue;
-            }
-            if !kind.is_file() || (prefix.is_empty() && placed.contains(&name)) {
-                continue;
-            }
-            if name == log_name || broker::artifacts::validate_name(&name).is_err() {
-                tracing::warn!(job = %id, file = %name, "output not kept: reserved or bad name");
-                continue;
-            }
-            store
-                .put_file(id, &name, &entry.path())
-                .await
-                .map_err(|e| JobError::Retry(format!("cannot store {name}: {e}")))?;
-            names.push(name);
-        }
-    }
-    names.sort();
-    Ok(names)
 }
 
 #[cfg(test)]

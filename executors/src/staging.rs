@@ -4,7 +4,14 @@
 //! excepted), then the job's own `inputs` ([`broker::inputs`]): URLs downloaded (streamed to
 //! disk, at most `max_artifact_size`), other jobs' artifacts copied. A name given twice
 //! keeps the later one. Runs again on every attempt (idempotent).
+//!
+//! Executor kinds that run programs on files use the rest: [`Workdir`] (a fresh directory
+//! with `input/` and `output/`), [`copy_in`] / [`artifacts_into`] (artifacts into it) and
+//! [`keep_outputs`] (the files a run wrote, back as artifacts).
 
+use std::path::{Path, PathBuf};
+
+use broker::artifacts::Artifacts;
 use futures::StreamExt;
 
 use broker::inputs::{decode, is_console_log, Input};
@@ -100,5 +107,129 @@ async fn download(b: &Broker, url: &str, id: JobId, name: &str) -> Result<(), Jo
             "{what}: over max_artifact_size ({limit} bytes)"
         ))),
         Err(e) => Err(JobError::Retry(format!("{what}: {e}"))),
+    }
+}
+
+/// Copies artifact `name` of job `id` into `dir`.
+pub(crate) async fn copy_in(
+    store: &Artifacts,
+    id: broker::JobId,
+    name: &str,
+    dir: &Path,
+) -> Result<(), JobError> {
+    match store.fetch(id, name, &dir.join(name)).await {
+        Ok(()) => Ok(()),
+        Err(broker::Error::Missing(_)) => Err(JobError::Fatal(format!(
+            "job {id} has no artifact {name:?} (upload it with PUT /jobs/{id}/artifacts/{name})"
+        ))),
+        Err(e @ broker::Error::Invalid(_)) => Err(JobError::Fatal(e.to_string())),
+        Err(e) => Err(JobError::Retry(format!("cannot copy artifact {name}: {e}"))),
+    }
+}
+
+/// Stores every file under `dir` except the `placed` ones (and one named `log_name`, the
+/// console log's own) as an artifact of job `id` (subdirectories flattened with `_`);
+/// returns their names.
+pub(crate) async fn keep_outputs(
+    store: &Artifacts,
+    id: broker::JobId,
+    dir: &Path,
+    placed: &[String],
+    log_name: &str,
+) -> Result<Vec<String>, JobError> {
+    let mut names = Vec::new();
+    let mut todo: Vec<(PathBuf, String)> = vec![(dir.to_path_buf(), String::new())];
+    while let Some((at, prefix)) = todo.pop() {
+        let mut entries = tokio::fs::read_dir(&at)
+            .await
+            .map_err(|e| JobError::Retry(format!("cannot list {}: {e}", at.display())))?;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let Some(file) = entry.file_name().to_str().map(String::from) else {
+                continue;
+            };
+            let name = format!("{prefix}{file}");
+            let Ok(kind) = entry.file_type().await else {
+                continue;
+            };
+            if kind.is_dir() {
+                todo.push((entry.path(), format!("{name}_")));
+                continue;
+            }
+            if !kind.is_file() || (prefix.is_empty() && placed.contains(&name)) {
+                continue;
+            }
+            if name == log_name || broker::artifacts::validate_name(&name).is_err() {
+                tracing::warn!(job = %id, file = %name, "output not kept: reserved or bad name");
+                continue;
+            }
+            store
+                .put_file(id, &name, &entry.path())
+                .await
+                .map_err(|e| JobError::Retry(format!("cannot store {name}: {e}")))?;
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Copies every artifact of job `id` except console logs into `dir`; returns their names.
+///
+/// # Errors
+/// As [`copy_in`]; listing errors are [`JobError::Retry`].
+pub(crate) async fn artifacts_into(
+    store: &Artifacts,
+    id: JobId,
+    dir: &Path,
+) -> Result<Vec<String>, JobError> {
+    let mut names = Vec::new();
+    let listed = store
+        .list(id)
+        .await
+        .map_err(|e| JobError::Retry(e.to_string()))?;
+    for a in listed.into_iter().filter(|a| !is_console_log(&a.name)) {
+        copy_in(store, id, &a.name, dir).await?;
+        names.push(a.name);
+    }
+    Ok(names)
+}
+
+/// A fresh working directory for one attempt: `input/` (the job's files) and `output/`
+/// (what it keeps), removed by [`Workdir::remove`].
+#[derive(Debug)]
+pub(crate) struct Workdir {
+    /// The directory itself.
+    pub(crate) root: PathBuf,
+    /// `root/input`.
+    pub(crate) input: PathBuf,
+    /// `root/output`.
+    pub(crate) output: PathBuf,
+}
+
+impl Workdir {
+    /// Makes `<temp>/sluice-<kind>-<id>-<attempt>-<random>/{input,output}`.
+    pub(crate) async fn create(kind: &str, id: JobId, attempt: u32) -> Result<Self, JobError> {
+        let root = std::env::temp_dir().join(format!(
+            "sluice-{kind}-{id}-{attempt}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let (input, output) = (root.join("input"), root.join("output"));
+        for d in [&input, &output] {
+            tokio::fs::create_dir_all(d)
+                .await
+                .map_err(|e| JobError::Retry(format!("cannot make {}: {e}", d.display())))?;
+        }
+        Ok(Self {
+            root,
+            input,
+            output,
+        })
+    }
+
+    /// Deletes it and everything in it.
+    pub(crate) async fn remove(self) {
+        if let Err(e) = tokio::fs::remove_dir_all(&self.root).await {
+            tracing::warn!(dir = %self.root.display(), error = %e, "cannot remove");
+        }
     }
 }
