@@ -46,6 +46,7 @@ fn executor(redis: &TestRedis, config: &Path, exec_size: usize) -> Proc {
             .env("SLUICE_REDIS_URL", &redis.url)
             .env("SLUICE_EXEC_SIZE", exec_size.to_string())
             .env("SLUICE_PICK_SIZE", exec_size.to_string())
+            .env("SLUICE_LEASE", "2s")
             .env("SLUICE_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -461,4 +462,51 @@ async fn files_flow_from_parents_to_children_through_the_local_store() {
 #[tokio::test]
 async fn files_flow_from_parents_to_children_through_an_s3_bucket() {
     files_flow_from_parents_to_children(StoreKind::S3).await;
+}
+
+#[tokio::test]
+async fn a_workflow_survives_kill_9_of_its_executor_mid_run() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let (_dir, config) = actions();
+    let mut first = executor(&redis, &config, 4);
+    // A chain of 3 and a fan of 6 under it: the kill lands while several nodes run.
+    let nap = json!({"action": "nap", "secs": 0.7});
+    let mut nodes = vec![
+        json!({"name": "a", "executor": "command", "params": nap}),
+        json!({"name": "b", "executor": "command", "params": nap, "depends_on": ["a"]}),
+    ];
+    for i in 0..6 {
+        nodes.push(json!({"name": format!("f{i}"), "executor": "command", "params": nap, "depends_on": ["b"]}));
+    }
+    let (status, made) = post(&api, &json!({"name": "crash", "nodes": nodes})).await;
+    assert_eq!(status, 201, "{made}");
+    let wf_id = made["id"].as_u64().unwrap();
+    // Kill -9 once the fan is running, then start a fresh executor.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&api, wf_id).await["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "RUNNING")
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "the fan never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().unwrap();
+    let _second = executor(&redis, &config, 4);
+    let wf = finished(&api, wf_id, Duration::from_secs(30)).await;
+    assert_eq!(wf["status"], "COMPLETED", "{wf:#}");
+    let reclaimed = wf["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["attempt"] == 2)
+        .count();
+    assert!(
+        reclaimed >= 3,
+        "the killed executor's nodes ran again: {wf:#}"
+    );
 }

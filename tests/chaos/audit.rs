@@ -19,6 +19,8 @@ pub struct JobState {
     pub executor: String,
     /// The `tag` param the chaos submitter gave it, if any.
     pub tag: Option<u64>,
+    /// A workflow member waiting for its parents (field `waiting_on` set).
+    pub waiting: bool,
 }
 
 /// What Redis holds at the end of a run.
@@ -69,6 +71,7 @@ impl Audit {
                     "max_attempts",
                     "executor",
                     "params",
+                    "waiting_on",
                 ])
                 .query_async(&mut c)
                 .await
@@ -95,6 +98,7 @@ impl Audit {
                     max_attempts: num(3),
                     executor,
                     tag,
+                    waiting: f[6].is_some(),
                 },
             );
         }

@@ -11,7 +11,8 @@
 //! 5. attempts grow by one per claim (a graceful hand-back does not count) and never exceed
 //!    max_attempts;
 //! 6. every live job sits in exactly the one structure its status says (PENDING: its queue,
-//!    SCHEDULED: delayed, RUNNING: leases), and nothing there points to a missing hash;
+//!    SCHEDULED: delayed unless waiting for workflow parents, RUNNING: leases), and nothing
+//!    there points to a missing hash;
 //! 7. every accepted terminal write of an executor left its event in the stream.
 //!
 //! Everything it counts goes into a [`Report`]; every breach is a line of
@@ -361,6 +362,8 @@ fn check_structures(audit: &Audit, r: &mut Report) {
     for (id, j) in &audit.jobs {
         let want: Vec<String> = match j.status.as_str() {
             "PENDING" => vec![format!("queue:{}", j.executor)],
+            // A workflow member waiting for its parents sits nowhere until released.
+            "SCHEDULED" if j.waiting => vec![],
             "SCHEDULED" => vec!["delayed".into()],
             "RUNNING" => vec!["leases".into()],
             _ => vec![],

@@ -41,6 +41,7 @@ fn done(status: &str) -> JobState {
         max_attempts: 3,
         executor: "command".into(),
         tag: None,
+        waiting: false,
     }
 }
 
@@ -172,4 +173,26 @@ fn the_checker_catches_attempts_over_the_limit_and_trimmed_history() {
     ] {
         assert!(b.iter().any(|b| b.contains(want)), "{want}: {b:?}");
     }
+}
+
+#[test]
+fn a_workflow_member_waiting_for_its_parents_sits_nowhere() {
+    let (mut ops, mut tailed, mut audit) = clean();
+    ops.push(op(12, "client", "submit", 3, 0, "", true));
+    tailed
+        .events
+        .push(ev(12, 3, "submitted", "SCHEDULED", None));
+    tailed.entries_added += 1;
+    let mut waiting = done("SCHEDULED");
+    waiting.attempt = 0;
+    waiting.waiting = true;
+    audit.jobs.insert(3, waiting);
+    check(&ops, &tailed, &audit, Durability::Strict).assert_clean();
+    audit.delayed = vec![3];
+    let b = breaches(&ops, &tailed, &audit);
+    assert!(
+        b.iter()
+            .any(|b| b.contains("job 3 is SCHEDULED but sits in")),
+        "{b:?}"
+    );
 }
