@@ -30,6 +30,6 @@ local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local refused, f = check_lease(job_key, token, 'executor')
 if refused then return refused end
 local at = rfc3339(now_ms())
-finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
 emit(events_key, id, f[3], 'canceled', 'CANCELED')
+finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
 return {1}

@@ -32,7 +32,7 @@ local refused, f = check_lease(job_key, token, 'result_ttl', 'error',
   'executor')
 if refused then return refused end
 if f[4] then redis.call('HDEL', job_key, 'error') end
+emit(events_key, id, f[5], 'completed', 'COMPLETED')
 finish(job_key, leases_key, prefix, id, 'COMPLETED', rfc3339(now_ms()), f[3],
   'result', ARGV[4])
-emit(events_key, id, f[5], 'completed', 'COMPLETED')
 return {1}

@@ -15,12 +15,13 @@
   ARGV[5] retryable       1 = retry if attempts are left, 0 = fail for good
 
   Returns:
-    {1, status}   the new status: SCHEDULED, PENDING or FAILED
+    {1, status}   the new status: SCHEDULED, PENDING or FAILED; CANCELED when its stop
+                  was requested
     {-1}          no such job                          (404)
     {-3, status}  illegal move: status is not RUNNING  (409)
     {-6, status}  stale lease token                    (409)
 
-  Event: retry_scheduled, retried or failed
+  Event: retry_scheduled, retried, failed or canceled
 ]]
 local job_key, leases_key, delayed_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]

@@ -33,8 +33,8 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT'
   if f[1] ~= 'RUNNING' then
     redis.call('ZREM', leases_key, id)  -- the hash expired or moved on: nothing to recover
   elseif f[2] then
-    finish(job_key, leases_key, prefix, id, 'CANCELED', rfc3339(now), nil)
     emit(events_key, id, f[5], 'canceled', 'CANCELED')
+    finish(job_key, leases_key, prefix, id, 'CANCELED', rfc3339(now), nil)
     canceled = canceled + 1
   else
     local err = 'lease expired on attempt ' .. (f[3] or '?') .. ' (worker ' .. (f[4] or '?') .. ')'

@@ -32,8 +32,8 @@ local refused, f = check_lease(job_key, token, 'executor')
 if refused then return refused end
 local at = rfc3339(now_ms())
 if redis.call('HEXISTS', job_key, 'stop_requested') == 1 then
-  finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
   emit(events_key, id, f[3], 'canceled', 'CANCELED')
+  finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
   return {1, 'CANCELED'}
 end
 redis.call('ZREM', leases_key, id)

@@ -46,8 +46,8 @@ if status == 'PENDING' or status == 'SCHEDULED' then
   announce()
   redis.call('LREM', prefix .. 'queue:' .. f[3], 1, id)
   redis.call('ZREM', delayed_key, id)
-  finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
   emit(events_key, id, f[3], 'canceled', 'CANCELED')
+  finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
   return {1, 'CANCELED'}
 end
 if status == 'RUNNING' then

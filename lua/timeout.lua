@@ -14,12 +14,13 @@
   ARGV[4] error           text shown to people, e.g. "timed out after 90s"
 
   Returns:
-    {1, status}   the new status: SCHEDULED, PENDING or TIMED_OUT
+    {1, status}   the new status: SCHEDULED, PENDING or TIMED_OUT; CANCELED when its stop
+                  was requested
     {-1}          no such job                          (404)
     {-3, status}  illegal move: status is not RUNNING  (409)
     {-6, status}  stale lease token                    (409)
 
-  Event: retry_scheduled, retried or timed_out
+  Event: retry_scheduled, retried, timed_out or canceled
 ]]
 local job_key, leases_key, delayed_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]

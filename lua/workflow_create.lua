@@ -80,7 +80,7 @@ for p, children in pairs(kids) do
   redis.call('HSET', prefix .. 'job_' .. ids[p], 'dependents', table.concat(list, ','))
 end
 redis.call('HSET', wf_key, 'id', wf, 'name', ARGV[2], 'owner', ARGV[3], 'status', 'NOT_STARTED',
-  'on_failure', ARGV[4], 'result_ttl', ARGV[5], 'inputs', ARGV[6],
+  'on_failure', ARGV[4], 'result_ttl', ARGV[5], 'inputs', ARGV[6], 'list_cap', nodes[1].args[9],
   'jobs', table.concat(ids, ','), 'total', #ids, 'done', 0, 'completed', 0,
   'created', at, 'updated', at)
 return {1, wf, ids}

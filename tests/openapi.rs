@@ -65,6 +65,7 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("delete", "/schedules/{name}"),
         ("post", "/workflows"),
         ("get", "/workflows/{id}"),
+        ("post", "/workflows/{id}/stop"),
     ];
     for (m, p) in routes {
         assert!(

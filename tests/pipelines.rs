@@ -66,13 +66,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method, api.url(path));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    api.call(method, path, None, body).await
 }
 
 async fn run_until(api: &TestApi, pipeline: &str, run: &str, state: &str) -> Value {
@@ -478,5 +472,105 @@ async fn the_face_answers_in_the_services_words_and_refuses_what_it_cannot_run()
             .cli(&["HGET", &format!("pipeline_{pid}"), "name"])
             .trim(),
         "p2"
+    );
+}
+
+#[tokio::test]
+async fn inputs_may_copy_only_jobs_the_caller_may_see() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| c.auth = true).await;
+    let b = &api.broker;
+    let ana = broker::apikeys::create(b, "ana", broker::apikeys::Role::Client)
+        .await
+        .unwrap();
+    let bob = broker::apikeys::create(b, "bob", broker::apikeys::Role::Client)
+        .await
+        .unwrap();
+    let submit = |key: String, body: Value| {
+        let api = &api;
+        async move {
+            api.call(reqwest::Method::POST, "/jobs", Some(&key), Some(body))
+                .await
+        }
+    };
+    let (_, bobs) = submit(bob.clone(), json!({"executor": "x"})).await;
+    let bobs = bobs["id"].as_u64().unwrap();
+    let copy = json!([{"name": "secret.csv", "job": bobs}]);
+    let (status, v) = submit(ana.clone(), json!({"executor": "x", "inputs": copy})).await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        format!("invalid request: input \"secret.csv\": job {bobs} not found")
+    );
+    let (status, _) = submit(bob.clone(), json!({"executor": "x", "inputs": copy})).await;
+    assert_eq!(status, 201, "his own job's files are his to use");
+    let (_, pipeline) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/pipelines",
+            Some(&ana),
+            Some(json!({"name": "p", "executor": "x"})),
+        )
+        .await;
+    let runs = format!("/v1/pipelines/{}/runs", pipeline["uuid"].as_str().unwrap());
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            &runs,
+            Some(&ana),
+            Some(json!({"inputs": copy})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let wf = json!({"name": "w", "inputs": copy, "nodes": [{"name": "a", "executor": "x"}]});
+    let (status, _) = api
+        .call(reqwest::Method::POST, "/workflows", Some(&ana), Some(wf))
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_stop_interrupts_an_input_download_that_hangs() {
+    let s = setup().await;
+    // A server that accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/slow.csv", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let (id, _) = {
+        let mut nj = s
+            .api
+            .broker
+            .new_job("command", json!({"action": "hello", "name": "x"}));
+        nj.extra.push((
+            "inputs".into(),
+            json!([{"name": "slow.csv", "url": url}]).to_string(),
+        ));
+        s.api.broker.submit(&nj).await.unwrap()
+    };
+    crate::harness::wait_for(
+        &s.api.broker,
+        id,
+        |j| j.status == broker::Status::Running,
+        Duration::from_secs(10),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t0 = Instant::now();
+    s.api.broker.stop(id).await.unwrap();
+    crate::harness::wait_for(
+        &s.api.broker,
+        id,
+        |j| j.status == broker::Status::Canceled,
+        Duration::from_secs(5),
+    )
+    .await;
+    println!(
+        "canceled {} ms after the stop, mid-download",
+        t0.elapsed().as_millis()
     );
 }

@@ -63,14 +63,13 @@ fn actions() -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 async fn post(api: &TestApi, body: &Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(api.url("/workflows"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    api.call(
+        reqwest::Method::POST,
+        "/workflows",
+        None,
+        Some(body.clone()),
+    )
+    .await
 }
 
 async fn get(api: &TestApi, id: u64) -> Value {
@@ -271,12 +270,11 @@ async fn a_failing_node_cancels_exactly_its_descendants_when_asked() {
     let d = history(&api, JobId(made["jobs"]["d"].as_u64().unwrap())).await;
     assert!(when(&d, "claimed").is_none(), "d never ran: {d:?}");
     // A member is not retried alone: its workflow has moved on.
-    let retry = reqwest::Client::new()
-        .post(api.url(&format!("/jobs/{}/retry", made["jobs"]["b"])))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(retry.status().as_u16(), 409);
+    let retry = format!("/jobs/{}/retry", made["jobs"]["b"]);
+    assert_eq!(
+        api.call(reqwest::Method::POST, &retry, None, None).await.0,
+        409
+    );
 }
 
 #[tokio::test]
@@ -509,4 +507,247 @@ async fn a_workflow_survives_kill_9_of_its_executor_mid_run() {
         reclaimed >= 3,
         "the killed executor's nodes ran again: {wf:#}"
     );
+}
+
+async fn plan(b: &broker::Broker, body: Value) -> (u64, Vec<JobId>) {
+    let body: broker::workflows::WorkflowBody = serde_json::from_value(body).unwrap();
+    let wf = b.plan_workflow(&body, "").await.unwrap();
+    b.submit_workflow(&wf).await.unwrap()
+}
+
+async fn claim_one(b: &broker::Broker, executor: &str) -> broker::Claimed {
+    let mut c = b.claim(executor, "test", 1).await.unwrap();
+    assert_eq!(c.len(), 1, "one {executor} job ready");
+    c.remove(0)
+}
+
+#[tokio::test]
+async fn stand_hears_of_a_member_when_it_is_released_and_of_each_member_a_failure_cancels() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let b = &api.broker;
+    let cluster =
+        json!({"name": "local", "type": "SPARK_LOCAL", "address": "local[2]", "enabled": true});
+    let (status, _) = api
+        .call(reqwest::Method::PUT, "/clusters/1", None, Some(cluster))
+        .await;
+    assert!(status < 300, "cluster 1 stored");
+    let (wf, jobs) = plan(b, json!({"name": "s", "nodes": [
+        {"name": "prep", "executor": "command", "params": {}},
+        {"name": "spark", "executor": "spark", "params": {}, "cluster": "1", "depends_on": ["prep"]},
+        {"name": "other", "executor": "command", "params": {}, "depends_on": ["prep"]},
+        {"name": "last", "executor": "command", "params": {}, "depends_on": ["spark", "other"]}
+    ]})).await;
+    assert_eq!(
+        redis.cli(&["LLEN", "start"]).trim(),
+        "0",
+        "not announced while it waits"
+    );
+    let prep = claim_one(b, "command").await;
+    b.complete(jobs[0], &prep.token, &json!(null))
+        .await
+        .unwrap();
+    assert_eq!(
+        redis.cli(&["LRANGE", "start", "0", "-1"]).trim(),
+        format!("{{'job_id': {}, 'workflow': {{'id': {wf}}}}}", jobs[1]),
+        "announced at its release"
+    );
+    // The spark node fails for good: its siblings and children are canceled, each one on
+    // Stand's stop list too (other is running: asked to stop; last is waiting: canceled).
+    let other = claim_one(b, "command").await;
+    let spark = claim_one(b, "spark").await;
+    let history_before = b.history(jobs[2]).await.unwrap().len();
+    assert_eq!(
+        b.fail(jobs[1], &spark.token, "boom", false).await.unwrap(),
+        broker::Status::Failed
+    );
+    let stop = redis.cli(&["LRANGE", "stop", "0", "-1"]);
+    let mut stopped: Vec<&str> = stop.split_whitespace().collect();
+    stopped.sort_unstable();
+    let mut want = vec![jobs[2].to_string(), jobs[3].to_string()];
+    want.sort_unstable();
+    assert_eq!(stopped, want);
+    assert_eq!(
+        b.get(jobs[3]).await.unwrap().status,
+        broker::Status::Canceled
+    );
+    assert!(b
+        .get(jobs[2])
+        .await
+        .unwrap()
+        .field("stop_requested")
+        .is_some());
+    // The running member's own end: a failure after a stop request is a cancel, not a retry.
+    let status = b.fail(jobs[2], &other.token, "killed", true).await.unwrap();
+    assert_eq!(
+        status,
+        broker::Status::Canceled,
+        "never re-queued after its stop"
+    );
+    assert!(b.history(jobs[2]).await.unwrap().len() > history_before);
+    let view = get(&api, wf).await;
+    assert_eq!(
+        (view["status"].as_str(), view["finished"].is_string()),
+        (Some("CANCELLED"), true),
+        "{view:#}"
+    );
+    // The failure's own event comes before the cancellations it caused.
+    let (events, _) = {
+        let mut conn = b.blocking_connection().await.unwrap();
+        b.events(&mut conn, None, "0", 1000, None).await.unwrap()
+    };
+    let order: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e.get("event") == Some("failed") || e.get("event") == Some("canceled"))
+        .map(|e| {
+            (
+                e.get("job").unwrap_or("").to_string(),
+                e.get("event").unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order.first(),
+        Some(&(jobs[1].to_string(), "failed".to_string())),
+        "{order:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stand_era_workflow_label_is_not_membership() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let b = &api.broker;
+    let (wf, _) = plan(
+        b,
+        json!({"name": "w", "nodes": [
+            {"name": "a", "executor": "x", "params": {}},
+            {"name": "b", "executor": "x", "params": {}, "depends_on": ["a"]}
+        ]}),
+    )
+    .await;
+    // An old job whose hash names workflow 1 (as POST /jobs once allowed) ends badly.
+    let (old, _) = b.submit(&b.new_job("old", json!({}))).await.unwrap();
+    redis.cli(&[
+        "HSET",
+        &format!("job_{old}"),
+        "workflow",
+        &wf.to_string(),
+        "depends_on",
+        "1",
+    ]);
+    let c = claim_one(b, "old").await;
+    b.fail(old, &c.token, "boom", false).await.unwrap();
+    let view = get(&api, wf).await;
+    assert_eq!(view["status"], "NOT_STARTED", "{view:#}");
+    assert_eq!(
+        redis
+            .cli(&["HGET", &format!("workflow_{wf}"), "done"])
+            .trim(),
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn a_workflow_can_be_stopped_as_a_whole() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let b = &api.broker;
+    let (wf, jobs) = plan(
+        b,
+        json!({"name": "w", "nodes": [
+            {"name": "a", "executor": "x", "params": {}},
+            {"name": "b", "executor": "x", "params": {}},
+            {"name": "c", "executor": "x", "params": {}, "depends_on": ["a", "b"]}
+        ]}),
+    )
+    .await;
+    let a = claim_one(b, "x").await;
+    let api = &api;
+    let stop =
+        |path: String| async move { api.call(reqwest::Method::POST, &path, None, None).await };
+    let (status, v) = stop(format!("/workflows/{wf}/stop")).await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("CANCELLED")),
+        "{v}"
+    );
+    let statuses: Vec<broker::Status> = futures::future::join_all(jobs.iter().map(|j| b.get(*j)))
+        .await
+        .into_iter()
+        .map(|j| j.unwrap().status)
+        .collect();
+    use broker::Status::{Canceled, Running};
+    assert_eq!(
+        statuses,
+        [Running, Canceled, Canceled],
+        "a asked to stop, b and c canceled"
+    );
+    assert!(
+        get(api, wf).await["finished"].is_null(),
+        "not ended while a runs"
+    );
+    b.cancel(jobs[0], &a.token).await.unwrap();
+    let view = get(api, wf).await;
+    assert_eq!(
+        (view["status"].as_str(), view["finished"].is_string()),
+        (Some("CANCELLED"), true)
+    );
+    let (status, v) = stop(format!("/workflows/{wf}/stop")).await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("CANCELLED")),
+        "stopping again changes nothing"
+    );
+    let (status, _) = stop("/workflows/99/stop".into()).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_pipeline_can_be_a_node_and_the_nodes_own_settings_win() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let b = &api.broker;
+    let pipeline = json!({"name": "p", "executor": "x", "params": {"k": 1}, "timeout": "1m", "max_attempts": 2});
+    let (_, r) = api
+        .call(reqwest::Method::POST, "/v1/pipelines", None, Some(pipeline))
+        .await;
+    let pid = r["uuid"].as_str().unwrap().parse::<u64>().unwrap();
+    let (status, made) = post(
+        &api,
+        &json!({"name": "w", "nodes": [
+            {"name": "a", "pipeline": pid},
+            {"name": "b", "pipeline": pid, "depends_on": ["a"], "max_attempts": 5}
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let a = b
+        .get(JobId(made["jobs"]["a"].as_u64().unwrap()))
+        .await
+        .unwrap();
+    let nb = b
+        .get(JobId(made["jobs"]["b"].as_u64().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.executor.as_str(), &a.params, a.field("pipeline")),
+        ("x", &json!({"k": 1}), Some(pid.to_string().as_str()))
+    );
+    assert_eq!(
+        (a.max_attempts, a.timeout),
+        (2, Duration::from_secs(60)),
+        "the template's"
+    );
+    assert_eq!(
+        (nb.max_attempts, nb.timeout),
+        (5, Duration::from_secs(60)),
+        "the node's attempts win"
+    );
+    let (status, v) = post(
+        &api,
+        &json!({"name": "w", "nodes": [{"name": "a", "pipeline": 999}]}),
+    )
+    .await;
+    assert_eq!(status, 404, "{v}");
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::client::Broker;
 use crate::error::Error;
-use crate::job::{decode, encode, Job, JobId, NewJob, Status};
+use crate::job::{decode, encode, Job, JobId, Status};
 
 /// The body of `POST /v1/pipelines` and `PUT /v1/pipelines/{id}`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -171,27 +171,6 @@ impl Pipeline {
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields.get(name).map(String::as_str)
     }
-
-    /// Makes `job` run this template (executor, params, and what the pipeline sets).
-    pub fn apply(&self, job: &mut NewJob) {
-        job.executor = self.executor.clone();
-        job.params = self.params.clone();
-        let ms = |f: &str| {
-            self.field(f)
-                .and_then(|v| v.parse().ok())
-                .map(Duration::from_millis)
-        };
-        if let Some(n) = self.field("max_attempts").and_then(|v| v.parse().ok()) {
-            job.max_attempts = n;
-        }
-        job.backoff = ms("backoff").unwrap_or(job.backoff);
-        job.timeout = ms("timeout").unwrap_or(job.timeout);
-        job.result_ttl = ms("result_ttl").unwrap_or(job.result_ttl);
-        if let Some(c) = self.field("cluster") {
-            job.extra.retain(|(f, _)| f != "cluster");
-            job.extra.push(("cluster".into(), c.to_string()));
-        }
-    }
 }
 
 /// A run just started.
@@ -247,6 +226,15 @@ impl Broker {
             Some(p) if p.field("deleted").is_none() => Ok(p),
             _ => Err(Error::Missing(format!("pipeline {id}"))),
         }
+    }
+
+    /// Was pipeline `id` ever made (deleted or not)?
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn pipeline_known(&self, id: u64) -> Result<bool, Error> {
+        let mut c = self.conn().await?;
+        Ok(c.exists(self.keys().pipeline(id)).await?)
     }
 
     /// Every live pipeline, by id.
@@ -329,15 +317,17 @@ impl Broker {
             .collect())
     }
 
-    /// The text of job's console log artifact for its latest attempt
-    /// (`<kind>.attempt-<n>.log`, written live by the spark and gridlabd kinds), if any.
+    /// The last `max` bytes of job's console log artifact for its latest attempt
+    /// (`<kind>.attempt-<n>.log`, written live by the spark and gridlabd kinds), if any; only
+    /// that tail is read from the store.
     ///
     /// # Errors
     /// Store errors.
-    pub async fn console_log(&self, job: &Job) -> Result<Option<String>, Error> {
+    pub async fn console_log(&self, job: &Job, max: u64) -> Result<Option<String>, Error> {
+        use futures_util::StreamExt;
         let suffix = format!(".attempt-{}.log", job.attempt);
-        let Some(log) = self
-            .artifacts()
+        let store = self.artifacts();
+        let Some(log) = store
             .list(job.id)
             .await?
             .into_iter()
@@ -345,12 +335,18 @@ impl Broker {
         else {
             return Ok(None);
         };
-        Ok(self
-            .artifacts()
-            .read(job.id, &log.name)
-            .await
-            .ok()
-            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+        let size = store.size(job.id, &log.name).await?;
+        if size == 0 {
+            return Ok(Some(String::new()));
+        }
+        let mut opened = store
+            .open(job.id, &log.name, Some(size.saturating_sub(max)..size))
+            .await?;
+        let mut tail = Vec::new();
+        while let Some(chunk) = opened.body.next().await {
+            tail.extend_from_slice(&chunk.map_err(|e| Error::Storage(e.to_string()))?);
+        }
+        Ok(Some(String::from_utf8_lossy(&tail).into_owned()))
     }
 
     /// Job `id`'s state history: `(time, status, event)`, oldest first.
@@ -388,17 +384,23 @@ pub fn run_state(status: Status) -> &'static str {
     }
 }
 
-/// The run states one state event adds to a run's history: a new ready job is QUEUED then
-/// NOT_STARTED (as the Workflow Service recorded a new run); a stop request changes no
-/// state (the CANCELLED follows when the executor confirms).
+/// The run states one event adds to a run's history (and its callbacks): a new ready job is
+/// QUEUED then NOT_STARTED (as the Workflow Service recorded a new run); progress, log
+/// lines, locks and a stop request change no state (the CANCELLED follows when the
+/// executor confirms).
 pub fn run_states(status: &str, event: &str) -> Vec<&'static str> {
     let Ok(status) = status.parse::<Status>() else {
         return Vec::new();
     };
     match (event, status) {
-        ("stop_requested", _) => Vec::new(),
         ("submitted", Status::Pending) => vec!["QUEUED", "NOT_STARTED"],
-        (_, s) => vec![run_state(s)],
+        // Moves between statuses; progress, log lines, locks and stop requests are not.
+        (
+            "submitted" | "claimed" | "completed" | "failed" | "timed_out" | "canceled" | "retried"
+            | "retry_scheduled" | "released" | "ready" | "promoted",
+            s,
+        ) => vec![run_state(s)],
+        _ => Vec::new(),
     }
 }
 
@@ -459,6 +461,9 @@ mod tests {
             ["QUEUED", "NOT_STARTED", "RUNNING", "FAILED"]
         );
         assert_eq!(run_history(&h(&[("PENDING", "submitted")]))[1].1, "t0");
+        for quiet in ["progress", "log", "locked", "unlocked", "stop_requested"] {
+            assert!(run_states("RUNNING", quiet).is_empty(), "{quiet}");
+        }
     }
 
     #[test]

@@ -41,7 +41,7 @@ const INCLUDES: [(&str, &str); 8] = [
 ];
 
 /// Every transition script, by name (the file `lua/<name>.lua`).
-pub const SOURCES: [(&str, &str); 23] = [
+pub const SOURCES: [(&str, &str); 24] = [
     ("fire", include_str!("../../lua/fire.lua")),
     ("submit", include_str!("../../lua/submit.lua")),
     ("claim", include_str!("../../lua/claim.lua")),
@@ -68,6 +68,7 @@ pub const SOURCES: [(&str, &str); 23] = [
     ("pipeline_put", include_str!("../../lua/pipeline_put.lua")),
     ("pipeline_rm", include_str!("../../lua/pipeline_rm.lua")),
     ("pipeline_run", include_str!("../../lua/pipeline_run.lua")),
+    ("workflow_stop", include_str!("../../lua/workflow_stop.lua")),
 ];
 
 /// Replaces each `--- @include "includes/<name>"` line with that include's text.
@@ -145,6 +146,7 @@ pub struct Scripts {
     pipeline_put: Script,
     pipeline_rm: Script,
     pipeline_run: Script,
+    workflow_stop: Script,
     /// Most entries kept on Stand's `start` list (`stop_list_cap`).
     list_cap: usize,
 }
@@ -264,6 +266,7 @@ impl Scripts {
             pipeline_put: script("pipeline_put"),
             pipeline_rm: script("pipeline_rm"),
             pipeline_run: script("pipeline_run"),
+            workflow_stop: script("workflow_stop"),
             list_cap,
         }
     }
@@ -292,7 +295,7 @@ impl Scripts {
             .collect()
     }
 
-    fn all(&self) -> [&Script; 23] {
+    fn all(&self) -> [&Script; 24] {
         [
             &self.fire,
             &self.submit,
@@ -317,6 +320,7 @@ impl Scripts {
             &self.pipeline_put,
             &self.pipeline_rm,
             &self.pipeline_run,
+            &self.workflow_stop,
         ]
     }
 
@@ -666,6 +670,30 @@ impl Scripts {
             _ => Vec::new(),
         };
         Ok((id as u64, ids))
+    }
+
+    /// Runs `lua/workflow_stop.lua`: cancels workflow `id`'s unfinished members.
+    ///
+    /// # Returns
+    /// CANCELLED, or the status it had already ended with; [`Error::Missing`] for none.
+    pub async fn workflow_stop<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: u64,
+    ) -> Result<String, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .workflow_stop
+            .key(k.workflow(id))
+            .arg(k.prefix())
+            .arg(id)
+            .invoke_async(c)
+            .await?;
+        let r = Reply::parse("workflow_stop", v)?;
+        if r.code == code::NOT_FOUND {
+            return Err(Error::Missing(format!("workflow {id}")));
+        }
+        Ok(r.text(0).unwrap_or_default())
     }
 
     /// Runs `lua/pipeline_put.lua`: creates pipeline (id None) or replaces its template.

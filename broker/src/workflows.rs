@@ -20,6 +20,8 @@ use crate::job::{Job, JobId, NewJob};
 
 /// Most nodes in one workflow.
 pub const MAX_NODES: usize = 1000;
+/// Most `depends_on` edges in one workflow.
+pub const MAX_EDGES: usize = 10_000;
 
 /// What happens to the other nodes when one ends badly.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
@@ -159,28 +161,40 @@ pub fn order(nodes: &[NodeBody]) -> Result<Vec<usize>, Error> {
             parents[i].push(j);
         }
     }
-    let mut missing: Vec<usize> = parents.iter().map(Vec::len).collect();
-    let mut out = Vec::with_capacity(nodes.len());
-    let mut placed = vec![false; nodes.len()];
-    while out.len() < nodes.len() {
-        let ready: Vec<usize> = (0..nodes.len())
-            .filter(|&i| !placed[i] && missing[i] == 0)
-            .collect();
-        if ready.is_empty() {
-            return bad(format!(
-                "depends_on has a cycle: {}",
-                cycle(nodes, &parents, &placed)
-            ));
+    let edges: usize = parents.iter().map(Vec::len).sum();
+    if edges > MAX_EDGES {
+        return bad(format!(
+            "a workflow has at most {MAX_EDGES} depends_on edges, not {edges}"
+        ));
+    }
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    for (i, ps) in parents.iter().enumerate() {
+        for &p in ps {
+            children[p].push(i);
         }
-        for i in ready {
-            placed[i] = true;
-            out.push(i);
-            for (k, ps) in parents.iter().enumerate() {
-                if ps.contains(&i) {
-                    missing[k] -= 1;
-                }
+    }
+    let mut missing: Vec<usize> = parents.iter().map(Vec::len).collect();
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..nodes.len()).filter(|&i| missing[i] == 0).collect();
+    let mut out = Vec::with_capacity(nodes.len());
+    while let Some(i) = ready.pop_front() {
+        out.push(i);
+        for &k in &children[i] {
+            missing[k] -= 1;
+            if missing[k] == 0 {
+                ready.push_back(k);
             }
         }
+    }
+    if out.len() < nodes.len() {
+        let mut placed = vec![false; nodes.len()];
+        for &i in &out {
+            placed[i] = true;
+        }
+        return bad(format!(
+            "depends_on has a cycle: {}",
+            cycle(nodes, &parents, &placed)
+        ));
     }
     Ok(out)
 }
@@ -237,8 +251,16 @@ impl Broker {
         owner: &str,
     ) -> Result<NewWorkflow, Error> {
         let order = order(&body.nodes)?;
-        let position: HashMap<usize, usize> =
-            order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+        let mut position = vec![0; order.len()];
+        for (p, &i) in order.iter().enumerate() {
+            position[i] = p;
+        }
+        let index: HashMap<&str, usize> = body
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), i))
+            .collect();
         let shared = crate::inputs::encode(&body.inputs)?;
         let mut nodes = Vec::with_capacity(order.len());
         for &i in &order {
@@ -246,8 +268,8 @@ impl Broker {
             let mut parents: Vec<usize> = n
                 .depends_on
                 .iter()
-                .filter_map(|p| body.nodes.iter().position(|m| &m.name == p))
-                .map(|j| position[&j])
+                .filter_map(|p| index.get(p.as_str()))
+                .map(|&j| position[j])
                 .collect();
             parents.sort_unstable();
             let mut inputs = n.inputs.clone();
@@ -282,36 +304,44 @@ impl Broker {
         })
     }
 
-    /// The job a node runs: its pipeline's template or its inline executor and params.
+    /// The job a node runs: its pipeline's template or its inline executor and params. The
+    /// node's own timeout, attempts, backoff and cluster win over the template's.
     async fn node_job(&self, n: &NodeBody, owner: &str, inputs: &[Input]) -> Result<NewJob, Error> {
-        let body = crate::http::jobs::SubmitBody {
-            executor: String::new(),
-            params: n.params.clone(),
-            run_at: None,
-            delay: None,
-            timeout: n.timeout.clone(),
-            max_attempts: n.max_attempts,
-            backoff: n.backoff.clone(),
-            result_ttl: None,
-            cluster: n.cluster.clone(),
-            inputs: inputs.to_vec(),
-            callback_url: None,
-        };
-        let mut job = body.to_job(self, owner)?;
-        match (n.pipeline, &n.executor) {
+        let (executor, params, template) = match (n.pipeline, &n.executor) {
             (Some(p), None) if n.params.is_null() => {
-                let template = self.pipeline(p).await?;
-                template.apply(&mut job);
-                job.extra.push(("pipeline".into(), p.to_string()));
+                let t = self.pipeline(p).await?;
+                (t.executor.clone(), t.params.clone(), Some(t))
             }
-            (None, Some(executor)) => job.executor = executor.clone(),
+            (None, Some(executor)) => (executor.clone(), n.params.clone(), None),
             _ => {
                 return Err(Error::Invalid(
                     "give either pipeline, or executor (and params)".into(),
                 ))
             }
-        }
+        };
+        let from_template = |f: &str| template.as_ref().and_then(|t| t.field(f)).map(String::from);
+        let template_ms = |f: &str| from_template(f).map(|ms| format!("{ms}ms"));
+        let body = crate::http::jobs::SubmitBody {
+            executor,
+            params,
+            run_at: None,
+            delay: None,
+            timeout: n.timeout.clone().or_else(|| template_ms("timeout")),
+            max_attempts: n
+                .max_attempts
+                .or_else(|| from_template("max_attempts").and_then(|v| v.parse().ok())),
+            backoff: n.backoff.clone().or_else(|| template_ms("backoff")),
+            result_ttl: template_ms("result_ttl"),
+            cluster: n.cluster.clone().or_else(|| from_template("cluster")),
+            inputs: inputs.to_vec(),
+            callback_url: None,
+        };
+        let mut job = body.to_job(self, owner)?;
         Broker::validate(&job)?;
+        // Written after the check: `pipeline` is a field only the scripts and this set.
+        if let Some(t) = template {
+            job.extra.push(("pipeline".into(), t.id.to_string()));
+        }
         Ok(job)
     }
 
@@ -322,6 +352,16 @@ impl Broker {
     pub async fn submit_workflow(&self, wf: &NewWorkflow) -> Result<(u64, Vec<JobId>), Error> {
         let mut c = self.conn().await?;
         self.scripts().workflow_create(&mut *c, wf).await
+    }
+
+    /// Stops workflow `id` (`lua/workflow_stop.lua`): CANCELLED, or the status it had
+    /// already ended with.
+    ///
+    /// # Errors
+    /// [`Error::Missing`] when there is no such workflow.
+    pub async fn stop_workflow(&self, id: u64) -> Result<String, Error> {
+        let mut c = self.conn().await?;
+        self.scripts().workflow_stop(&mut *c, id).await
     }
 
     /// Reads workflow `id` and its member jobs.

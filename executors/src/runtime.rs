@@ -386,10 +386,14 @@ async fn run_one(
     ));
     tracing::info!(job = %id, attempt = job.attempt, "started");
 
-    let staged = job.inputs.then(|| b.clone());
+    let staged = job.inputs.then(|| (b.clone(), stop.clone()));
     let work = async move {
-        if let Some(b) = staged {
-            crate::staging::stage(&b, id).await?;
+        // Inputs are stored first; a stop (or timeout) interrupts a slow download too.
+        if let Some((b, stop)) = staged {
+            tokio::select! {
+                r = crate::staging::stage(&b, id) => { r?; }
+                _ = stop.cancelled() => return Err(JobError::Stopped),
+            }
         }
         ex.run(
             JobInput {

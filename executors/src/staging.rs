@@ -19,6 +19,11 @@ use broker::{Broker, JobId};
 
 use crate::runtime::JobError;
 
+/// Longest wait for an input's server to accept the connection.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest silence while an input downloads (the whole may take longer).
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Stores job `id`'s inputs as its artifacts; returns their names.
 ///
 /// # Errors
@@ -30,8 +35,10 @@ pub async fn stage(b: &Broker, id: JobId) -> Result<Vec<String>, JobError> {
         .await
         .map_err(|e| JobError::Retry(e.to_string()))?;
     let mut names = Vec::new();
+    // Parents are a workflow member's (field `node` is set only by workflow_create.lua).
     let parents = job
-        .field("depends_on")
+        .field("node")
+        .and(job.field("depends_on"))
         .unwrap_or_default()
         .split(',')
         .filter_map(|p| p.parse().ok().map(JobId));
@@ -88,7 +95,14 @@ async fn copy(
 async fn download(b: &Broker, url: &str, id: JobId, name: &str) -> Result<(), JobError> {
     let what = format!("input {name:?} from {url}");
     let limit = b.config().max_artifact_size;
-    let reply = reqwest::get(url)
+    let http = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .build()
+        .map_err(|e| JobError::Retry(format!("{what}: {e}")))?;
+    let reply = http
+        .get(url)
+        .send()
         .await
         .map_err(|e| JobError::Retry(format!("{what}: {e}")))?;
     let status = reply.status();

@@ -5,9 +5,8 @@
   timeout ms, result_ttl ms, run_at unix ms (0 = now), owner, start list cap, then field,
   value pairs.
   A job that names a cluster (field `cluster`) is refused unless `cluster_<id>` exists with
-  enabled = true; it is announced on Stand's `start` list as Stand did (Python dict text
-  `{'job_id': N, 'workflow': {'id': W}}`), trimmed to the newest `cap` entries so nothing
-  piles up when no Stand-era consumer pops it.
+  enabled = true; it is announced on Stand's `start` list (enqueue's announce_start) when
+  it is ready: at once, or, for a workflow member waiting for parents, at its release.
   A workflow member created with field waiting_on > 0 (parents not yet completed) is
   SCHEDULED in no queue or set until includes/workflow releases it.
   Needs includes time, emit, enqueue.
@@ -43,12 +42,8 @@ local function create_job(seq_key, delayed_key, events_key, prefix, a)
   for i = 10, #a - 1, 2 do
     redis.call('HSET', job_key, a[i], a[i + 1])
   end
-  if extra.cluster then
-    local workflow = extra.workflow or 'None'
-    if not tonumber(workflow) and workflow ~= 'None' then workflow = "'" .. workflow .. "'" end
-    local start_key = prefix .. 'start'
-    redis.call('RPUSH', start_key, "{'job_id': " .. id .. ", 'workflow': {'id': " .. workflow .. "}}")
-    redis.call('LTRIM', start_key, -tonumber(a[9]), -1)
+  if extra.cluster and not blocked then
+    announce_start(prefix, id, extra.workflow, a[9])
   end
   if blocked then
     -- waits for its parents (includes/workflow)

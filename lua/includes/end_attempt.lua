@@ -2,7 +2,8 @@
   Function to end a failed attempt (fail.lua, timeout.lua, reap.lua): retry when attempts are
   left and the error is retryable (after backoff * 2^(attempt-1) ms in the delayed set, or
   backoff * attempt when the job's backoff_mode is "linear" as wumai's try_period was, or
-  straight back on the queue when backoff is 0), else end the job with `final_status`.
+  straight back on the queue when backoff is 0), else end the job with `final_status`; a job
+  whose stop was requested ends CANCELED instead, whatever the attempts left.
   Needs includes time, emit, enqueue, finish.
   end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id, final_status,
               error, retryable, now) -> new status
@@ -11,10 +12,16 @@ local function end_attempt(job_key, leases_key, delayed_key, events_key, prefix,
                            final_status, err, retryable, now)
   local at = rfc3339(now)
   local f = redis.call('HMGET', job_key, 'attempt', 'max_attempts', 'backoff', 'executor',
-    'backoff_mode')
+    'backoff_mode', 'stop_requested')
   local attempt, max_attempts = tonumber(f[1]) or 0, tonumber(f[2]) or 1
   local backoff, executor = tonumber(f[3]) or 0, f[4]
   redis.call('HSET', job_key, 'error', err, 'updated', at)
+  if f[6] then
+    -- A stop was asked for: the attempt's end is the stop's, never a retry.
+    emit(events_key, id, executor, 'canceled', 'CANCELED', 'error', err)
+    finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
+    return 'CANCELED'
+  end
   if retryable and attempt < max_attempts then
     redis.call('ZREM', leases_key, id)
     redis.call('HDEL', job_key, 'lease_token', 'worker')
@@ -32,7 +39,7 @@ local function end_attempt(job_key, leases_key, delayed_key, events_key, prefix,
     emit(events_key, id, executor, 'retried', 'PENDING', 'error', err)
     return 'PENDING'
   end
-  finish(job_key, leases_key, prefix, id, final_status, at, nil)
   emit(events_key, id, executor, string.lower(final_status), final_status, 'error', err)
+  finish(job_key, leases_key, prefix, id, final_status, at, nil)
   return final_status
 end

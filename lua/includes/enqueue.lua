@@ -13,3 +13,18 @@ local function enqueue(prefix, id, executor, front)
     redis.call('LPUSH', wake, '1')
   end
 end
+
+--[[
+  Function to announce a job on Stand's `start` list as Stand did (Python dict text
+  `{'job_id': N, 'workflow': {'id': W}}`, W None when absent), trimmed to the newest `cap`
+  entries so nothing piles up when no Stand-era consumer pops it. For jobs naming a cluster,
+  when they become ready (create_job, or a workflow member's release).
+  announce_start(prefix, id, workflow, cap)
+]]
+local function announce_start(prefix, id, workflow, cap)
+  workflow = workflow or 'None'
+  if not tonumber(workflow) and workflow ~= 'None' then workflow = "'" .. workflow .. "'" end
+  local start_key = prefix .. 'start'
+  redis.call('RPUSH', start_key, "{'job_id': " .. id .. ", 'workflow': {'id': " .. workflow .. "}}")
+  redis.call('LTRIM', start_key, -tonumber(cap), -1)
+end

@@ -12,7 +12,8 @@ local function finish(job_key, leases_key, prefix, id, status, at, ttl, ...)
   redis.call('HSET', job_key, 'status', status, 'finished', at, 'updated', at, ...)
   redis.call('HDEL', job_key, 'stop_requested')
   redis.call('ZREM', leases_key, id)
-  local wf = redis.call('HGET', job_key, 'workflow')
-  if wf and workflow_after(prefix, id, wf, status, at) then return end
+  -- A member has `node` too (a Stand-era `workflow` label alone is not membership).
+  local m = redis.call('HMGET', job_key, 'workflow', 'node')
+  if m[1] and m[2] and workflow_after(prefix, id, m[1], status, at) then return end
   expire_job(prefix, id, ttl or redis.call('HGET', job_key, 'result_ttl'))
 end

@@ -120,12 +120,37 @@ pub async fn submit(
     body: Bytes,
 ) -> Result<warp::reply::Response, Rejection> {
     let req: SubmitBody = parse_body(&body)?;
-    let (id, status) = b.submit(&req.to_job(&b, &who.owner)?).await?;
+    let job = req.to_job(&b, &who.owner)?;
+    inputs_visible(&b, &who, &req.inputs).await?;
+    let (id, status) = b.submit(&job).await?;
     let reply = warp::reply::with_status(
         warp::reply::json(&json!({"id": id, "status": status})),
         StatusCode::CREATED,
     );
     Ok(warp::reply::with_header(reply, "location", format!("/jobs/{id}")).into_response())
+}
+
+/// Refuses inputs that copy the artifacts of a job the caller may not see (400, worded as
+/// for a job that does not exist: no existence leak).
+///
+/// # Errors
+/// [`Error::Invalid`] naming the input.
+pub async fn inputs_visible(
+    b: &Broker,
+    who: &Account,
+    inputs: &[crate::inputs::Input],
+) -> Result<(), Error> {
+    for input in inputs {
+        if let Some(j) = input.job {
+            if visible(b, who, JobId(j)).await.is_err() {
+                return Err(Error::Invalid(format!(
+                    "input {:?}: job {j} not found",
+                    input.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads a job the caller may see; another owner's job is "not found" (no existence leak).

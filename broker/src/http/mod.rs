@@ -287,6 +287,12 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         .and(who.clone())
         .and_then(workflows::get)
         .boxed();
+    let workflow_stop: Route = warp::path!("workflows" / String / "stop")
+        .and(warp::post())
+        .and(broker.clone())
+        .and(who.clone())
+        .and_then(workflows::stop)
+        .boxed();
     let ws_create: Route = warp::path!("v1" / "pipelines")
         .and(warp::post())
         .and(broker.clone())
@@ -463,6 +469,7 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         sc_terminate,
         workflow_create,
         workflow_get,
+        workflow_stop,
         ws_create,
         ws_list,
         ws_get,

@@ -69,6 +69,7 @@ pub struct Health {
         crate::http::clusters::delete,
         crate::http::workflows::create,
         crate::http::workflows::get,
+        crate::http::workflows::stop,
     ),
     components(schemas(Moved, ErrorBody, ErrorDetail, Health, crate::inputs::Input,
         crate::workflows::WorkflowBody, crate::workflows::NodeBody, crate::workflows::OnFailure)),

@@ -26,6 +26,10 @@ pub async fn create(
 ) -> Result<warp::reply::Response, Rejection> {
     let req: WorkflowBody = parse_body(&body)?;
     let wf = b.plan_workflow(&req, &who.owner).await?;
+    crate::http::jobs::inputs_visible(&b, &who, &req.inputs).await?;
+    for node in &req.nodes {
+        crate::http::jobs::inputs_visible(&b, &who, &node.inputs).await?;
+    }
     let (id, jobs) = b.submit_workflow(&wf).await?;
     let by_name: serde_json::Map<String, Value> = wf
         .nodes
@@ -84,10 +88,35 @@ pub fn view(wf: &Workflow) -> Value {
         "updated": wf.field("updated"),
         "finished": wf.field("finished"),
         "failed_job": wf.field("failed_job").and_then(|v| v.parse::<u64>().ok()),
+        "stopped": wf.field("stopped"),
         "total": num("total"),
         "completed": num("completed"),
         "runs": runs,
     })
+}
+
+fn workflow_id(raw: &str) -> Result<u64, Error> {
+    raw.parse::<u64>()
+        .map_err(|_| Error::Invalid(format!("workflow id must be a number, got {raw:?}")))
+}
+
+/// `POST /workflows/{id}/stop`: cancels every unfinished run; 200 `{id, status}`.
+#[utoipa::path(post, path = "/workflows/{id}/stop", tag = "workflows",
+    params(("id" = u64, Path, description = "Workflow id")),
+    responses((status = 200, description = "CANCELLED (or the status it had ended with)", body = Object),
+              (status = 404, description = "No such workflow (or not yours)", body = crate::http::openapi::ErrorBody)))]
+pub async fn stop(
+    raw: String,
+    b: Broker,
+    who: Account,
+) -> Result<warp::reply::Response, Rejection> {
+    let id = workflow_id(&raw)?;
+    let wf = b.workflow(id).await?;
+    if !who.may_touch(wf.field("owner")) {
+        return Err(Error::Missing(format!("workflow {id}")).into());
+    }
+    let status = b.stop_workflow(id).await?;
+    Ok(warp::reply::json(&json!({"id": id, "status": status})).into_response())
 }
 
 /// `GET /workflows/{id}`.
@@ -96,9 +125,7 @@ pub fn view(wf: &Workflow) -> Value {
     responses((status = 200, description = "The workflow and its runs", body = Object),
               (status = 404, description = "No such workflow (or not yours)", body = crate::http::openapi::ErrorBody)))]
 pub async fn get(raw: String, b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
-    let id = raw
-        .parse::<u64>()
-        .map_err(|_| Error::Invalid(format!("workflow id must be a number, got {raw:?}")))?;
+    let id = workflow_id(&raw)?;
     let wf = b.workflow(id).await?;
     if !who.may_touch(wf.field("owner")) {
         return Err(Error::Missing(format!("workflow {id}")).into());

@@ -182,6 +182,7 @@ pub async fn start_run(
         } else {
             parse_body(&body)?
         };
+        crate::http::jobs::inputs_visible(&b, &who, &req.inputs).await?;
         let started = b
             .run_pipeline(pid, &who.owner, &req.inputs, req.callback_url.as_deref())
             .await?;
@@ -199,7 +200,10 @@ pub async fn list_runs(
 ) -> Result<warp::reply::Response, Rejection> {
     let r = async {
         let pid = number("pipeline", &raw)?;
-        b.pipeline(pid).await?;
+        // A soft-deleted pipeline's runs stay listed, as they stay readable one by one.
+        if !b.pipeline_known(pid).await? {
+            return Err(Error::Missing(format!("pipeline {pid}")));
+        }
         let mut out = Vec::new();
         for job in b.pipeline_runs(pid).await? {
             if who.may_touch(job.field("owner")) {
@@ -256,7 +260,7 @@ pub async fn console(
 ) -> Result<warp::reply::Response, Rejection> {
     let r = async {
         let job = run_of(&b, &who, &raw, &run).await?;
-        let std_out = match b.console_log(&job).await? {
+        let std_out = match b.console_log(&job, CONSOLE_TAIL as u64).await? {
             Some(text) => text,
             None => match &job.result {
                 Some(Value::String(s)) => s.clone(),
