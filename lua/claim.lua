@@ -23,7 +23,7 @@
   Returns:
     {1, {id, attempt, max_attempts, timeout, params, inputs}, ...}   zero or more claimed
                   jobs; inputs is 1 when the job has inputs, or is a workflow member
-                  (its parents' files), to store first
+                  with parents (their files), to store first
 
   Event: claimed
 ]]
@@ -43,7 +43,7 @@ while #out - 1 < count do
   for _, id in ipairs(ids) do
     local job_key = prefix .. 'job_' .. id
     local f = redis.call('HMGET', job_key, 'status', 'max_attempts', 'timeout', 'params',
-      'attempt', 'updated', 'workflow', 'inputs', 'node')
+      'attempt', 'updated', 'workflow', 'inputs', 'node', 'depends_on')
     if f[1] == 'PENDING' then
       local attempt = (tonumber(f[5]) or 0) + 1
       redis.call('HSET', job_key, 'status', 'RUNNING', 'attempt', attempt, 'worker', worker,
@@ -51,7 +51,7 @@ while #out - 1 < count do
       redis.call('ZADD', leases_key, now + lease, id)
       emit(events_key, id, executor, 'claimed', 'RUNNING', 'worker', worker,
         'attempt', attempt)
-      out[#out + 1] = {id, attempt, f[2], f[3], f[4], (f[8] or f[9]) and 1 or 0}
+      out[#out + 1] = {id, attempt, f[2], f[3], f[4], (f[8] or (f[9] and f[10])) and 1 or 0}
       if f[7] and f[9] then
         local wf_key = prefix .. 'workflow_' .. f[7]
         if redis.call('HGET', wf_key, 'status') == 'NOT_STARTED' then

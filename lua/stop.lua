@@ -37,13 +37,8 @@ local status = f[1]
 if not status then return {-1} end
 if f[2] and f[2] ~= '' then return {-2, status, f[2], f[5] or ''} end
 local at = rfc3339(now_ms())
-local function announce()
-  redis.call('RPUSH', stop_key, id)
-  redis.call('LTRIM', stop_key, -stop_cap, -1)
-  redis.call('PUBLISH', stop_key, id)
-end
 if status == 'PENDING' or status == 'SCHEDULED' then
-  announce()
+  announce_stop(stop_key, id, stop_cap)
   redis.call('LREM', prefix .. 'queue:' .. f[3], 1, id)
   redis.call('ZREM', delayed_key, id)
   emit(events_key, id, f[3], 'canceled', 'CANCELED')
@@ -53,7 +48,7 @@ end
 if status == 'RUNNING' then
   if not f[4] then
     redis.call('HSET', job_key, 'stop_requested', at, 'updated', at)
-    announce()
+    announce_stop(stop_key, id, stop_cap)
     emit(events_key, id, f[3], 'stop_requested', 'RUNNING')
   end
   return {1, 'RUNNING'}

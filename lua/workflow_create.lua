@@ -45,11 +45,7 @@ for _ = 1, tonumber(ARGV[7]) do
   local extras = tonumber(ARGV[i + 11])
   for j = 1, 2 * extras do node.args[#node.args + 1] = ARGV[i + 11 + j] end
   i = i + 12 + 2 * extras
-  local cluster
-  for j = 10, #node.args - 1, 2 do
-    if node.args[j] == 'cluster' then cluster = node.args[j + 1] end
-  end
-  local refusal = cluster_refusal(prefix, cluster)
+  local refusal = cluster_refusal(prefix, job_extras(node.args).cluster)
   if refusal then return {-7, refusal, node.name} end
   nodes[#nodes + 1] = node
 end

@@ -1,6 +1,6 @@
 //! The executor runtime and the command executor, with real Redis and real child processes.
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -276,18 +276,16 @@ async fn a_thousand_jobs_through_two_executors_complete_exactly_once() {
 }
 
 fn spawn_binary(redis: &TestRedis, config: &Path, extra: &[&str]) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_sluice-command"))
-            .args(["--config", &config.display().to_string()])
-            .args(extra)
-            .env_remove("SLUICE_CONFIG")
-            .env("SLUICE_REDIS_URL", &redis.url)
-            .env("SLUICE_LEASE", "1s")
-            .env("SLUICE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sluice-command"),
+    let config = config.display().to_string();
+    let args: Vec<&str> = ["--config", config.as_str()]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    crate::harness::executor(
+        env!("CARGO_BIN_EXE_sluice-command"),
+        redis,
+        &args,
+        [("SLUICE_LEASE", "1s")],
     )
 }
 

@@ -2,7 +2,6 @@
 //! `sequence` with inputs, their state history, console and callbacks, run by a real
 //! `sluice-command`; inputs fetched from a real HTTP server and from other jobs.
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,17 +21,11 @@ params = "none"
 "#;
 
 fn executor(redis: &TestRedis, config: &Path, artifacts: &Path) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_sluice-command"))
-            .args(["--config", &config.display().to_string()])
-            .env_remove("SLUICE_CONFIG")
-            .env("SLUICE_REDIS_URL", &redis.url)
-            .env("SLUICE_ARTIFACT_DIR", artifacts)
-            .env("SLUICE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sluice-command"),
+    crate::harness::executor(
+        env!("CARGO_BIN_EXE_sluice-command"),
+        redis,
+        &["--config", &config.display().to_string()],
+        [("SLUICE_ARTIFACT_DIR", artifacts)],
     )
 }
 

@@ -1,6 +1,5 @@
 //! The StableConfigs face over real HTTP with the real `sluice-solver` binary: SEEDS.md 1.9's
 //! examples and answers, progress, terminate, timeout, and its status codes.
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use broker::Config;
@@ -19,13 +18,11 @@ async fn face(with_solver: bool, tweak: impl FnOnce(&mut Config)) -> Face {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, tweak).await;
     let solver = with_solver.then(|| {
-        Proc(
-            Command::new(env!("CARGO_BIN_EXE_sluice-solver"))
-                .env("SLUICE_REDIS_URL", &redis.url)
-                .env("SLUICE_LOG", "warn")
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("sluice-solver"),
+        crate::harness::executor(
+            env!("CARGO_BIN_EXE_sluice-solver"),
+            &redis,
+            &[],
+            Vec::<(&str, &str)>::new(),
         )
     });
     Face {

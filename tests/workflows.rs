@@ -2,7 +2,6 @@
 //! run by real `sluice-command` processes; failures cancel; bad graphs are refused.
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -39,19 +38,15 @@ object house { name house1; floor_area AREA; heating_system_type HEAT_PUMP;
   object recorder { property air_temperature,outdoor_temperature,floor_area; interval 3600; file house1.csv; }; }";
 
 fn executor(redis: &TestRedis, config: &Path, exec_size: usize) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_sluice-command"))
-            .args(["--config", &config.display().to_string()])
-            .env_remove("SLUICE_CONFIG")
-            .env("SLUICE_REDIS_URL", &redis.url)
-            .env("SLUICE_EXEC_SIZE", exec_size.to_string())
-            .env("SLUICE_PICK_SIZE", exec_size.to_string())
-            .env("SLUICE_LEASE", "2s")
-            .env("SLUICE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sluice-command"),
+    crate::harness::executor(
+        env!("CARGO_BIN_EXE_sluice-command"),
+        redis,
+        &["--config", &config.display().to_string()],
+        [
+            ("SLUICE_EXEC_SIZE", exec_size.to_string()),
+            ("SLUICE_PICK_SIZE", exec_size.to_string()),
+            ("SLUICE_LEASE", "2s".into()),
+        ],
     )
 }
 
@@ -389,25 +384,19 @@ async fn files_flow_from_parents_to_children(kind: StoreKind) {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |c| store.apply(c)).await;
     let (_dir, config) = actions();
-    let spawn = |program: &str, args: &[&str]| {
-        Proc(
-            Command::new(program)
-                .args(args)
-                .env_remove("SLUICE_CONFIG")
-                .env("SLUICE_REDIS_URL", &redis.url)
-                .envs(store.env())
-                .env("SLUICE_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start an executor"),
-        )
-    };
-    let _command = spawn(
+    let config = config.display().to_string();
+    let _command = crate::harness::executor(
         env!("CARGO_BIN_EXE_sluice-command"),
-        &["--config", config.to_str().unwrap()],
+        &redis,
+        &["--config", &config],
+        store.env(),
     );
-    let _gridlabd = spawn(env!("CARGO_BIN_EXE_sluice-gridlabd"), &[]);
+    let _gridlabd = crate::harness::executor(
+        env!("CARGO_BIN_EXE_sluice-gridlabd"),
+        &redis,
+        &[],
+        store.env(),
+    );
     let (status, made) = post(&api, &json!({
         "name": "feeder",
         "nodes": [

@@ -240,6 +240,26 @@ impl Broker {
         Job::from_hash(h)?.ok_or(Error::NotFound(id))
     }
 
+    /// Job `id`'s state history: `(time, status, event)`, oldest first.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn history(&self, id: JobId) -> Result<Vec<(String, String, String)>, Error> {
+        let mut c = self.conn().await?;
+        let lines: Vec<String> = c.lrange(self.keys().history(id), 0, -1).await?;
+        Ok(lines
+            .iter()
+            .filter_map(|l| {
+                let mut parts = l.splitn(3, ' ');
+                Some((
+                    parts.next()?.to_string(),
+                    parts.next()?.to_string(),
+                    parts.next().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect())
+    }
+
     /// Lists jobs matching `filter`, scanning from `cursor` (None = start) until `limit`
     /// jobs are found or the keyspace is done. Listing adds no index to keep in step: it
     /// SCANs `job_*` hashes, so it costs nothing on the job path.

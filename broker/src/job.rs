@@ -118,6 +118,18 @@ impl Serialize for Status {
     }
 }
 
+/// Parses a humantime duration given for `field` ("90s", "5m", "1h 30m").
+///
+/// # Errors
+/// [`Error::Invalid`] naming the field and the text.
+pub fn parse_duration(field: &str, text: &str) -> Result<Duration, Error> {
+    humantime::parse_duration(text).map_err(|e| {
+        Error::Invalid(format!(
+            "{field}: {text:?} is not a duration like 90s or 5m ({e})"
+        ))
+    })
+}
+
 /// Extra `job_N` fields a submit may set, besides the ones every job has. `backoff_mode`
 /// "linear" makes retry n wait backoff × n (wumai's try_period) instead of backoff × 2^(n−1).
 /// `inputs` (JSON, see [`crate::inputs`]) and `callback_url` come from the run APIs. The

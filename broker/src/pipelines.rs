@@ -58,18 +58,6 @@ fn ms(d: Duration) -> Vec<u8> {
     d.as_millis().to_string().into_bytes()
 }
 
-fn parse_duration(field: &str, v: &Option<String>) -> Result<Option<Duration>, Error> {
-    v.as_ref()
-        .map(|t| {
-            humantime::parse_duration(t).map_err(|e| {
-                Error::Invalid(format!(
-                    "{field}: {t:?} is not a duration like 90s or 5m ({e})"
-                ))
-            })
-        })
-        .transpose()
-}
-
 impl PipelineBody {
     /// The hash fields of this template.
     ///
@@ -112,8 +100,8 @@ impl PipelineBody {
             ("timeout", &self.timeout),
             ("result_ttl", &self.result_ttl),
         ] {
-            if let Some(d) = parse_duration(name, v)? {
-                f.push((name, ms(d)));
+            if let Some(text) = v {
+                f.push((name, ms(crate::job::parse_duration(name, text)?)));
             }
         }
         if let Some(c) = &self.cluster {
@@ -347,26 +335,6 @@ impl Broker {
             tail.extend_from_slice(&chunk.map_err(|e| Error::Storage(e.to_string()))?);
         }
         Ok(Some(String::from_utf8_lossy(&tail).into_owned()))
-    }
-
-    /// Job `id`'s state history: `(time, status, event)`, oldest first.
-    ///
-    /// # Errors
-    /// Redis errors.
-    pub async fn history(&self, id: JobId) -> Result<Vec<(String, String, String)>, Error> {
-        let mut c = self.conn().await?;
-        let lines: Vec<String> = c.lrange(self.keys().history(id), 0, -1).await?;
-        Ok(lines
-            .iter()
-            .filter_map(|l| {
-                let mut parts = l.splitn(3, ' ');
-                Some((
-                    parts.next()?.to_string(),
-                    parts.next()?.to_string(),
-                    parts.next().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect())
     }
 }
 

@@ -291,8 +291,7 @@ impl Broker {
         }
         let result_ttl = match &body.result_ttl {
             None => self.config().result_ttl,
-            Some(t) => humantime::parse_duration(t)
-                .map_err(|e| Error::Invalid(format!("result_ttl: {t:?} ({e})")))?,
+            Some(t) => crate::job::parse_duration("result_ttl", t)?,
         };
         Ok(NewWorkflow {
             name: body.name.clone(),

@@ -207,7 +207,7 @@ impl Executor for CommandExecutor {
             if !action.files {
                 return run_action(name, action, job, ctx, None).await;
             }
-            let dir = Workdir::create("command", job.id, job.attempt).await?;
+            let dir = Workdir::create("command", job.id, job.attempt, true).await?;
             let store = ctx.broker().artifacts().clone();
             let id = job.id;
             let ran = async {

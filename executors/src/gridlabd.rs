@@ -38,6 +38,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
+use crate::staging::Workdir;
 
 /// The launcher the executor runs with `python -c`: line-buffers C stdout (GridLAB-D
 /// writes with stdio; a pipe would hold its lines back until exit), loads the model with
@@ -189,18 +190,9 @@ impl Executor for GridlabdExecutor {
     fn run(&self, job: JobInput, ctx: JobContext) -> JobFuture {
         let python = self.python.clone();
         Box::pin(async move {
-            let workdir = std::env::temp_dir().join(format!(
-                "sluice-gridlabd-{}-{}-{}",
-                job.id,
-                job.attempt,
-                uuid::Uuid::new_v4().simple()
-            ));
-            let r = run_gridlabd(python, &workdir, job, ctx).await;
-            if let Err(e) = tokio::fs::remove_dir_all(&workdir).await {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(dir = %workdir.display(), error = %e, "cannot remove");
-                }
-            }
+            let dir = Workdir::create("gridlabd", job.id, job.attempt, false).await?;
+            let r = run_gridlabd(python, &dir.root, job, ctx).await;
+            dir.remove().await;
             r
         })
     }
@@ -216,9 +208,6 @@ async fn run_gridlabd(
         .map_err(|e| JobError::Fatal(format!("gridlabd params: {e}")))?;
     let (model, options) = plan(&spec)?;
     let store = ctx.broker().artifacts();
-    tokio::fs::create_dir_all(workdir)
-        .await
-        .map_err(|e| JobError::Retry(format!("cannot make {}: {e}", workdir.display())))?;
     // The files the executor puts there; everything else afterwards is the run's output.
     let mut placed = vec![model.clone()];
     match &spec.model_text {

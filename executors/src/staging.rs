@@ -5,8 +5,8 @@
 //! disk, at most `max_artifact_size`), other jobs' artifacts copied. A name given twice
 //! keeps the later one. Runs again on every attempt (idempotent).
 //!
-//! Executor kinds that run programs on files use the rest: [`Workdir`] (a fresh directory
-//! with `input/` and `output/`), [`copy_in`] / [`artifacts_into`] (artifacts into it) and
+//! Executor kinds that run programs on files use the rest: [`Workdir`] (a fresh directory,
+//! optionally with `input/` and `output/`), [`copy_in`] / [`artifacts_into`] (artifacts into it) and
 //! [`keep_outputs`] (the files a run wrote, back as artifacts).
 
 use std::path::{Path, PathBuf};
@@ -208,8 +208,8 @@ pub(crate) async fn artifacts_into(
     Ok(names)
 }
 
-/// A fresh working directory for one attempt: `input/` (the job's files) and `output/`
-/// (what it keeps), removed by [`Workdir::remove`].
+/// A fresh working directory for one attempt, removed by [`Workdir::remove`]; with `io`,
+/// holding `input/` (the job's files) and `output/` (what it keeps).
 #[derive(Debug)]
 pub(crate) struct Workdir {
     /// The directory itself.
@@ -221,14 +221,21 @@ pub(crate) struct Workdir {
 }
 
 impl Workdir {
-    /// Makes `<temp>/sluice-<kind>-<id>-<attempt>-<random>/{input,output}`.
-    pub(crate) async fn create(kind: &str, id: JobId, attempt: u32) -> Result<Self, JobError> {
+    /// Makes `<temp>/sluice-<kind>-<id>-<attempt>-<random>/`, and in it `input/` and
+    /// `output/` when `io` is true.
+    pub(crate) async fn create(
+        kind: &str,
+        id: JobId,
+        attempt: u32,
+        io: bool,
+    ) -> Result<Self, JobError> {
         let root = std::env::temp_dir().join(format!(
             "sluice-{kind}-{id}-{attempt}-{}",
             uuid::Uuid::new_v4().simple()
         ));
         let (input, output) = (root.join("input"), root.join("output"));
-        for d in [&input, &output] {
+        let made: &[&PathBuf] = if io { &[&input, &output] } else { &[&root] };
+        for d in made {
             tokio::fs::create_dir_all(d)
                 .await
                 .map_err(|e| JobError::Retry(format!("cannot make {}: {e}", d.display())))?;
@@ -243,7 +250,9 @@ impl Workdir {
     /// Deletes it and everything in it.
     pub(crate) async fn remove(self) {
         if let Err(e) = tokio::fs::remove_dir_all(&self.root).await {
-            tracing::warn!(dir = %self.root.display(), error = %e, "cannot remove");
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %self.root.display(), error = %e, "cannot remove");
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
   SCHEDULED in no queue or set until includes/workflow releases it.
   Needs includes time, emit, enqueue.
   cluster_refusal(prefix, cluster) -> nil, or 'CLUSTER_NOT_FOUND' | 'CLUSTER_DISABLED'
+  job_extras(a) -> {field = value} of the extra pairs
   create_job(seq_key, delayed_key, events_key, prefix, a) -> id, status
                                                           or nil, 'CLUSTER_NOT_FOUND' | 'CLUSTER_DISABLED'
 ]]
@@ -22,10 +23,16 @@ local function cluster_refusal(prefix, cluster)
   return nil
 end
 
-local function create_job(seq_key, delayed_key, events_key, prefix, a)
-  local executor = a[1]
+-- The extra field, value pairs of a create_job argument list `a` (from a[10]), by field.
+local function job_extras(a)
   local extra = {}
   for i = 10, #a - 1, 2 do extra[a[i]] = a[i + 1] end
+  return extra
+end
+
+local function create_job(seq_key, delayed_key, events_key, prefix, a)
+  local executor = a[1]
+  local extra = job_extras(a)
   local refusal = cluster_refusal(prefix, extra.cluster)
   if refusal then return nil, refusal end
   local now = now_ms()

@@ -28,3 +28,15 @@ local function announce_start(prefix, id, workflow, cap)
   redis.call('RPUSH', start_key, "{'job_id': " .. id .. ", 'workflow': {'id': " .. workflow .. "}}")
   redis.call('LTRIM', start_key, -tonumber(cap), -1)
 end
+
+--[[
+  Function to announce a stop on Stand's `stop` list (capped at the newest `cap` ids, so
+  nothing piles up without a reader) and on the `stop` channel: stop.lua's, and a workflow's
+  for each member it cancels.
+  announce_stop(stop_key, id, cap)
+]]
+local function announce_stop(stop_key, id, cap)
+  redis.call('RPUSH', stop_key, id)
+  redis.call('LTRIM', stop_key, -tonumber(cap), -1)
+  redis.call('PUBLISH', stop_key, id)
+end

@@ -43,19 +43,14 @@ local function workflow_ids(text)
 end
 
 -- Ends a waiting member (SCHEDULED or PENDING) as CANCELED, or asks a running one to stop;
--- either way its id goes on Stand's `stop` list (capped at `cap`) and channel, as stop.lua
--- does. Returns true when it ended here.
+-- either way its id goes on Stand's `stop` list (capped at `cap`) and channel
+-- (enqueue's announce_stop, as stop.lua does). Returns true when it ended here.
 local function workflow_cancel_member(prefix, id, why, at, cap)
   local key = prefix .. 'job_' .. id
   local m = redis.call('HMGET', key, 'status', 'executor', 'stop_requested')
   local events_key = prefix .. 'events'
-  local function announce()
-    redis.call('RPUSH', prefix .. 'stop', id)
-    redis.call('LTRIM', prefix .. 'stop', -tonumber(cap), -1)
-    redis.call('PUBLISH', prefix .. 'stop', id)
-  end
   if m[1] == 'PENDING' or m[1] == 'SCHEDULED' then
-    announce()
+    announce_stop(prefix .. 'stop', id, cap)
     redis.call('LREM', prefix .. 'queue:' .. m[2], 1, id)
     redis.call('ZREM', prefix .. 'delayed', id)
     redis.call('HDEL', key, 'waiting_on')
@@ -64,7 +59,7 @@ local function workflow_cancel_member(prefix, id, why, at, cap)
     return true
   end
   if m[1] == 'RUNNING' and not m[3] then
-    announce()
+    announce_stop(prefix .. 'stop', id, cap)
     redis.call('HSET', key, 'stop_requested', at, 'updated', at)
     emit(events_key, id, m[2], 'stop_requested', 'RUNNING', 'error', why)
   end

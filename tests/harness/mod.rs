@@ -185,6 +185,33 @@ impl Drop for Proc {
     }
 }
 
+/// Starts an executor binary (`program`: an `env!("CARGO_BIN_EXE_...")`) against `redis`
+/// with `args` and the extra environment `env`, quiet (SLUICE_LOG=warn, output dropped) and
+/// deaf to a SLUICE_CONFIG of the caller's; killed when the returned [`Proc`] drops.
+pub fn executor<K, V>(
+    program: &str,
+    redis: &TestRedis,
+    args: &[&str],
+    env: impl IntoIterator<Item = (K, V)>,
+) -> Proc
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    Proc(
+        std::process::Command::new(program)
+            .args(args)
+            .env_remove("SLUICE_CONFIG")
+            .env("SLUICE_REDIS_URL", &redis.url)
+            .env("SLUICE_LOG", "warn")
+            .envs(env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}")),
+    )
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (for servers started as processes).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -58,14 +58,8 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Err
 }
 
 fn duration(field: &str, v: &Option<String>, default: Duration) -> Result<Duration, Error> {
-    match v {
-        None => Ok(default),
-        Some(text) => humantime::parse_duration(text).map_err(|e| {
-            Error::Invalid(format!(
-                "{field}: {text:?} is not a duration like 90s or 5m ({e})"
-            ))
-        }),
-    }
+    v.as_deref()
+        .map_or(Ok(default), |text| crate::job::parse_duration(field, text))
 }
 
 impl SubmitBody {

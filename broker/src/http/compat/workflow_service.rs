@@ -157,7 +157,7 @@ pub async fn delete(
 }
 
 /// The body of `POST /v1/pipelines/{id}/runs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunBody {
     #[serde(default)]
@@ -175,10 +175,7 @@ pub async fn start_run(
     let r = async {
         let pid = number("pipeline", &raw)?;
         let req: RunBody = if body.is_empty() {
-            RunBody {
-                inputs: Vec::new(),
-                callback_url: None,
-            }
+            RunBody::default()
         } else {
             parse_body(&body)?
         };
