@@ -147,6 +147,18 @@ async fn the_readme_request_answers_as_the_original_code_did() {
             vec![5],
             5,
         ),
+        // See: issue 14. A monomer whose sites pair with each other is a polymer of its
+        // own: 2, where the original answered 1 (still there on request).
+        (
+            json!({"monomers": [["a*","a","a"], ["a*"], ["a","a"]]}),
+            vec![2],
+            2,
+        ),
+        (
+            json!({"monomers": [["a*","a","a"], ["a*"], ["a","a"]], "counting": "original"}),
+            vec![1],
+            1,
+        ),
     ] {
         let id = f.post(body.clone()).await;
         let (s, v) = f.outcome(&id).await;
@@ -182,6 +194,13 @@ async fn bad_tbns_answer_401_with_the_original_messages() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "no monomers at all");
+    let r = Client::new()
+        .post(f.api.url("/task"))
+        .json(&json!({"monomers": [["a"]], "counting": "roughly"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "unknown counting");
     let v: Value = r.json().await.unwrap();
     assert!(
         v["message"]

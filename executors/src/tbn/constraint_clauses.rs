@@ -11,6 +11,7 @@ use super::encode::Encoding;
 use super::error::TbnError;
 use super::parse::Problem;
 use super::sink::{clause, var, Sink};
+use super::Counting;
 
 impl Encoding {
     /// Constraint pass 1, in input order: the errors of SEEDS §1.6, the
@@ -51,9 +52,12 @@ impl Encoding {
                 for &m in monomers {
                     for &o in &visited {
                         if m == o {
-                            match self.self_flag[m] {
-                                Some(s) => clause(solver, &[!act, s]),
-                                None => return Err(together(problem, m, o)),
+                            // A monomer is always with itself; the original
+                            // asks for its `Bind(m, m)` (a pair inside m).
+                            match (problem.counting, self.self_flag[m]) {
+                                (Counting::Exact, _) => {}
+                                (Counting::Original, Some(s)) => clause(solver, &[!act, s]),
+                                (Counting::Original, None) => return Err(together(problem, m, o)),
                             }
                         } else if component[m] == component[o] {
                             let e = self.optional_edge(solver, optional_of, m, o);

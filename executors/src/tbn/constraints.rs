@@ -19,9 +19,11 @@ pub enum Constraint {
     Together(Vec<usize>),
     /// The two monomers are in different polymers.
     NotTogether(usize, usize),
-    /// The monomer binds to nothing, itself included.
+    /// The monomer shares its polymer with no other monomer (counting as
+    /// the original, its own sites may not pair with each other either).
     Free(usize),
-    /// The monomer binds to something (possibly itself).
+    /// The monomer shares its polymer with another monomer (counting as the
+    /// original, a pair inside it also does).
     NotFree(usize),
     /// The two sites are bound to each other.
     Paired(usize, usize),

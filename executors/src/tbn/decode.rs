@@ -3,10 +3,11 @@
 //!
 //! Every true `Rep` starts a polymer; the monomers connected to it by true
 //! edges join it (representative first, then input order). Polymers come in
-//! representative order. A polymer whose lowest monomer is self-bound has
-//! no representative in the original and is therefore left out of its
-//! output; this decoder does the same, so `polymers_count` is always the
-//! number of polymers the search proved.
+//! representative order. Counting exactly, every polymer has one. Counting
+//! as the original, a polymer whose lowest monomer is self-bound has no
+//! representative and is left out of the output, as the original's decoder
+//! does, so `polymers_count` is always the number of polymers the search
+//! proved.
 
 use serde::Serialize;
 
@@ -35,7 +36,8 @@ pub struct ConfigDetail {
     pub polymers: Vec<Vec<usize>>,
     /// Merges without a bond (`TOGETHER`/`NOTFREE`), `(lower, higher)`.
     pub merges: Vec<(usize, usize)>,
-    /// Monomers marked self-bound (the original's true `Bind(m, m)`).
+    /// Monomers marked self-bound (the original's true `Bind(m, m)`; empty
+    /// when counting exactly).
     pub self_bound: Vec<usize>,
     /// Whether the constraints applied to this configuration.
     pub constrained: bool,

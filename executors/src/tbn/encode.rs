@@ -9,30 +9,37 @@
 //! * `Optional(m, n)`: a "merge without bond", created only where a
 //!   `TOGETHER` or `NOTFREE` constraint can use it, and forced false unless
 //!   the constraint activation literal `act` is true.
-//! * `Self(m)` for a monomer that carries both `a` and `a*`: true when one of
-//!   its own sites pairs with another (the original's `Bind(m, m)`).
+//! * `Self(m)`, only when counting as the original ([`Counting::Original`]),
+//!   for a monomer that carries both `a` and `a*`: true when one of its own
+//!   sites pairs with another (the original's `Bind(m, m)`).
 //! * `Rep(m)`: m is the representative of its polymer; at most one per
 //!   polymer (see below); the number of true `Rep`s is the polymer count.
 //! * `Label(x)`: binary component labels (below), and the
 //!   sequential-counter variables `Sum(i, k)`.
 //!
-//! # What is equivalent to the original, and why
+//! # What is counted
+//! A configuration is a saturated pairing; its polymers are the classes of
+//! monomers joined by bonds (pairs between two monomers). A pair inside one
+//! monomer joins nothing. The optimum is
+//!
+//! > max over saturated pairings (plus constraint-allowed merges) of the
+//! > number of polymers.
+//!
 //! The original (`stableconfigs/encoder/Encoder.py`) has a `Bind(m, n)`
 //! variable for every two monomers of one *potential component* (monomers
 //! joined by a chain of possible pairs), closes `Bind` under transitivity
-//! (O(n³) clauses), and says `Bind(m, n) -> !Rep(max(m, n))`. With
-//! `Bind(m, m) -> !Rep(m)` as a quirk: a monomer whose own sites pair with
-//! each other can never be a representative. So the optimum it computes is
+//! (O(n³) clauses), and says `Bind(m, n) -> !Rep(max(m, n))`. A pair inside
+//! one monomer makes `Bind(m, m)`, so a self-bound monomer can never be a
+//! representative and its polymer is not counted when it is the lowest one:
+//! the original under-counts (`a* a a / a* / a a`: 1 polymer; the answer is
+//! 2). [`Counting::Original`] reproduces that with `Rep(m) -> !Self(m)` for
+//! people comparing with old results; the default counts exactly.
 //!
-//! > max over saturated pairings (plus constraint-allowed merges) of the
-//! > number of polymers whose lowest-indexed monomer is not self-bound,
-//!
-//! where a polymer is an equivalence class of `Bind`. `Bind` may be set true
-//! without any pair, but merging classes never raises the count, so it only
-//! matters for constraints that *want* a merge: `TOGETHER` (forced merges)
-//! and `NOTFREE` (some merge, or `Bind(m, m)`). Those get `Optional` edges
-//! here, to every monomer of the component, which reaches every equivalence
-//! relation the original can use for them.
+//! `Bind` may be set true without any pair, but merging classes never raises
+//! the count, so it only matters for constraints that *want* a merge:
+//! `TOGETHER` (forced merges) and `NOTFREE` (some merge). Those get
+//! `Optional` edges here, to every monomer of the component, which reaches
+//! every equivalence relation the original can use for them.
 //!
 //! Instead of transitivity, this encoding says what `Rep(m)` needs directly:
 //! m is the lowest monomer connected to it (through true `Edge`/`Optional`
@@ -46,11 +53,11 @@
 //! If `Rep(m)`, every monomer x of m's polymer has `rank(m) = label(x) <=
 //! rank(x)`, so m is the lowest and there is at most one `Rep` per polymer;
 //! conversely labelling each polymer with the rank of its lowest monomer
-//! satisfies everything. So the polymer count is exactly the original's, at
-//! O(edges × log size) clauses instead of O(size³). `NOTTOGETHER(m, n)`
-//! uses a least-fixpoint reachability from m (forced along true edges;
+//! satisfies everything. So the polymer count is exact, at O(edges × log
+//! size) clauses instead of O(size³). `NOTTOGETHER(m, n)` uses a
+//! least-fixpoint reachability from m (forced along true edges;
 //! over-approximating it never helps the solver); `FREE(m)` forces every
-//! edge at m (and `Self(m)`) false.
+//! edge at m false (and, counting as the original, `Self(m)`).
 //!
 //! Constraints are guarded by `act`: the first (entropy) search assumes
 //! `!act`, the constrained searches assume `act`, so one incremental solver
@@ -67,6 +74,7 @@ use super::parse::Problem;
 use super::polymers::RepMode;
 use super::sink::{clause, var, Sink};
 use super::symmetry::break_symmetry;
+use super::Counting;
 
 /// Sites with at most this many partners get pairwise at-most-one clauses
 /// (as the original); larger ones a sequential (ladder) encoding.
@@ -113,7 +121,8 @@ pub(crate) struct Encoding {
     pub pairs: Vec<PairVar>,
     /// Every edge (bond edges and optional merges).
     pub edges: Vec<Edge>,
-    /// `Self(m)` where m has a potential self-pair.
+    /// `Self(m)` where m has a potential self-pair, counting as the
+    /// original only.
     pub self_flag: Vec<Option<Lit>>,
     /// `Rep(m)` for every monomer.
     pub reps: Vec<Lit>,
@@ -225,7 +234,7 @@ impl Encoding {
         }
         let mut self_flag = vec![None; n];
         for (m, lits) in self_pairs.iter().enumerate() {
-            if lits.is_empty() {
+            if lits.is_empty() || problem.counting == Counting::Exact {
                 continue;
             }
             let s = var(solver);
@@ -262,7 +271,10 @@ impl Encoding {
         }
         let component: Vec<usize> = (0..n).map(|m| find(&mut parent, m)).collect();
         let sb = var(solver);
-        if self_pairs.iter().all(Vec::is_empty) {
+        // Counting as the original, a monomer's index decides whether its
+        // polymer counts, so identical monomers are interchangeable only
+        // when nothing can bind itself.
+        if problem.counting == Counting::Exact || self_pairs.iter().all(Vec::is_empty) {
             break_symmetry(problem, solver, sb, &pairs, &pair_of);
         }
 

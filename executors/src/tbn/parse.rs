@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use super::constraints::{parse_constraint, Constraint};
 use super::error::TbnError;
+use super::Counting;
 
 /// Marks a complementary site (`a*`).
 const COMPLEMENT: char = '*';
@@ -94,6 +95,8 @@ pub struct Problem {
     pub types: Vec<SiteType>,
     /// Constraints in input order.
     pub constraints: Vec<Constraint>,
+    /// How polymers are counted ([`Counting::Exact`] unless asked otherwise).
+    pub counting: Counting,
     pub(crate) monomer_names: HashMap<String, usize>,
     pub(crate) site_names: HashMap<String, usize>,
     type_index: HashMap<String, usize>,
@@ -118,6 +121,7 @@ impl Problem {
             monomers: Vec::new(),
             types: Vec::new(),
             constraints: Vec::new(),
+            counting: Counting::Exact,
             monomer_names: HashMap::new(),
             site_names: HashMap::new(),
             type_index: HashMap::new(),
@@ -289,7 +293,9 @@ impl Problem {
                     .join(" ")
             })
             .collect();
-        Ok((Problem::from_lines(&lines, [""; 0])?, sites))
+        let mut sub = Problem::from_lines(&lines, [""; 0])?;
+        sub.counting = self.counting;
+        Ok((sub, sites))
     }
 
     /// A site as the original prints it: `a`, `a*`, `a*:name`.

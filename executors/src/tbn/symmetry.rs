@@ -9,11 +9,15 @@ use super::parse::Problem;
 use super::sink::{clause, var, Sink};
 
 /// Symmetry breaking between identical monomers (same sequence of site
-/// types and sides), guarded by `sb`. Only used when no monomer can bind
-/// itself: then the polymer count is the number of connected components,
-/// which permuting identical monomers keeps, so sorting identical monomers
-/// by the partner of their first site loses no polymer count. It is only
-/// assumed in the entropy search, where no constraint or blocking clause
+/// types and sides), guarded by `sb`. The polymer count is the number of
+/// connected components of the bonds, which permuting identical monomers
+/// keeps, so sorting identical monomers by the partner of their first site
+/// loses no polymer count. A group whose monomers carry both sides of a
+/// type is left alone: their first site's partners may lie inside the group,
+/// so a permutation moves the partners too. Counting as the original, the
+/// caller uses this only when no monomer can bind itself (there a
+/// monomer's index decides whether its polymer counts). It is only assumed
+/// in the entropy search, where no constraint or blocking clause
 /// distinguishes the monomers (later searches must see every pair set).
 pub(crate) fn break_symmetry<S: Sink>(
     problem: &Problem,
@@ -31,7 +35,12 @@ pub(crate) fn break_symmetry<S: Sink>(
             .collect();
         groups.entry(key).or_default().push(m);
     }
-    for members in groups.values().filter(|g| g.len() > 1) {
+    let binds_itself =
+        |key: &[(usize, bool)]| key.iter().any(|&(kind, side)| key.contains(&(kind, !side)));
+    for (_, members) in groups
+        .iter()
+        .filter(|(key, g)| g.len() > 1 && !binds_itself(key))
+    {
         let first = |m: usize| problem.monomers[m].sites[0];
         let site = &problem.sites[first(members[0])];
         let partners = problem.types[site.kind].partners(site.complement);

@@ -22,7 +22,14 @@ fn request(monomers: &[&[&str]], constraints: &[&[&str]], gen: usize, init_k: us
         constraints: lists(constraints),
         gen,
         init_k,
+        counting: Counting::Exact,
     }
+}
+
+/// The same request, counting as the original StableConfigs.
+fn original(mut req: Request) -> Request {
+    req.counting = Counting::Original;
+    req
 }
 
 /// Parses and solves, validating every configuration and their distinctness.
@@ -285,10 +292,6 @@ fn constraint_errors_have_the_original_messages() {
             "Monomer [m3] and Monomer [m1] cannot be together in any valid configuration.",
         ),
         (
-            &["TOGETHER", "m1", "m1"],
-            "Monomer [m1] and Monomer [m1] cannot be together in any valid configuration.",
-        ),
-        (
             &["NOTFREE", "m4"],
             "Monomer [m4] cannot be together with any other Monomer in any valid configuration.",
         ),
@@ -307,7 +310,15 @@ fn constraint_errors_have_the_original_messages() {
     ];
     for (c, want) in cases {
         assert_eq!(&error(&request(m, &[c], 1, 1)), want);
+        assert_eq!(&error(&original(request(m, &[c], 1, 1))), want);
     }
+    // The original asks for a pair inside m1, which it cannot have; a
+    // monomer is always together with itself.
+    assert_eq!(
+        error(&original(request(m, &[&["TOGETHER", "m1", "m1"]], 1, 1))),
+        "Monomer [m1] and Monomer [m1] cannot be together in any valid configuration."
+    );
+    run(&request(m, &[&["TOGETHER", "m1", "m1"]], 1, 1)).expect("m1 is with itself");
     // Ignored when they cannot matter.
     let ok: &[&[&str]] = &[
         &["NOTPAIRED", "s1", "s3"],
@@ -354,16 +365,56 @@ fn request_defaults() {
     );
 }
 
+// See: issue 14. A pair inside one monomer joins nothing: `{m0}` saturates
+// itself and `{m1, m2}` the rest, 2 polymers. The original answered 1 (it
+// forbids a self-bound monomer from representing its polymer); that answer
+// was asserted here before and was wrong.
 #[test]
-fn self_bound_lowest_monomer_is_not_a_polymer() {
-    // The original: Bind(m, m) -> !Rep(m).
+fn a_monomer_that_binds_itself_is_a_polymer() {
+    let m: &[&[&str]] = &[&["a*", "a", "a"], &["a*"], &["a", "a"]];
+    let a = run(&request(m, &[], 1, 1)).expect("solves");
+    assert_eq!((a.entropy, counts(&a)), (2, vec![2]));
+    // Either {m0}, {m1, m2} or {m0, m1}, {m2}: both are stable.
+    let alone = |c: &Config| c.polymers.iter().any(|p| p.len() == 1);
+    assert!(alone(&a.configs[0]), "{:?}", a.configs[0].polymers);
+    let a = run(&request(&[&["a", "a*"]], &[], 1, 1)).expect("solves");
     assert_eq!(
-        error(&request(&[&["a", "a*"]], &[], 1, 1)),
-        "Minimum Polymers [1] exceeds the max entropy of TBN system. No Results can be computed. Choose a lower value."
+        (a.entropy, a.configs[0].polymers.clone()),
+        (1, vec![polymer(&[&["a", "a*"]])])
     );
     let a = run(&request(&[&["x"], &["a", "a*"], &["x*"]], &[], 1, 1)).expect("solves");
+    assert_eq!((a.entropy, counts(&a)), (2, vec![2]));
+    // FREE lets a monomer pair with itself; NOTFREE needs another monomer.
+    let m: &[&[&str]] = &[&["a", "a*", ">m0"], &["a"], &["b", ">m2"], &["b*"]];
+    let a = run(&request(m, &[&["FREE", "m0"]], 1, 1)).expect("solves");
+    assert_eq!((a.entropy, counts(&a)), (3, vec![3]));
+    let a = run(&request(m, &[&["NOTFREE", "m0"]], 1, 1)).expect("solves");
+    assert_eq!((a.entropy, counts(&a)), (3, vec![2]));
+}
+
+#[test]
+fn counting_as_the_original_reproduces_its_answers() {
+    let m: &[&[&str]] = &[&["a*", "a", "a"], &["a*"], &["a", "a"]];
+    let a = run(&original(request(m, &[], 1, 1))).expect("solves");
+    assert_eq!((a.entropy, counts(&a)), (1, vec![1]));
+    // The original: Bind(m, m) -> !Rep(m).
+    assert_eq!(
+        error(&original(request(&[&["a", "a*"]], &[], 1, 1))),
+        "Minimum Polymers [1] exceeds the max entropy of TBN system. No Results can be computed. Choose a lower value."
+    );
+    let a = run(&original(request(
+        &[&["x"], &["a", "a*"], &["x*"]],
+        &[],
+        1,
+        1,
+    )))
+    .expect("solves");
     assert_eq!((a.entropy, counts(&a)), (1, vec![1]));
     assert_eq!(a.configs[0].polymers, [polymer(&[&["x"], &["x*"]])]);
+    let r: Request =
+        serde_json::from_str(r#"{"monomers":[["a","a*"]],"counting":"original"}"#).expect("json");
+    assert_eq!(r.counting, Counting::Original);
+    assert!(serde_json::from_str::<Request>(r#"{"monomers":[],"counting":"rough"}"#).is_err());
 }
 
 #[test]

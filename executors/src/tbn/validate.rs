@@ -6,15 +6,17 @@ use super::constraints::Constraint;
 use super::decode::Config;
 use super::encode::find;
 use super::parse::Problem;
+use super::Counting;
 
 /// Checks `config` against `problem`:
 /// * the pairs are complementary, each site is in at most one pair and
 ///   every site of the limiting side of its type is bound (saturation);
-/// * polymers are the connected components of bonds plus recorded merges;
-///   exactly the components whose lowest monomer is not self-bound are
-///   output (the original's rule), each once, representative first, in
-///   representative order, and `polymers_count` matches;
-/// * self-bound marks cover every monomer with an internal pair;
+/// * polymers are the connected components of bonds plus recorded merges
+///   (a pair inside one monomer joins nothing); every component is output
+///   once, representative first, in representative order, and
+///   `polymers_count` matches; counting as the original, exactly the
+///   components whose lowest monomer is not self-bound are output, and the
+///   self-bound marks cover every monomer with an internal pair;
 /// * the JSON matches the monomers;
 /// * if the configuration is constrained, every constraint holds.
 ///
@@ -53,11 +55,17 @@ pub fn validate(problem: &Problem, config: &Config) -> Result<(), String> {
         let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
         parent[ra] = rb;
     }
+    let original = problem.counting == Counting::Original;
     let marked = |m: usize| d.self_bound.contains(&m);
-    if let Some(m) = (0..n).find(|&m| self_paired[m] && !marked(m)) {
-        return Err(format!("monomer {m} pairs with itself but is not marked"));
+    if original {
+        if let Some(m) = (0..n).find(|&m| self_paired[m] && !marked(m)) {
+            return Err(format!("monomer {m} pairs with itself but is not marked"));
+        }
+    } else if !d.self_bound.is_empty() {
+        return Err("self-bound marks while counting exactly".into());
     }
-    // Expected output: components with an unmarked lowest monomer.
+    // Expected output: every component (counting as the original, those
+    // with an unmarked lowest monomer).
     let mut expected: Vec<Vec<usize>> = Vec::new();
     for m in 0..n {
         let root = find(&mut parent, m);

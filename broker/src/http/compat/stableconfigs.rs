@@ -88,6 +88,15 @@ pub async fn task(
             "monomers: required, a list of monomers, each a list of binding sites",
         ));
     }
+    if let Some(c) = params.get("counting") {
+        if c != "exact" && c != "original" {
+            return Ok(answer(
+                StatusCode::BAD_REQUEST,
+                "Exception",
+                "counting: \"exact\" (the default) or \"original\" (the original's count of self-bound monomers)",
+            ));
+        }
+    }
     let mut job = b.new_job(KIND, params);
     job.owner = who.owner.clone();
     job.timeout = b.config().solver_timeout;
