@@ -1,7 +1,10 @@
 --[[
-  reap: RUNNING -> PENDING (attempts left), FAILED (none left) or CANCELED (stop requested)
-  for every job whose lease has expired: its executor died, hung or was cut off. Safe to run
-  from any number of processes at once; each expired lease is handled exactly once.
+  reap: RUNNING -> PENDING (at the head of its queue), FAILED (lost too often) or CANCELED
+  (stop requested) for every job whose lease has expired: its executor died, hung or was cut
+  off. An executor's death is not the job's failure: the run does not spend an attempt (as
+  release.lua hands a job back), it only counts in `lost`. A job that has lost its executor
+  more than `max lost` times fails for good: it is probably what kills them (a poison job).
+  Safe to run from any number of processes at once; each expired lease is handled once.
 
   KEYS[1] leases zset     leases
   KEYS[2] delayed zset    delayed
@@ -9,14 +12,15 @@
 
   ARGV[1] key prefix
   ARGV[2] count           most expired leases to handle in one call
+  ARGV[3] max lost        runs a job may lose before it fails (max_lost_leases)
 
   Returns:
     {1, requeued, failed, canceled}
 
-  Event: retried, failed or canceled (error "lease expired ...")
+  Event: lost (back to PENDING), failed or canceled (error "lease expired ...")
 ]]
 local leases_key, delayed_key, events_key = KEYS[1], KEYS[2], KEYS[3]
-local prefix, count = ARGV[1], tonumber(ARGV[2])
+local prefix, count, max_lost = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 --- @include "includes/time"
 --- @include "includes/emit"
 --- @include "includes/enqueue"
@@ -25,6 +29,7 @@ local prefix, count = ARGV[1], tonumber(ARGV[2])
 --- @include "includes/end_attempt"
 
 local now = now_ms()
+local at = rfc3339(now)
 local requeued, failed, canceled = 0, 0, 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT', 0, count)) do
   local job_key = prefix .. 'job_' .. id
@@ -34,13 +39,27 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT'
     redis.call('ZREM', leases_key, id)  -- the hash expired or moved on: nothing to recover
   elseif f[2] then
     emit(events_key, id, f[5], 'canceled', 'CANCELED')
-    finish(job_key, leases_key, prefix, id, 'CANCELED', rfc3339(now), nil)
+    finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
     canceled = canceled + 1
   else
-    local err = 'lease expired on attempt ' .. (f[3] or '?') .. ' (worker ' .. (f[4] or '?') .. ')'
-    local status = end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id,
-      'FAILED', err, true, now)
-    if status == 'FAILED' then failed = failed + 1 else requeued = requeued + 1 end
+    local lost = redis.call('HINCRBY', job_key, 'lost', 1)
+    local err = 'lease expired on attempt ' .. (f[3] or '?') .. ' (worker ' .. (f[4] or '?')
+      .. ')'
+    if lost > max_lost then
+      err = err .. '; lost its executor ' .. lost .. ' times, more than max_lost_leases ('
+        .. max_lost .. '): it may be what kills them'
+      end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id, 'FAILED', err,
+        false, now)
+      failed = failed + 1
+    else
+      redis.call('ZREM', leases_key, id)
+      redis.call('HINCRBY', job_key, 'attempt', -1)
+      redis.call('HSET', job_key, 'status', 'PENDING', 'updated', at, 'error', err)
+      redis.call('HDEL', job_key, 'lease_token', 'worker')
+      enqueue(prefix, id, f[5], true)
+      emit(events_key, id, f[5], 'lost', 'PENDING', 'error', err)
+      requeued = requeued + 1
+    end
   end
 end
 return {1, requeued, failed, canceled}

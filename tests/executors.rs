@@ -297,11 +297,10 @@ async fn kill_9_of_an_executor_mid_job_completes_on_another_after_the_lease() {
     let config = dir.path().join("actions.toml");
     std::fs::write(&config, ACTIONS).unwrap();
     let mut first = spawn_binary(&redis, &config, &[]);
-    let id = submit(
-        &b,
-        json!({"action": "slow_then_done", "seconds": 1}),
-        |_| {},
-    )
+    // See: issue 14. One attempt: the executor's death must not spend it.
+    let id = submit(&b, json!({"action": "slow_then_done", "seconds": 1}), |j| {
+        j.max_attempts = 1
+    })
     .await;
     let j = wait_status(&b, id, Status::Running, Duration::from_secs(10)).await;
     let first_worker = j.field("worker").unwrap_or("").to_string();
@@ -311,7 +310,11 @@ async fn kill_9_of_an_executor_mid_job_completes_on_another_after_the_lease() {
     let j = wait_status(&b, id, Status::Completed, Duration::from_secs(15)).await;
     second.kill().ok();
     second.wait().ok();
-    assert_eq!(j.attempt, 2, "the second attempt finished it");
+    assert_eq!(
+        (j.attempt, j.lost),
+        (1, 1),
+        "the lost run spent no attempt; the second run finished it"
+    );
     assert_ne!(j.field("worker").unwrap_or(""), first_worker);
     assert_eq!(j.result, Some(json!({"done": true})));
 }

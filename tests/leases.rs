@@ -21,32 +21,60 @@ async fn a_live_lease_is_not_reaped_and_heartbeats_keep_it_alive() {
     eq_job!(redis, id, job(&b, id).await.status, Status::Running);
 }
 
+// See: issue 14. An executor's death is not the job's failure: a job with one attempt
+// runs again after its lease expires, at the head of its queue, until it has lost more
+// than max_lost_leases runs (a poison job), and then fails saying so.
 #[tokio::test]
-async fn expired_lease_is_requeued_then_failed_when_attempts_are_spent() {
+async fn a_lost_lease_runs_the_job_again_without_spending_an_attempt() {
     let redis = TestRedis::start();
     let b = broker(&redis, |c| {
         c.lease = Duration::from_millis(50);
-        c.max_attempts = 2;
-        c.backoff = Duration::ZERO;
+        c.max_attempts = 1;
+        c.max_lost_leases = 2;
     });
     let (id, _) = b.submit(&b.new_job("x", json!(0))).await.unwrap();
-    b.claim("x", "dead-1", 1).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(80)).await;
-    assert_eq!(b.tick().await.unwrap().0.requeued, 1);
-    let j = job(&b, id).await;
-    eq_job!(redis, id, j.status, Status::Pending);
-    assert!(j
-        .error
-        .unwrap_or_default()
-        .contains("lease expired on attempt 1 (worker dead-1)"));
-
-    let c = b.claim("x", "dead-2", 1).await.unwrap().remove(0);
-    assert_eq!(c.attempt, 2);
+    let (other, _) = b.submit(&b.new_job("x", json!(1))).await.unwrap();
+    for (run, worker) in ["dead-1", "dead-2"].iter().enumerate() {
+        let c = b.claim("x", worker, 1).await.unwrap().remove(0);
+        assert_eq!(
+            (c.id, c.attempt),
+            (id, 1),
+            "the lost job goes first, still attempt 1"
+        );
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(b.tick().await.unwrap().0.requeued, 1);
+        let j = job(&b, id).await;
+        eq_job!(
+            redis,
+            id,
+            (j.status, j.attempt, j.lost),
+            (Status::Pending, 0, run as u32 + 1)
+        );
+        assert!(j
+            .error
+            .unwrap_or_default()
+            .contains(&format!("lease expired on attempt 1 (worker {worker})")));
+    }
+    b.claim("x", "dead-3", 1).await.unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
     assert_eq!(b.tick().await.unwrap().0.failed, 1);
     let j = job(&b, id).await;
-    eq_job!(redis, id, (j.status, j.attempt), (Status::Failed, 2));
+    eq_job!(
+        redis,
+        id,
+        (j.status, j.attempt, j.lost),
+        (Status::Failed, 1, 3)
+    );
+    assert!(j
+        .error
+        .unwrap_or_default()
+        .contains("lost its executor 3 times, more than max_lost_leases (2)"));
     assert_eq!(redis.cli(&["ZCARD", "leases"]).trim(), "0");
+    // A lost run followed by a success: COMPLETED on its first attempt, lost once.
+    let c = b.claim("x", "alive", 1).await.unwrap().remove(0);
+    assert_eq!(c.id, other);
+    let j = job(&b, other).await;
+    assert_eq!((j.attempt, j.lost), (1, 0));
 }
 
 #[tokio::test]

@@ -194,13 +194,6 @@ async fn bad_tbns_answer_401_with_the_original_messages() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "no monomers at all");
-    let r = Client::new()
-        .post(f.api.url("/task"))
-        .json(&json!({"monomers": [["a"]], "counting": "roughly"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "unknown counting");
     let v: Value = r.json().await.unwrap();
     assert!(
         v["message"]
@@ -209,6 +202,13 @@ async fn bad_tbns_answer_401_with_the_original_messages() {
             .starts_with("monomers: required"),
         "{v}"
     );
+    let r = Client::new()
+        .post(f.api.url("/task"))
+        .json(&json!({"monomers": [["a"]], "counting": "roughly"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "unknown counting");
 }
 
 #[tokio::test]
@@ -321,4 +321,78 @@ async fn unknown_pending_and_expired_tasks_are_told_apart() {
         (StatusCode::NON_AUTHORITATIVE_INFORMATION, Some("Expired")),
         "{v}"
     );
+}
+
+// See: issue 14. A task is submitted with one attempt; a solver SIGKILLed mid-solve must not
+// spend it: its tasks run again on the surviving solver once their lease expires, and every
+// acknowledged task ends COMPLETE with the right answer.
+#[tokio::test]
+async fn a_solver_killed_mid_solve_loses_no_task() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| c.lease = Duration::from_secs(1)).await;
+    let solver = |redis: &TestRedis| {
+        crate::harness::executor(
+            env!("CARGO_BIN_EXE_sluice-solver"),
+            redis,
+            &["--exec-size", "2"],
+            [("SLUICE_LEASE", "1s")],
+        )
+    };
+    let mut doomed = solver(&redis);
+    let _survivor = solver(&redis);
+    // Six pairs of [a b c] / [a* b* c*]: entropy 6 and far more than 300 distinct
+    // configurations, so each task takes a while and always answers 300 of them.
+    let mut body = endless();
+    body["gen"] = json!(300);
+    let f = Face {
+        _redis: redis,
+        api,
+        _solver: None,
+    };
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(f.post(body.clone()).await);
+    }
+    let b = &f.api.broker;
+    let doomed_name = format!("solver-{}-", doomed.id());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    'wait: loop {
+        for id in &ids {
+            let j = b.get(broker::JobId(id.parse().unwrap())).await.unwrap();
+            if j.status == broker::Status::Running
+                && j.field("worker")
+                    .is_some_and(|w| w.starts_with(&doomed_name))
+            {
+                break 'wait;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the doomed solver never ran a task"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    doomed.kill().unwrap(); // SIGKILL mid-solve
+    doomed.wait().unwrap();
+    let mut lost = 0;
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (s, v) = loop {
+            let (s, v) = f.status(id).await;
+            if s != StatusCode::ACCEPTED && s != StatusCode::NON_AUTHORITATIVE_INFORMATION {
+                break (s, v);
+            }
+            assert!(Instant::now() < deadline, "task {id} still {s}: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(s, StatusCode::OK, "task {id}: {v}");
+        assert_eq!(
+            (v["count"].as_u64(), v["entropy"].as_u64()),
+            (Some(300), Some(6))
+        );
+        let j = b.get(broker::JobId(id.parse().unwrap())).await.unwrap();
+        assert_eq!(j.attempt, 1, "task {id} spent one attempt");
+        lost += j.lost;
+    }
+    assert!(lost >= 1, "no task lost its solver");
 }

@@ -490,7 +490,7 @@ async fn a_workflow_survives_kill_9_of_its_executor_mid_run() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["attempt"] == 2)
+        .filter(|r| r["lost"] == 1 && r["attempt"] == 1)
         .count();
     assert!(
         reclaimed >= 3,

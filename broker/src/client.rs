@@ -517,7 +517,10 @@ impl Broker {
         let mut c = self.conn().await?;
         let mut total = Reaped::default();
         loop {
-            let r = self.scripts.reap(&mut *c, TICK_BATCH).await?;
+            let r = self
+                .scripts
+                .reap(&mut *c, TICK_BATCH, self.config().max_lost_leases)
+                .await?;
             total.requeued += r.requeued;
             total.failed += r.failed;
             total.canceled += r.canceled;

@@ -27,9 +27,13 @@ pub struct Config {
     pub result_ttl: Duration,
     /// Lease of a claimed job; an executor silent this long is presumed dead.
     pub lease: Duration,
-    /// Attempts per job unless the submit says otherwise. More than one, so that a job whose
-    /// executor was killed runs again instead of failing.
+    /// Attempts per job unless the submit says otherwise. Only the job's own failures and
+    /// timeouts spend attempts; a run whose executor died (a lost lease) does not.
     pub max_attempts: u32,
+    /// Times a job may lose its executor (its lease expires: the process died, hung or was cut
+    /// off) and run again before it fails for good (`SLUICE_MAX_LOST_LEASES`): the bound
+    /// that stops a job which kills its executor every time (a poison job) from looping.
+    pub max_lost_leases: u32,
     /// Base retry delay: attempt n waits backoff * 2^(n-1).
     pub backoff: Duration,
     /// Per-attempt time limit unless the submit says otherwise (wumai's worker: 600 s).
@@ -88,6 +92,7 @@ impl Default for Config {
             result_ttl: Duration::from_secs(300),
             lease: Duration::from_secs(30),
             max_attempts: 3,
+            max_lost_leases: 5,
             backoff: Duration::from_secs(1),
             timeout: Duration::from_secs(600),
             pick_size: 10,
@@ -112,7 +117,7 @@ impl Default for Config {
 }
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 26] = [
+pub const NAMES: [&str; 27] = [
     "artifact_store",
     "artifact_dir",
     "max_artifact_size",
@@ -131,6 +136,7 @@ pub const NAMES: [&str; 26] = [
     "result_ttl",
     "lease",
     "max_attempts",
+    "max_lost_leases",
     "backoff",
     "timeout",
     "pick_size",
@@ -283,6 +289,7 @@ impl Config {
             "result_ttl" => self.result_ttl = dur()?,
             "lease" => self.lease = dur()?.max(Duration::from_millis(10)),
             "max_attempts" => self.max_attempts = num(name, v, 1u32)?,
+            "max_lost_leases" => self.max_lost_leases = num(name, v, 0u32)?,
             "backoff" => self.backoff = dur()?,
             "timeout" => self.timeout = dur()?,
             "pick_size" => self.pick_size = num(name, v, 1usize)?,

@@ -190,10 +190,13 @@ pub struct Job {
     /// Last progress report (JSON).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<Value>,
-    /// Attempts started so far.
+    /// Attempts spent so far (the one running counts; a run whose executor died does not).
     pub attempt: u32,
     /// Attempts allowed.
     pub max_attempts: u32,
+    /// Runs that lost their executor (lease expired) and were run again without spending an
+    /// attempt; bounded by the `max_lost_leases` setting.
+    pub lost: u32,
     /// Retry backoff base.
     #[serde(serialize_with = "human")]
     #[schema(value_type = String, example = "90s")]
@@ -246,6 +249,7 @@ impl Job {
             text("progress").map(|p| serde_json::from_str(&p).unwrap_or(Value::String(p)));
         let attempt = num(text("attempt"), "attempt")? as u32;
         let max_attempts = num(text("max_attempts"), "max_attempts")? as u32;
+        let lost = num(text("lost"), "lost")? as u32;
         let backoff = Duration::from_millis(num(text("backoff"), "backoff")?);
         let timeout = Duration::from_millis(num(text("timeout"), "timeout")?);
         let result_ttl = Duration::from_millis(num(text("result_ttl"), "result_ttl")?);
@@ -268,6 +272,7 @@ impl Job {
             progress,
             attempt,
             max_attempts,
+            lost,
             backoff,
             timeout,
             result_ttl,

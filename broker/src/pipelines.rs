@@ -365,7 +365,7 @@ pub fn run_states(status: &str, event: &str) -> Vec<&'static str> {
         // Moves between statuses; progress, log lines, locks and stop requests are not.
         (
             "submitted" | "claimed" | "completed" | "failed" | "timed_out" | "canceled" | "retried"
-            | "retry_scheduled" | "released" | "ready" | "promoted",
+            | "retry_scheduled" | "released" | "lost" | "ready" | "promoted",
             s,
         ) => vec![run_state(s)],
         _ => Vec::new(),

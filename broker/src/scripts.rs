@@ -111,9 +111,9 @@ pub struct Claimed {
 /// What a reap pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reaped {
-    /// Expired leases whose job went back to the queue (or to a retry backoff).
+    /// Expired leases whose job went back to the head of its queue (the attempt not counted).
     pub requeued: u64,
-    /// Expired leases whose job had no attempts left.
+    /// Expired leases whose job had lost its executor more than `max_lost_leases` times.
     pub failed: u64,
     /// Expired leases whose job had a stop request.
     pub canceled: u64,
@@ -1051,7 +1051,12 @@ impl Scripts {
     }
 
     /// Runs `lua/reap.lua` over at most `count` expired leases.
-    pub async fn reap<C: ConnectionLike>(&self, c: &mut C, count: usize) -> Result<Reaped, Error> {
+    pub async fn reap<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        count: usize,
+        max_lost: u32,
+    ) -> Result<Reaped, Error> {
         let k = &self.keys;
         let v: Value = self
             .reap
@@ -1060,6 +1065,7 @@ impl Scripts {
             .key(k.events())
             .arg(k.prefix())
             .arg(count)
+            .arg(max_lost)
             .invoke_async(c)
             .await?;
         let r = Reply::parse("reap", v)?;

@@ -64,7 +64,7 @@ pub struct Report {
     pub double_completed: Vec<u64>,
     /// Claims in the executors' logs.
     pub claims: usize,
-    /// Claims of a job's second or later attempt.
+    /// Claims of a job claimed before (a retry, a hand-back or a lost run).
     pub reclaims: usize,
     /// Accepted fenced writes checked against the claims.
     pub writes_checked: usize,
@@ -197,7 +197,7 @@ fn replay(events: &[Event], audit: &Audit, r: &mut Report) -> HashMap<u64, Life>
             l.last_attempt = a;
             l.released = false;
         }
-        if e.event == "released" {
+        if e.event == "released" || e.event == "lost" {
             l.released = true;
         }
         if TERMINAL.contains(&e.status.as_str()) {
@@ -271,10 +271,11 @@ fn check_fencing(ops: &[Op], r: &mut Report) {
     let mut claims: HashMap<u64, Vec<&Op>> = HashMap::new();
     for c in ops.iter().filter(|o| o.op == "claim") {
         r.claims += 1;
-        if c.attempt > 1 {
+        let before = claims.entry(c.job).or_default();
+        if !before.is_empty() {
             r.reclaims += 1;
         }
-        claims.entry(c.job).or_default().push(c);
+        before.push(c);
     }
     for w in ops.iter().filter(|o| FENCED.contains(&o.op.as_str())) {
         if !w.ok {

@@ -129,6 +129,11 @@ impl Cluster {
 
     /// Starts one `sluice-command` with `exec_size` slots and the given extra flags.
     pub fn executor(&self, exec_size: usize, extra: &[&str]) -> Exec {
+        self.executor_with(exec_size, extra, &[])
+    }
+
+    /// [`Cluster::executor`] with extra `SLUICE_*` settings in its environment.
+    pub fn executor_with(&self, exec_size: usize, extra: &[&str], env: &[(&str, &str)]) -> Exec {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -149,6 +154,7 @@ impl Cluster {
             )
             .env("SLUICE_HISTORY", self.client.rec.path())
             .env("SLUICE_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -171,7 +171,7 @@ async fn a_stalled_executor_back_after_its_lease_changes_nothing() {
     let stopped = Instant::now();
     let other = c.executor(4, &[]);
     wait_for(Duration::from_secs(10), "B re-claims all four", || async {
-        all(b, &ids, |j| j.status == Status::Running && j.attempt == 2).await
+        all(b, &ids, |j| j.status == Status::Running && j.lost == 1).await
     })
     .await;
     let reclaimed = stopped.elapsed();
@@ -223,16 +223,24 @@ async fn a_stalled_executor_back_after_its_lease_changes_nothing() {
     );
     for id in &ids {
         let j = c.client.broker.get(*id).await.expect("job");
-        assert_eq!((j.status, j.attempt), (Status::Completed, 2), "job {id}");
+        // The lost run spent no attempt.
+        assert_eq!(
+            (j.status, j.attempt, j.lost),
+            (Status::Completed, 1, 1),
+            "job {id}"
+        );
     }
 }
 
-/// A job whose program kills its executor (`kill -9 $PPID`) is FAILED after max_attempts
-/// lease expiries; the executors (restarted as a supervisor would) and the other jobs go on.
+/// A job whose program kills its executor (`kill -9 $PPID`) is FAILED once it has lost more
+/// than `max_lost_leases` executors (2 here), never looping; the executors (restarted as a
+/// supervisor would) and the other jobs go on. Its lost runs spend no attempt.
+// See: issue 14.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poison_job_fails_after_max_attempts_lease_expiries() {
+async fn a_poison_job_fails_after_max_lost_leases() {
     let mut c = Cluster::start(&NO_PERSIST).await;
-    let mut execs: Vec<Exec> = (0..2).map(|_| c.executor(4, &[])).collect();
+    let lost_env = [("SLUICE_MAX_LOST_LEASES", "2")];
+    let mut execs: Vec<Exec> = (0..2).map(|_| c.executor_with(4, &[], &lost_env)).collect();
     let mut poison = c.client.work(0.0, 3);
     poison.params = json!({"action": "poison"});
     let started = Instant::now();
@@ -252,7 +260,7 @@ async fn a_poison_job_fails_after_max_attempts_lease_expiries() {
         for e in execs.iter_mut() {
             if e.proc.try_wait().ok().flatten().is_some() {
                 deaths += 1;
-                *e = c.executor(4, &[]);
+                *e = c.executor_with(4, &[], &lost_env);
             }
         }
         let j = c.client.broker.get(id).await.expect("poison job");
@@ -277,12 +285,13 @@ async fn a_poison_job_fails_after_max_attempts_lease_expiries() {
         j.attempt, j.error
     );
     report.assert_clean();
-    assert_eq!(j.attempt, 3);
-    assert_eq!(deaths, 3, "each attempt killed one executor");
+    assert_eq!((j.attempt, j.lost), (1, 3));
+    assert_eq!(deaths, 3, "each run killed one executor");
     assert!(
         j.error
             .as_deref()
-            .is_some_and(|e| e.contains("lease expired on attempt 3")),
+            .is_some_and(|e| e.contains("lease expired on attempt 1")
+                && e.contains("lost its executor 3 times, more than max_lost_leases (2)")),
         "{:?}",
         j.error
     );

@@ -68,6 +68,7 @@ pub fn view(wf: &Workflow) -> Value {
                 "status": j.status,
                 "depends_on": parents,
                 "attempt": j.attempt,
+                "lost": j.lost,
                 "created": j.field("created"),
                 "started": j.field("started"),
                 "finished": j.field("finished"),

@@ -21,7 +21,7 @@ use crate::job::{Job, JobId, Status};
 pub fn status_word(job: &Job) -> &'static str {
     match job.status {
         // Waiting again after a lost lease or a failed attempt: Stand's INTERRUPTED.
-        Status::Pending | Status::Scheduled if job.attempt > 0 => "INTERRUPTED",
+        Status::Pending | Status::Scheduled if job.attempt > 0 || job.lost > 0 => "INTERRUPTED",
         Status::Pending | Status::Scheduled => "WAITING",
         // Stand cancels at once; Sluice's executor confirms a moment later.
         Status::Running if job.field("stop_requested").is_some() => "CANCELED",
@@ -275,6 +275,7 @@ mod tests {
             progress: None,
             attempt,
             max_attempts: 3,
+            lost: 0,
             backoff: std::time::Duration::ZERO,
             timeout: std::time::Duration::ZERO,
             result_ttl: std::time::Duration::ZERO,
