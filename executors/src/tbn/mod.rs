@@ -20,12 +20,14 @@
 //! let answer = solve(&problem, request.gen, request.init_k, &mut |c, k| .., &stop)?;
 //! ```
 
+mod blocks;
 pub mod bound;
 mod constraint_clauses;
 pub mod constraints;
 pub mod decode;
 pub mod encode;
 pub mod error;
+mod mip;
 pub mod parse;
 mod polymers;
 pub mod search;

@@ -32,12 +32,17 @@ use std::time::{Duration, Instant};
 use batsat::{lbool, Callbacks, SolverInterface, SolverOpts};
 use serde::Serialize;
 
+use std::collections::HashMap;
+
+use super::blocks::{self, partition_dp, Blocks, DP_MAX};
 use super::bound::upper_bound;
 use super::decode::{decode, Config, Snapshot};
-use super::encode::{Bound, Encoding};
+use super::encode::{find, Bound, Encoding};
 use super::error::TbnError;
+use super::mip::{partition_mip, MipError};
 use super::parse::Problem;
 use super::polymers::RepMode;
+use super::Counting;
 
 /// Fewest time between two progress reports of the same configuration, so
 /// tiny problems do not flood the caller (at most ~200 reports a second).
@@ -54,12 +59,35 @@ pub struct Answer {
     pub entropy: usize,
 }
 
-/// Lets batsat poll the caller's stop flag at every conflict and restart.
-struct StopFlag<'a>(&'a AtomicBool);
+/// Conflicts the pair encoding's SAT search may spend on one block component of the
+/// entropy search before the MIP takes over ([`super::blocks`]): structured TBNs finish
+/// well within it; random ones with few site types would spend seconds on the last proof.
+const SAT_BUDGET: u64 = 2_000;
+
+/// Lets batsat poll the caller's stop flag at every conflict and restart, and gives up
+/// once it has learnt `budget` clauses (one per conflict), if a budget is set.
+struct StopFlag<'a> {
+    stop: &'a AtomicBool,
+    budget: Option<u64>,
+    conflicts: u64,
+}
+
+impl StopFlag<'_> {
+    /// The conflict budget ran out (the stop flag was not the cause).
+    fn out_of_budget(&self) -> bool {
+        self.budget.is_some_and(|b| self.conflicts >= b)
+    }
+}
 
 impl Callbacks for StopFlag<'_> {
+    fn on_new_clause(&mut self, _clause: &[batsat::Lit], kind: batsat::clause::Kind) {
+        if matches!(kind, batsat::clause::Kind::Learnt) {
+            self.conflicts += 1;
+        }
+    }
+
     fn stop(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.stop.load(Ordering::Relaxed) || self.out_of_budget()
     }
 }
 
@@ -99,9 +127,20 @@ struct Search<'a, 'p> {
 }
 
 impl<'a, 'p> Search<'a, 'p> {
-    /// Encodes `problem` on a fresh solver.
-    fn new(problem: &'p Problem, stop: &'a AtomicBool, mode: RepMode) -> Result<Self, TbnError> {
-        let mut solver = batsat::Solver::new(SolverOpts::default(), StopFlag(stop));
+    /// Encodes `problem` on a fresh solver that gives up after `budget` conflicts, if any
+    /// ([`Search::out_of_budget`]).
+    fn new(
+        problem: &'p Problem,
+        stop: &'a AtomicBool,
+        mode: RepMode,
+        budget: Option<u64>,
+    ) -> Result<Self, TbnError> {
+        let flag = StopFlag {
+            stop,
+            budget,
+            conflicts: 0,
+        };
+        let mut solver = batsat::Solver::new(SolverOpts::default(), flag);
         let enc = Encoding::new(problem, &mut solver, stop, mode)?;
         Ok(Search {
             problem,
@@ -155,8 +194,9 @@ impl<'a, 'p> Search<'a, 'p> {
                 k = r + 1;
             } else if result == lbool::FALSE {
                 break;
+            } else if self.out_of_budget() {
+                return Ok(None);
             } else {
-                // Interrupted: only the stop flag does that.
                 return Err(TbnError::EarlyTermination {
                     count,
                     k: offset + k,
@@ -164,6 +204,11 @@ impl<'a, 'p> Search<'a, 'p> {
             }
         }
         Ok(best)
+    }
+
+    /// The search stopped because its conflict budget ran out.
+    fn out_of_budget(&self) -> bool {
+        self.solver.cb().out_of_budget() && !self.solver.cb().stop.load(Ordering::Relaxed)
     }
 
     /// Searches more configurations until `total` exist, each from
@@ -190,9 +235,126 @@ impl<'a, 'p> Search<'a, 'p> {
     }
 }
 
-/// The entropy search: each potential component on its own solver, from
-/// k = 0, with symmetry breaking. Returns the total and the merged model.
+/// Which engine the exact entropy search gives a block component (tests force each one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))] // the forced engines are for tests
+pub(crate) enum Engine {
+    /// The dynamic program if small, else SAT within a budget, else the MIP.
+    Auto,
+    /// The dynamic program if small, else SAT without a budget.
+    Dp,
+    /// The pair encoding's SAT search, without a budget.
+    Sat,
+    /// The MIP.
+    Mip,
+}
+
+/// The entropy search: the stable configuration's polymer count and a model of it.
 fn entropy(
+    problem: &Problem,
+    reporter: &mut Reporter<'_>,
+    stop: &AtomicBool,
+    (mode, engine): (RepMode, Engine),
+) -> Result<(usize, Snapshot), TbnError> {
+    match problem.counting {
+        Counting::Exact => exact_entropy(problem, reporter, stop, mode, engine),
+        Counting::Original => original_entropy(problem, reporter, stop, mode),
+    }
+}
+
+/// Counting exactly: the most blocks of the block model ([`super::blocks`]), per block
+/// component by the cheapest engine that finishes: the dynamic program for small ones, else
+/// the pair encoding's SAT search within [`SAT_BUDGET`] conflicts, else the MIP (and if
+/// HiGHS fails, the SAT search without a budget). Every engine yields blocks; the
+/// configuration pairs sites inside them.
+fn exact_entropy(
+    problem: &Problem,
+    reporter: &mut Reporter<'_>,
+    stop: &AtomicBool,
+    mode: RepMode,
+    engine: Engine,
+) -> Result<(usize, Snapshot), TbnError> {
+    let blocks = Blocks::new(problem);
+    let mut partition: Vec<Vec<usize>> = Vec::new();
+    let mut total = blocks.alone().count();
+    for component in &blocks.components {
+        reporter.step(1, total + 1)?;
+        let small = component.len() <= DP_MAX;
+        let parts = if small && matches!(engine, Engine::Auto | Engine::Dp) {
+            partition_dp(&blocks, component)
+        } else {
+            let (sub, _) = problem.restrict(component)?;
+            let sat = |budget| -> Result<Option<Vec<Vec<usize>>>, TbnError> {
+                let mut search = Search::new(&sub, stop, mode, budget)?;
+                let found = search.k_search(
+                    &mut Reporter {
+                        sink: &mut |_, _| {},
+                        last: None,
+                        stop,
+                    },
+                    1,
+                    0,
+                    false,
+                    true,
+                    total,
+                )?;
+                if search.out_of_budget() {
+                    return Ok(None);
+                }
+                let (_, snap) = found.ok_or(TbnError::EarlyTermination { count: 1, k: total })?;
+                Ok(Some(polymers(&snap, component)))
+            };
+            let first = match engine {
+                Engine::Auto => sat(Some(SAT_BUDGET))?,
+                Engine::Dp | Engine::Sat => sat(None)?,
+                Engine::Mip => None,
+            };
+            match first {
+                Some(parts) => parts,
+                None => match partition_mip(&blocks, component, stop) {
+                    Ok(parts) => parts,
+                    Err(MipError::Stopped) => {
+                        return Err(TbnError::EarlyTermination {
+                            count: 1,
+                            k: total + 1,
+                        })
+                    }
+                    Err(MipError::Unsolved(why)) => {
+                        tracing::warn!(%why, "the MIP did not solve a component; SAT search instead");
+                        sat(None)?.ok_or(TbnError::EarlyTermination { count: 1, k: total })?
+                    }
+                },
+            }
+        };
+        total += parts.len();
+        partition.extend(parts);
+    }
+    let snap = blocks::snapshot(problem, &partition);
+    debug_assert_eq!(
+        snap.reps.len(),
+        total,
+        "a block of an optimal partition split"
+    );
+    Ok((snap.reps.len(), snap))
+}
+
+/// The polymers of a sub-problem's model (monomer `i` of the sub-problem is `members[i]`).
+fn polymers(snap: &Snapshot, members: &[usize]) -> Vec<Vec<usize>> {
+    let mut parent: Vec<usize> = (0..members.len()).collect();
+    for &(a, b, _) in &snap.edges {
+        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+        parent[ra] = rb;
+    }
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, &m) in members.iter().enumerate() {
+        groups.entry(find(&mut parent, i)).or_default().push(m);
+    }
+    groups.into_values().collect()
+}
+
+/// Counting as the original: each potential component on its own solver, from k = 0, with
+/// symmetry breaking. Returns the total and the merged model.
+fn original_entropy(
     problem: &Problem,
     reporter: &mut Reporter<'_>,
     stop: &AtomicBool,
@@ -202,7 +364,7 @@ fn entropy(
     let mut merged = Snapshot::default();
     for members in problem.components() {
         let (sub, sites) = problem.restrict(&members)?;
-        let mut search = Search::new(&sub, stop, mode)?;
+        let mut search = Search::new(&sub, stop, mode, None)?;
         let (r, snap) = search
             .k_search(reporter, 1, 0, false, true, total)?
             .ok_or(TbnError::EarlyTermination { count: 1, k: total })?;
@@ -231,17 +393,24 @@ pub fn solve(
     progress: &mut dyn FnMut(usize, usize),
     stop: &AtomicBool,
 ) -> Result<Answer, TbnError> {
-    solve_with(problem, gen, init_k, progress, stop, RepMode::Auto)
+    solve_with(
+        problem,
+        gen,
+        init_k,
+        progress,
+        stop,
+        (RepMode::Auto, Engine::Auto),
+    )
 }
 
-/// [`solve`] with a chosen representative encoding (tests run both).
+/// [`solve`] with a chosen representative encoding and entropy engine (tests run each).
 pub(crate) fn solve_with(
     problem: &Problem,
     gen: usize,
     init_k: usize,
     progress: &mut dyn FnMut(usize, usize),
     stop: &AtomicBool,
-    mode: RepMode,
+    (mode, engine): (RepMode, Engine),
 ) -> Result<Answer, TbnError> {
     let mut reporter = Reporter {
         sink: progress,
@@ -255,11 +424,15 @@ pub(crate) fn solve_with(
     // The whole problem is encoded first, so constraint errors come before
     // any search, as in the original.
     let mut global = if constrained || gen > 1 {
-        Some(Search::new(problem, stop, mode)?)
+        Some(Search::new(problem, stop, mode, None)?)
     } else {
         None
     };
-    let (entropy, original) = entropy(problem, &mut reporter, stop, mode)?;
+    let (entropy, original) = entropy(problem, &mut reporter, stop, (mode, engine))?;
+    if let Some(search) = global.as_mut() {
+        // No configuration has more polymers than the stable one.
+        search.bound = search.bound.min(entropy);
+    }
     if entropy == 0 || entropy < init_k {
         // Where the original's first test (at init_k) fails.
         reporter.step(1, init_k.max(entropy + 1))?;

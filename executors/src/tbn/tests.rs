@@ -500,3 +500,51 @@ fn stop_interrupts_a_long_search() {
 }
 
 mod brute;
+
+/// `examples/tbn-bench.rs gen random 80`: 80 random monomers of 1-3 sites over 26 types,
+/// whose entropy takes the MIP seconds.
+fn random_80() -> Problem {
+    let mut x: u64 = 87;
+    let mut below = |n: usize| {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+    };
+    let lines: Vec<String> = (0..80)
+        .map(|_| {
+            (0..1 + below(3))
+                .map(|_| {
+                    let star = if below(2) == 0 { "*" } else { "" };
+                    format!("t{}{star}", below(26))
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    Problem::from_lines(&lines, [""; 0]).expect("parses")
+}
+
+#[test]
+fn stop_interrupts_the_mip() {
+    let problem = random_80();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let raiser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        flag.store(true, Ordering::Relaxed);
+        Instant::now()
+    });
+    let engines = (polymers::RepMode::Auto, search::Engine::Mip);
+    let result = search::solve_with(&problem, 1, 1, &mut |_, _| {}, &stop, engines);
+    let returned = Instant::now();
+    let raised = raiser.join().expect("thread");
+    match result {
+        Err(TbnError::EarlyTermination { .. }) => {
+            let late = returned.saturating_duration_since(raised);
+            eprintln!("the MIP stopped {late:?} after the flag was raised");
+            assert!(late < Duration::from_secs(1), "took {late:?} to stop");
+        }
+        other => panic!("expected early termination, got {other:?}"),
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use super::super::constraints::Constraint;
 use super::super::encode::find;
 use super::super::polymers::RepMode;
-use super::super::search::solve_with;
+use super::super::search::{solve_with, Engine};
 use super::super::Counting;
 use super::super::*;
 use super::check;
@@ -431,18 +431,21 @@ fn check_sequence(
 
 #[test]
 fn random_tbns_match_brute_force() {
-    // Transitive encoding for every component, then labels for every one.
+    // Transitive encoding for every component, then labels for every one; and each engine
+    // of the exact entropy search.
     for mode in [RepMode::Transitive, RepMode::Labels, RepMode::Auto] {
-        random_unconstrained(mode, Counting::Exact, 300);
-        random_unconstrained(mode, Counting::Original, 300);
+        random_unconstrained((mode, Engine::Sat), Counting::Exact, 200);
+        random_unconstrained((mode, Engine::Auto), Counting::Original, 300);
     }
+    random_unconstrained((RepMode::Auto, Engine::Dp), Counting::Exact, 300);
+    random_unconstrained((RepMode::Auto, Engine::Mip), Counting::Exact, 300);
 }
 
 #[test]
 fn random_constrained_tbns_match_brute_force() {
     for mode in [RepMode::Transitive, RepMode::Labels, RepMode::Auto] {
-        random_constrained(mode, Counting::Exact);
-        random_constrained(mode, Counting::Original);
+        random_constrained((mode, Engine::Auto), Counting::Exact);
+        random_constrained((mode, Engine::Auto), Counting::Original);
     }
 }
 
@@ -451,13 +454,13 @@ fn random_constrained_tbns_match_brute_force() {
 // monomers it was wrong on about three cases in four.
 #[test]
 fn a_thousand_self_binding_tbns_match_brute_force() {
-    let checked = random_unconstrained(RepMode::Auto, Counting::Exact, 1000);
+    let checked = random_unconstrained((RepMode::Auto, Engine::Auto), Counting::Exact, 1000);
     assert_eq!(checked, 1000);
 }
 
 /// Solves `count` random TBNs that have a self-binding monomer (gen 3) and
 /// compares every configuration with the brute force; returns how many.
-fn random_unconstrained(mode: RepMode, counting: Counting, count: usize) -> usize {
+fn random_unconstrained(mode: (RepMode, Engine), counting: Counting, count: usize) -> usize {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut checked = 0;
     let mut seed = 0;
@@ -497,7 +500,7 @@ fn random_unconstrained(mode: RepMode, counting: Counting, count: usize) -> usiz
     checked
 }
 
-fn random_constrained(mode: RepMode, counting: Counting) {
+fn random_constrained(mode: (RepMode, Engine), counting: Counting) {
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
     let mut solved = 0;
     for seed in 0..400 {
@@ -525,4 +528,56 @@ fn random_constrained(mode: RepMode, counting: Counting) {
         }
     }
     assert!(solved > 100, "only {solved} constrained cases ran");
+}
+
+/// Monomer lines of a random mid-size TBN: `n` monomers of 1-3 sites over `types` types,
+/// a third of them carrying a site and its complement.
+fn mid_lines(rng: &mut Rng, n: usize, types: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let mut tokens = Vec::new();
+            if rng.below(3) == 0 {
+                let t = rng.below(types);
+                tokens.push(format!("t{t}"));
+                tokens.push(format!("t{t}*"));
+            }
+            for _ in 0..1 + rng.below(3 - tokens.len().min(2)) {
+                let star = if rng.below(2) == 0 { "*" } else { "" };
+                tokens.push(format!("t{}{star}", rng.below(types)));
+            }
+            tokens.join(" ")
+        })
+        .collect()
+}
+
+// Too big for the brute force and the dynamic program: the SAT search (no budget), the
+// MIP and the automatic choice must agree on every entropy, with valid configurations.
+#[test]
+fn the_engines_agree_on_mid_size_tbns() {
+    let mut rng = Rng(0x0123_4567_89AB_CDEF);
+    let stop = AtomicBool::new(false);
+    for seed in 0..30 {
+        let n = 15 + rng.below(6);
+        let types = 3 + rng.below(4);
+        let lines = mid_lines(&mut rng, n, types);
+        let problem = Problem::from_lines(&lines, [""; 0]).expect("parses");
+        let mut entropies = Vec::new();
+        for engine in [Engine::Sat, Engine::Mip, Engine::Auto] {
+            let answer = solve_with(
+                &problem,
+                1,
+                1,
+                &mut |_, _| {},
+                &stop,
+                (RepMode::Auto, engine),
+            )
+            .unwrap_or_else(|e| panic!("seed {seed} {engine:?}: {e}"));
+            check(&problem, &answer);
+            entropies.push(answer.entropy);
+        }
+        assert!(
+            entropies.windows(2).all(|w| w[0] == w[1]),
+            "seed {seed}: {entropies:?} for {lines:?}"
+        );
+    }
 }
