@@ -34,7 +34,11 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
 async fn a_job_that_fails_for_good_is_posted_to_the_webhook() {
     let (url, got) = receiver().await;
     let redis = TestRedis::start();
-    let api = TestApi::start(&redis, |c| c.webhooks = vec![url.clone()]).await;
+    let api = TestApi::start(&redis, |c| {
+        c.webhooks = vec![url.clone()];
+        c.outbound_allow = vec!["127.0.0.1".into()];
+    })
+    .await;
     let b = &api.broker;
     tokio::time::sleep(Duration::from_millis(300)).await; // the notifier joins the stream
     let (retried, _) = b.submit(&b.new_job("solver", json!(0))).await.unwrap();
@@ -132,6 +136,7 @@ s.serve_forever()
     let api = TestApi::start(&redis, |c| {
         c.webhooks = vec![url.clone()];
         c.webhook_ca = Some(cert.clone());
+        c.outbound_allow = vec!["127.0.0.1".into()];
     })
     .await;
     let b = &api.broker;

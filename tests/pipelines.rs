@@ -25,7 +25,12 @@ fn executor(redis: &TestRedis, config: &Path, artifacts: &Path) -> Proc {
         env!("CARGO_BIN_EXE_sluice-command"),
         redis,
         &["--config", &config.display().to_string()],
-        [("SLUICE_ARTIFACT_DIR", artifacts)],
+        [
+            ("SLUICE_ARTIFACT_DIR", artifacts.as_os_str()),
+            // The tests' input servers listen on loopback, which the outbound policy refuses
+            // unless allowed.
+            ("SLUICE_OUTBOUND_ALLOW", std::ffi::OsStr::new("127.0.0.1")),
+        ],
     )
 }
 
@@ -43,7 +48,11 @@ async fn setup() -> Setup {
     let config = dir.path().join("actions.toml");
     std::fs::write(&config, ACTIONS).unwrap();
     let a = artifacts.clone();
-    let api = TestApi::start(&redis, move |c| c.artifact_dir = a).await;
+    let api = TestApi::start(&redis, move |c| {
+        c.artifact_dir = a;
+        c.outbound_allow = vec!["127.0.0.1".into()];
+    })
+    .await;
     let exec = executor(&redis, &config, &artifacts);
     Setup {
         redis,

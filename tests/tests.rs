@@ -5,6 +5,7 @@
 mod harness;
 
 mod artifacts; // uploads and downloads through a real sluice serve, expiry
+mod attacks; // one real-process test per attack class: refused, nothing stored changed
 mod chaos; // recorded-history chaos runs with a checker: nothing lost, nothing twice
 mod cli; // the `sluice` binary: one clear line and a non-zero exit on errors
 mod compat; // the wumai and Jetstream Centro faces

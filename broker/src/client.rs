@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::job::{encode, Job, JobId, NewJob, Status, EXTRA_FIELDS};
 use crate::keys::{validate_executor, Keys};
+use crate::outbound::Outbound;
 use crate::pool::{self, Pool};
 use crate::scripts::{Claimed, Reaped, Scripts};
 
@@ -73,6 +74,7 @@ pub struct Broker {
     pool: Pool,
     scripts: Arc<Scripts>,
     artifacts: Artifacts,
+    outbound: Outbound,
 }
 
 impl std::fmt::Debug for Broker {
@@ -97,12 +99,19 @@ impl Broker {
             config.stop_list_cap,
         ));
         let artifacts = Artifacts::from_config(&config)?;
+        let outbound = Outbound::new(&config.outbound_allow);
         Ok(Self {
             config: Arc::new(config),
             pool,
             scripts,
             artifacts,
+            outbound,
         })
+    }
+
+    /// The policy for requests to addresses a client chose (inputs, callbacks, webhooks).
+    pub fn outbound(&self) -> &Outbound {
+        &self.outbound
     }
 
     /// The artifact store of this broker's config (`artifact_store`); cheap to clone.

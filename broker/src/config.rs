@@ -62,6 +62,10 @@ pub struct Config {
     /// A PEM file of extra CA certificates trusted for https webhooks, beside the system's
     /// roots (`SLUICE_WEBHOOK_CA`): for receivers behind a private CA.
     pub webhook_ca: Option<std::path::PathBuf>,
+    /// Hosts (names or addresses) that job inputs, callbacks and webhooks may reach although
+    /// they are not public (`SLUICE_OUTBOUND_ALLOW`, comma-separated): trusted internal
+    /// services. Everything else private is refused ([`crate::outbound`]).
+    pub outbound_allow: Vec<String>,
     /// Which store keeps job artifacts (`SLUICE_ARTIFACT_STORE`): `local`, the directory
     /// `artifact_dir`, or `s3`, the bucket of [`Config::s3`].
     pub artifact_store: StoreKind,
@@ -106,6 +110,7 @@ impl Default for Config {
             log_dir: None,
             webhooks: Vec::new(),
             webhook_ca: None,
+            outbound_allow: Vec::new(),
             artifact_store: StoreKind::Local,
             artifact_dir: "data/artifacts".into(),
             max_artifact_size: 1 << 30,
@@ -117,7 +122,7 @@ impl Default for Config {
 }
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 27] = [
+pub const NAMES: [&str; 28] = [
     "artifact_store",
     "artifact_dir",
     "max_artifact_size",
@@ -125,6 +130,7 @@ pub const NAMES: [&str; 27] = [
     "stableconfigs_words",
     "webhooks",
     "webhook_ca",
+    "outbound_allow",
     "allow_eviction",
     "log_format",
     "log_dir",
@@ -200,6 +206,12 @@ impl Config {
                 toml::Value::String(s) => s,
                 toml::Value::Integer(n) => n.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
+                // A list (webhooks, outbound_allow) as the comma-separated form.
+                toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => items
+                    .iter()
+                    .filter_map(toml::Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
                 other => {
                     return Err(Error::Config(format!(
                         "{where_}: {name} must be a string, integer or boolean, not {}",
@@ -285,6 +297,14 @@ impl Config {
                     ));
                 }
                 self.webhooks = urls;
+            }
+            "outbound_allow" => {
+                self.outbound_allow = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(String::from)
+                    .collect();
             }
             "result_ttl" => self.result_ttl = dur()?,
             "lease" => self.lease = dur()?.max(Duration::from_millis(10)),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifacts::validate_name;
 use crate::error::Error;
+use crate::outbound::Outbound;
 
 /// Most inputs one job may name.
 const MAX_INPUTS: usize = 1000;
@@ -42,30 +43,18 @@ pub fn is_console_log(name: &str) -> bool {
         })
 }
 
-/// Checks a URL a server will fetch or call: http or https, with a host.
-///
-/// # Errors
-/// [`Error::Invalid`] naming `what`.
-pub fn check_url(what: &str, url: &str) -> Result<(), Error> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| Error::Invalid(format!("{what}: {url:?} is not a URL ({e})")))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(Error::Invalid(format!(
-            "{what}: {url:?} must be an http:// or https:// URL with a host"
-        )));
-    }
-    Ok(())
-}
-
 impl Input {
-    /// Checks one input: a good artifact name, and exactly one source.
+    /// Checks one input: a good artifact name, and exactly one source; a URL passes the
+    /// outbound policy's static rules (its addresses are checked again when it is fetched).
     ///
     /// # Errors
     /// [`Error::Invalid`] saying what is wrong.
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self, policy: &Outbound) -> Result<(), Error> {
         validate_name(&self.name)?;
         match (&self.url, self.job) {
-            (Some(url), None) if self.artifact.is_none() => check_url("input url", url),
+            (Some(url), None) if self.artifact.is_none() => policy
+                .check(&format!("input {:?}", self.name), url)
+                .map(|_| ()),
             (None, Some(_)) => self.artifact.as_deref().map_or(Ok(()), validate_name),
             _ => Err(Error::Invalid(format!(
                 "input {:?}: give either url, or job (and optionally artifact)",
@@ -84,13 +73,13 @@ impl Input {
 ///
 /// # Errors
 /// [`Error::Invalid`] for a bad input, a name given twice or too many inputs.
-pub fn encode(inputs: &[Input]) -> Result<Option<String>, Error> {
+pub fn encode(inputs: &[Input], policy: &Outbound) -> Result<Option<String>, Error> {
     if inputs.len() > MAX_INPUTS {
         return Err(Error::Invalid(format!("at most {MAX_INPUTS} inputs")));
     }
     let mut names = std::collections::HashSet::new();
     for input in inputs {
-        input.validate()?;
+        input.validate(policy)?;
         if !names.insert(input.name.as_str()) {
             return Err(Error::Invalid(format!(
                 "input {:?} given twice",
@@ -135,18 +124,25 @@ mod tests {
             r#"{"name": "a.csv", "job": 3, "artifact": "out.csv"}"#,
         ];
         for j in ok {
-            assert!(input(j).map(|i| i.validate().is_ok()) == Ok(true), "{j}");
+            assert!(
+                input(j).map(|i| i.validate(&Outbound::default()).is_ok()) == Ok(true),
+                "{j}"
+            );
         }
         let bad = [
             r#"{"name": "a.csv"}"#,
             r#"{"name": "a.csv", "url": "https://x/a", "job": 3}"#,
             r#"{"name": "../a.csv", "job": 3}"#,
             r#"{"name": "a.csv", "url": "file:///etc/passwd"}"#,
+            r#"{"name": "a.csv", "url": "http://127.0.0.1:6379/"}"#,
             r#"{"name": "a.csv", "url": "https://x/a", "artifact": "b"}"#,
             r#"{"name": "a.csv", "job": 3, "artifact": "../b"}"#,
         ];
         for j in bad {
-            assert!(input(j).map(|i| i.validate().is_err()) == Ok(true), "{j}");
+            assert!(
+                input(j).map(|i| i.validate(&Outbound::default()).is_err()) == Ok(true),
+                "{j}"
+            );
         }
         assert!(input(r#"{"name": "a", "path": "/x"}"#).is_err());
     }
@@ -182,10 +178,13 @@ mod tests {
                 artifact: Some("c".into()),
             },
         ];
-        let text = encode(&list).ok().flatten().unwrap_or_default();
+        let text = encode(&list, &Outbound::default())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         assert_eq!(decode(Some(&text)).ok(), Some(list.clone()));
-        assert_eq!(encode(&[]).ok(), Some(None));
+        assert_eq!(encode(&[], &Outbound::default()).ok(), Some(None));
         let twice = vec![list[0].clone(), list[0].clone()];
-        assert!(encode(&twice).is_err());
+        assert!(encode(&twice, &Outbound::default()).is_err());
     }
 }

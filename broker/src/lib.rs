@@ -21,6 +21,7 @@
 //! - [`workflows`]: DAGs of jobs (`POST /workflows`), checked and ordered before Redis.
 //! - [`pipelines`]: named job templates and their numbered runs (the Workflow Service's).
 //! - [`inputs`]: the files a job starts with (URLs or other jobs' artifacts).
+//! - [`outbound`]: the one policy for requests to addresses a client chose (no SSRF).
 //! - [`apikeys`]: API keys and roles, stored hashed in Redis.
 //! - [`cli`]: the bodies of the `sluice` subcommands.
 //! - [`bench`]: `sluice bench`, throughput and pickup latency on a real Redis.
@@ -40,6 +41,7 @@ pub mod job;
 pub mod keys;
 pub mod logging;
 pub mod notify;
+pub mod outbound;
 pub mod pipelines;
 pub mod pool;
 pub mod schedules;

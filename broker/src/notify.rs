@@ -10,8 +10,12 @@
 //! job submitted with one) gets `{"pipeline_run_uuid": "<id>", "state": <state>}` POSTed
 //! on each state change, in the Workflow Service's state words
 //! ([`crate::pipelines::run_states`]). Best effort, as the service did: one try each, in
-//! order, off the reading loop (a slow receiver delays only later callbacks), failures
-//! logged.
+//! order per URL, off the reading loop; each URL has its own queue and sender, so a slow or
+//! dead receiver delays only its own callbacks, never another tenant's. Failures logged.
+//!
+//! Every URL goes through the outbound policy ([`crate::outbound`]): public addresses only
+//! (unless allowed), no redirects, 10 s in all. Message text is escaped for Slack (`&`, `<`,
+//! `>`), so an error text cannot ping `<!channel>` or plant a link.
 
 use std::time::Duration;
 
@@ -26,13 +30,24 @@ use crate::client::Broker;
 
 /// The consumer group of notifiers on `events`.
 const GROUP: &str = "notify";
-/// Callbacks waiting to be sent, at most.
-const CALLBACK_QUEUE: usize = 10_000;
 /// Tries per webhook and message.
 const TRIES: u32 = 5;
+/// Callbacks queued per URL, at most.
+const PER_URL_QUEUE: usize = 1_000;
+/// URLs with callbacks in flight at once, at most.
+const MAX_URLS: usize = 1_000;
+/// A URL's sender stops after this long without callbacks.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// Escapes text for a Slack message: `&`, `<` and `>` are its control characters.
+pub fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
 
 fn text(fields: &std::collections::HashMap<String, redis::Value>) -> Option<String> {
-    let get = |k: &str| field(fields, k);
+    let get = |k: &str| field(fields, k).map(|v| slack_escape(&v));
     let event = get("event")?;
     if event != "failed" && event != "timed_out" {
         return None;
@@ -57,7 +72,9 @@ async fn post(http: &reqwest::Client, url: &str, message: &str) -> bool {
                 attempt,
                 "webhook refused"
             ),
-            Err(e) => tracing::warn!(url, error = %e, attempt, "webhook unreachable"),
+            Err(e) => {
+                tracing::warn!(url, error = %crate::outbound::describe(&e), attempt, "webhook unreachable")
+            }
         }
         tokio::time::sleep(wait).await;
         wait *= 2;
@@ -66,18 +83,61 @@ async fn post(http: &reqwest::Client, url: &str, message: &str) -> bool {
     false
 }
 
-/// The webhook client: http and https (rustls, the system's roots plus `ca`, a PEM file).
-fn client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+/// The webhook and callback client: the outbound policy's (no redirects, public addresses
+/// only unless allowed), http and https with the system's roots plus `ca`, a PEM file.
+fn client(b: &Broker, ca: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+    let mut certs = Vec::new();
     if let Some(path) = ca {
         let pem = std::fs::read(path).map_err(|e| format!("webhook_ca {}: {e}", path.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("webhook_ca {}: {e}", path.display()))?
-        {
-            builder = builder.add_root_certificate(cert);
-        }
+        certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("webhook_ca {}: {e}", path.display()))?;
     }
-    builder.build().map_err(|e| e.to_string())
+    b.outbound()
+        .poster(|mut builder| {
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+            builder
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Callbacks in flight, one queue and sender task per URL.
+struct Callers {
+    http: reqwest::Client,
+    queues: std::collections::HashMap<String, tokio::sync::mpsc::Sender<serde_json::Value>>,
+}
+
+impl Callers {
+    /// Queues `body` for `url`, starting the URL's sender if it has none.
+    fn send(&mut self, url: String, body: serde_json::Value) {
+        self.queues.retain(|_, q| !q.is_closed());
+        if let Some(q) = self.queues.get(&url) {
+            if q.try_send(body).is_err() {
+                tracing::warn!(%url, "callback queue of this URL full ({PER_URL_QUEUE}); a callback was dropped");
+            }
+            return;
+        }
+        if self.queues.len() >= MAX_URLS {
+            tracing::warn!(%url, "callbacks to {MAX_URLS} URLs in flight; a callback was dropped");
+            return;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel(PER_URL_QUEUE);
+        let _ = tx.try_send(body);
+        self.queues.insert(url.clone(), tx);
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(body)) = tokio::time::timeout(IDLE, rx.recv()).await {
+                match http.post(&url).json(&body).send().await {
+                    Ok(r) if r.status().is_success() => {}
+                    Ok(r) => tracing::warn!(%url, status = r.status().as_u16(), "callback refused"),
+                    Err(e) => {
+                        tracing::warn!(%url, error = %crate::outbound::describe(&e), "callback failed")
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// Field values of one event entry as text.
@@ -132,23 +192,16 @@ async fn callbacks(
 
 /// Runs the notifier (failure webhooks and run callbacks) until `closing` turns true.
 pub async fn run(b: Broker, mut closing: watch::Receiver<bool>) {
-    let http = match client(b.config().webhook_ca.as_deref()) {
+    let http = match client(&b, b.config().webhook_ca.as_deref()) {
         Ok(h) => h,
         Err(e) => return tracing::error!(error = %e, "no HTTP client; notifications off"),
     };
-    // Callbacks go out in order from one task, so a slow receiver never holds up the reader.
-    let (calls, mut queued) =
-        tokio::sync::mpsc::channel::<(String, serde_json::Value)>(CALLBACK_QUEUE);
-    let sender = http.clone();
-    let caller = tokio::spawn(async move {
-        while let Some((url, body)) = queued.recv().await {
-            match sender.post(&url).json(&body).send().await {
-                Ok(r) if r.status().is_success() => {}
-                Ok(r) => tracing::warn!(%url, status = r.status().as_u16(), "callback refused"),
-                Err(e) => tracing::warn!(%url, error = %e, "callback failed"),
-            }
-        }
-    });
+    // Callbacks go out in order per URL from the URL's own task, never holding up the reader
+    // or another URL's callbacks.
+    let mut callers = Callers {
+        http: http.clone(),
+        queues: Default::default(),
+    };
     let me = format!("notify-{}", uuid::Uuid::new_v4().simple());
     let key = b.keys().events();
     let mut conn = None;
@@ -202,10 +255,8 @@ pub async fn run(b: Broker, mut closing: watch::Receiver<bool>) {
                 continue;
             }
         }
-        for call in callbacks(&b, c, &entries).await {
-            if calls.try_send(call).is_err() {
-                tracing::warn!("callback queue full ({CALLBACK_QUEUE}); a callback was dropped");
-            }
+        for (url, body) in callbacks(&b, c, &entries).await {
+            callers.send(url, body);
         }
         for e in &entries {
             if let Some(message) = text(&e.map) {
@@ -222,5 +273,4 @@ pub async fn run(b: Broker, mut closing: watch::Receiver<bool>) {
             }
         }
     }
-    caller.abort();
 }

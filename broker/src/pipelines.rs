@@ -260,9 +260,9 @@ impl Broker {
         inputs: &[crate::inputs::Input],
         callback_url: Option<&str>,
     ) -> Result<Started, Error> {
-        let inputs = crate::inputs::encode(inputs)?.unwrap_or_default();
+        let inputs = crate::inputs::encode(inputs, self.outbound())?.unwrap_or_default();
         if let Some(url) = callback_url {
-            crate::inputs::check_url("callback_url", url)?;
+            self.outbound().check("callback_url", url)?;
         }
         let defaults = self.new_job("", Value::Null);
         let mut c = self.conn().await?;

@@ -261,7 +261,7 @@ impl Broker {
             .enumerate()
             .map(|(i, n)| (n.name.as_str(), i))
             .collect();
-        let shared = crate::inputs::encode(&body.inputs)?;
+        let shared = crate::inputs::encode(&body.inputs, self.outbound())?;
         let mut nodes = Vec::with_capacity(order.len());
         for &i in &order {
             let n = &body.nodes[i];

@@ -19,11 +19,6 @@ use broker::{Broker, JobId};
 
 use crate::runtime::JobError;
 
-/// Longest wait for an input's server to accept the connection.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Longest silence while an input downloads (the whole may take longer).
-const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// Stores job `id`'s inputs as its artifacts; returns their names.
 ///
 /// # Errors
@@ -93,18 +88,24 @@ async fn copy(
 
 /// Downloads `url` into artifact `name` of job `id`, streamed, whole or not at all.
 async fn download(b: &Broker, url: &str, id: JobId, name: &str) -> Result<(), JobError> {
-    let what = format!("input {name:?} from {url}");
+    let what = format!("input {name:?}");
     let limit = b.config().max_artifact_size;
-    let http = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
-        .build()
+    // The outbound policy: public addresses only, on every redirect hop (broker::outbound).
+    let policy = b.outbound();
+    policy
+        .check(&what, url)
+        .map_err(|e| JobError::Fatal(e.to_string()))?;
+    let http = policy
+        .downloader()
         .map_err(|e| JobError::Retry(format!("{what}: {e}")))?;
-    let reply = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| JobError::Retry(format!("{what}: {e}")))?;
+    let reply = http.get(url).send().await.map_err(|e| {
+        let why = broker::outbound::describe(&e);
+        if why.contains("outbound policy") || why.contains("redirects") {
+            JobError::Fatal(format!("{what}: {why}"))
+        } else {
+            JobError::Retry(format!("{what}: {why}"))
+        }
+    })?;
     let status = reply.status();
     if status.is_client_error() {
         return Err(JobError::Fatal(format!("{what}: HTTP {status}")));
@@ -114,7 +115,7 @@ async fn download(b: &Broker, url: &str, id: JobId, name: &str) -> Result<(), Jo
     }
     let body = reply
         .bytes_stream()
-        .map(|c| c.map_err(std::io::Error::other));
+        .map(|c| c.map_err(|e| std::io::Error::other(broker::outbound::describe(&e))));
     match b.artifacts().put_stream(id, name, body, limit).await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(JobError::Fatal(format!(

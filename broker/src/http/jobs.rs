@@ -84,9 +84,9 @@ impl SubmitBody {
             (None, None) => None,
         };
         if let Some(url) = &self.callback_url {
-            crate::inputs::check_url("callback_url", url)?;
+            b.outbound().check("callback_url", url)?;
         }
-        let inputs = crate::inputs::encode(&self.inputs)?;
+        let inputs = crate::inputs::encode(&self.inputs, b.outbound())?;
         for (field, value) in [
             ("cluster", &self.cluster),
             ("inputs", &inputs),
