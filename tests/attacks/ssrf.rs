@@ -31,7 +31,7 @@ async fn loopback_and_private_inputs_are_refused_in_every_spelling() {
         "http://169.254.169.254/latest/meta-data/".to_string(),
         "http://10.0.0.1/".to_string(),
         "http://user:pw@example.com/x".to_string(),
-        format!("file:///etc/passwd"),
+        "file:///etc/passwd".to_string(),
     ] {
         let body = json!({"executor": "command", "params": {"action": "x"},
                           "inputs": [{"name": "in.txt", "url": url}]});
