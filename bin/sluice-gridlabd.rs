@@ -19,6 +19,11 @@ struct Args {
     /// Python interpreter with the `gridlabd` package.
     #[arg(long, env = "SLUICE_GRIDLABD_PYTHON", default_value = "python3")]
     python: String,
+    /// Run models that use GLM macros or statements that run commands or compile code
+    /// (`#system`, `#exec`, `#wget`, `#setenv`, `extern`, `link`, ...) and shared objects
+    /// among a job's files; refused by default, as they run the client's code.
+    #[arg(long, env = "SLUICE_GRIDLABD_UNSAFE_GLM")]
+    allow_unsafe_glm: bool,
     /// Simulations run at once.
     #[arg(long, default_value_t = 2)]
     exec_size: usize,
@@ -34,8 +39,8 @@ fn run(args: Args) -> Result<(), String> {
     let (config, mut opts) = args.process.load("gridlabd")?;
     opts.exec_size = args.exec_size.max(1);
     opts.pick_size = opts.exec_size;
-    let python = args.python;
+    let (python, allow_unsafe) = (args.python, args.allow_unsafe_glm);
     executors::serve("sluice-gridlabd", config, opts, |_| async move {
-        Ok(Arc::new(GridlabdExecutor::new(python)) as Arc<dyn executors::Executor>)
+        Ok(Arc::new(GridlabdExecutor::new(python, allow_unsafe)) as Arc<dyn executors::Executor>)
     })
 }

@@ -134,7 +134,10 @@ async fn a_command_runs_and_its_result_is_stored() {
 #[tokio::test]
 async fn stop_kills_the_child_and_its_grandchildren_within_a_second() {
     let redis = TestRedis::start();
-    let b = broker(&redis, |_| {});
+    // Unsandboxed: the test reads the children's pids from files they write in its own
+    // temporary directory (a sandbox hides /tmp; tests/attacks/job_code.rs stops sandboxed
+    // children).
+    let b = broker(&redis, |c| c.sandbox = "off".into());
     let (_stop, _task) = start_executor(&b, |_| {});
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();

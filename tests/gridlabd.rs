@@ -357,7 +357,8 @@ async fn stop_kills_a_year_long_simulation_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(processes(&mark), 1, "one python process runs the model");
+    // One python process runs the model (and, sandboxed, the bwrap that started it).
+    assert!(processes(&mark) >= 1, "a python process runs the model");
     let t0 = Instant::now();
     let r = Client::new()
         .post(s.api.url(&format!("/jobs/{id}/stop")))

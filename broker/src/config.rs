@@ -79,6 +79,21 @@ pub struct Config {
     pub s3: S3Settings,
     /// Time limit of a StableConfigs `/task` (`SLUICE_SOLVER_TIMEOUT`; StableConfigs: 90 s).
     pub solver_timeout: Duration,
+    /// Whether executors run job programs in a sandbox (`SLUICE_SANDBOX`): `auto` (when
+    /// bubblewrap works on the host; start-up says so when it does not), `required` (refuse to
+    /// start without it) or `off`. See `executors::child`.
+    pub sandbox: String,
+    /// More paths the sandbox hides from job programs (`SLUICE_SANDBOX_HIDE`,
+    /// comma-separated), beside the artifact directory and the config file: wherever secrets
+    /// or other tenants' data live on an executor host.
+    pub sandbox_hide: Vec<std::path::PathBuf>,
+    /// Names of the executor's environment variables its job programs may inherit
+    /// (`SLUICE_CHILD_ENV`, comma-separated), beside PATH, HOME, LANG and the like; the
+    /// rest of the environment (credentials included) is cleared.
+    pub child_env: Vec<String>,
+    /// The file named by `SLUICE_CONFIG`, when there is one (not a setting: recorded by
+    /// [`Config::load`] so that the sandbox can hide it).
+    pub config_file: Option<std::path::PathBuf>,
     /// Status words of the StableConfigs face (`SLUICE_STABLECONFIGS_WORDS`): `readme`
     /// (`COMPLETE`, `TimedOut`, as its README documents) or `code` (`Completed`, `Timeout`,
     /// as its server sent).
@@ -117,12 +132,16 @@ impl Default for Config {
             s3: S3Settings::default(),
             solver_timeout: Duration::from_secs(90),
             stableconfigs_words: "readme".into(),
+            sandbox: "auto".into(),
+            sandbox_hide: Vec::new(),
+            child_env: Vec::new(),
+            config_file: None,
         }
     }
 }
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 28] = [
+pub const NAMES: [&str; 31] = [
     "artifact_store",
     "artifact_dir",
     "max_artifact_size",
@@ -131,6 +150,9 @@ pub const NAMES: [&str; 28] = [
     "webhooks",
     "webhook_ca",
     "outbound_allow",
+    "sandbox",
+    "sandbox_hide",
+    "child_env",
     "allow_eviction",
     "log_format",
     "log_dir",
@@ -176,6 +198,7 @@ impl Config {
         };
         if let Some((_, path)) = env.iter().find(|(k, _)| k == "SLUICE_CONFIG") {
             config.apply_file(Path::new(path))?;
+            config.config_file = Some(path.into());
         }
         for (k, v) in &env {
             let Some(name) = k.strip_prefix("SLUICE_").map(str::to_ascii_lowercase) else {
@@ -235,6 +258,9 @@ impl Config {
             humantime::parse_duration(v)
                 .map_err(|e| format!("{name}: {v:?} is not a duration like 90s or 5m ({e})"))
         };
+        fn list(v: &str) -> impl Iterator<Item = &str> {
+            v.split(',').map(str::trim).filter(|x| !x.is_empty())
+        }
         fn num<T>(name: &str, v: &str, min: T) -> Result<T, String>
         where
             T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
@@ -298,14 +324,15 @@ impl Config {
                 }
                 self.webhooks = urls;
             }
-            "outbound_allow" => {
-                self.outbound_allow = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|h| !h.is_empty())
-                    .map(String::from)
-                    .collect();
+            "sandbox" => {
+                if !matches!(v, "auto" | "off" | "required") {
+                    return Err(format!("sandbox: {v:?} must be auto, off or required"));
+                }
+                self.sandbox = v.to_string();
             }
+            "sandbox_hide" => self.sandbox_hide = list(v).map(Into::into).collect(),
+            "child_env" => self.child_env = list(v).map(String::from).collect(),
+            "outbound_allow" => self.outbound_allow = list(v).map(String::from).collect(),
             "result_ttl" => self.result_ttl = dur()?,
             "lease" => self.lease = dur()?.max(Duration::from_millis(10)),
             "max_attempts" => self.max_attempts = num(name, v, 1u32)?,

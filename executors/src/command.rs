@@ -6,20 +6,28 @@
 //! ```toml
 //! [actions.align]
 //! argv = ["bwa", "mem", "-t", "{threads}", "{reference}", "{reads}"]  # never a shell
-//! cwd = "/data/work"                 # optional
-//! env = { LANG = "C" }               # optional, added to the executor's environment
+//! cwd = "/data/work"                 # optional (default: a fresh private directory)
+//! env = { LANG = "C" }               # optional: variables set for the program
+//! pass_env = ["BWA_HOME"]            # optional: the executor's variables it may inherit
+//! network = true                     # optional: may use the network (in the sandbox)
+//! writable = ["/data/out"]           # optional: more directories it may write (sandbox)
+//! options = false                    # optional: may a param be a whole "-x" argument?
 //! timeout = "2h"                     # optional: the action's own limit (TIMED_OUT)
 //! params = "stdin"                   # stdin (default) | file ({params_file}) | none
 //! files = true                       # optional: a fresh working directory with input/, output/
 //! ```
 //!
 //! `{name}` in an argv element is replaced by the job's param `name` (strings as they are,
-//! other values as JSON); `{job_id}`, `{attempt}` and `{params_file}` are also known, and
-//! `{{` / `}}` are literal braces. Each element stays one argument: a param can never add an
-//! argument or reach a shell. The child runs in its own process group, killed as a group on
-//! stop or timeout. Exit 0: stdout is the result, parsed as JSON when it is JSON, else kept
-//! as text. Non-zero exit: the job fails with the exit status and the tail of stderr, and is
-//! retried while attempts are left.
+//! other values as JSON); `{job_id}`, `{attempt}`, `{params_file}`, `{input_dir}` and
+//! `{output_dir}` are Sluice's own (a param of that name never fills them), and `{{` / `}}`
+//! are literal braces. Each element stays one argument: a param can never add an argument or
+//! reach a shell, and a param that makes a whole argument may not start with `-` (it would
+//! be read as an option) unless the action says `options = true`. The program starts from a
+//! cleared environment, in a fresh private directory, sandboxed where the host allows
+//! (`crate::child`), in its own process group, killed as a group on stop or timeout. Exit 0:
+//! stdout is the result, parsed as JSON when it is JSON, else kept as text. Non-zero exit:
+//! the job fails with the exit status and the tail of stderr, and is retried while attempts
+//! are left.
 //!
 //! With `files = true` (the Workflow Service's pipelines) each attempt runs in a fresh
 //! directory (unless `cwd` is set) holding `input/`, with every artifact of the job (its
@@ -66,11 +74,23 @@ pub enum ParamsVia {
 pub struct Action {
     /// Program and arguments (templates).
     pub argv: Vec<String>,
-    /// Working directory.
+    /// Working directory (default: the attempt's fresh private directory).
     pub cwd: Option<PathBuf>,
-    /// Extra environment.
+    /// Variables set for the program (its environment is otherwise cleared).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Names of the executor's variables the program may inherit.
+    #[serde(default)]
+    pub pass_env: Vec<String>,
+    /// The program may use the network (it has none in the sandbox otherwise).
+    #[serde(default)]
+    pub network: bool,
+    /// More directories the program may write in the sandbox.
+    #[serde(default)]
+    pub writable: Vec<PathBuf>,
+    /// A param may make a whole argument starting with `-` (an option).
+    #[serde(default)]
+    pub options: bool,
     /// The action's own time limit (humantime).
     pub timeout: Option<String>,
     /// How params are passed.
@@ -128,11 +148,43 @@ impl CommandConfig {
     }
 }
 
-/// Fills `{name}` placeholders of one argv element.
+/// Placeholders Sluice fills itself; a client's param never does.
+pub const RESERVED: [&str; 5] = [
+    "job_id",
+    "attempt",
+    "params_file",
+    "input_dir",
+    "output_dir",
+];
+
+/// Fills `{name}` placeholders of one argv element: Sluice's own (`known`) or the job's
+/// params. An element that is one param alone may not start with `-` unless `options`.
 ///
 /// # Errors
-/// A fatal job error naming a missing param or an unclosed brace.
+/// A fatal job error naming a missing param, a reserved name this action does not have, an
+/// option-looking param or an unclosed brace.
 pub fn render(
+    template: &str,
+    params: &serde_json::Map<String, Value>,
+    known: &BTreeMap<&str, String>,
+    options: bool,
+) -> Result<String, JobError> {
+    let whole = template
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .filter(|n| !n.contains(['{', '}']) && !RESERVED.contains(n));
+    let filled = fill(template, params, known)?;
+    if let Some(name) = whole {
+        if filled.starts_with('-') && !options {
+            return Err(JobError::Fatal(format!(
+                "param {name:?} starts with '-' and would be read as an option; the action does not take options from params"
+            )));
+        }
+    }
+    Ok(filled)
+}
+
+fn fill(
     template: &str,
     params: &serde_json::Map<String, Value>,
     known: &BTreeMap<&str, String>,
@@ -158,6 +210,11 @@ pub fn render(
         let name = &tail[1..end];
         let value = match (known.get(name), params.get(name)) {
             (Some(v), _) => v.clone(),
+            (None, _) if RESERVED.contains(&name) => {
+                return Err(JobError::Fatal(format!(
+                    "{{{name}}} is not set for this action (argv {template:?})"
+                )))
+            }
             (None, Some(Value::String(s))) => s.clone(),
             (None, Some(v)) => v.to_string(),
             (None, None) => {
@@ -204,16 +261,19 @@ impl Executor for CommandExecutor {
         let config = self.config.clone();
         Box::pin(async move {
             let (name, action) = resolve(&config, &job)?;
-            if !action.files {
-                return run_action(name, action, job, ctx, None).await;
-            }
-            let dir = Workdir::create("command", job.id, job.attempt, true).await?;
+            // Every attempt gets a fresh private directory: its working directory (unless the
+            // action names one), where a params file goes, and with `files` its input/output.
+            let dir = Workdir::create("command", job.id, job.attempt, action.files).await?;
             let store = ctx.broker().artifacts().clone();
             let id = job.id;
             let ran = async {
-                crate::staging::artifacts_into(&store, id, &dir.input).await?;
-                let result = run_action(name, action, job, ctx, Some(&dir)).await?;
-                crate::staging::keep_outputs(&store, id, &dir.output, &[], "").await?;
+                if action.files {
+                    crate::staging::artifacts_into(&store, id, &dir.input).await?;
+                }
+                let result = run_action(name, action, job, ctx, &dir).await?;
+                if action.files {
+                    crate::staging::keep_outputs(&store, id, &dir.output, &[], "").await?;
+                }
                 Ok(result)
             }
             .await;
@@ -287,7 +347,7 @@ async fn run_action(
     action: &Action,
     job: JobInput,
     ctx: JobContext,
-    dir: Option<&Workdir>,
+    dir: &Workdir,
 ) -> Result<Value, JobError> {
     let Value::Object(params) = &job.params else {
         return Err(JobError::Fatal("params must be a JSON object".into()));
@@ -295,14 +355,7 @@ async fn run_action(
     let params_json =
         serde_json::to_vec(&job.params).map_err(|e| JobError::Fatal(e.to_string()))?;
     let params_file = match action.params {
-        ParamsVia::File => {
-            let path =
-                std::env::temp_dir().join(format!("sluice-params-{}-{}.json", job.id, job.attempt));
-            tokio::fs::write(&path, &params_json)
-                .await
-                .map_err(|e| JobError::Retry(format!("cannot write params file: {e}")))?;
-            Some(path)
-        }
+        ParamsVia::File => Some(write_private(&dir.root.join("params.json"), &params_json).await?),
         _ => None,
     };
     let mut known = BTreeMap::new();
@@ -311,43 +364,50 @@ async fn run_action(
     if let Some(p) = &params_file {
         known.insert("params_file", p.display().to_string());
     }
-    if let Some(d) = dir {
-        known.insert("input_dir", d.input.display().to_string());
-        known.insert("output_dir", d.output.display().to_string());
+    if action.files {
+        known.insert("input_dir", dir.input.display().to_string());
+        known.insert("output_dir", dir.output.display().to_string());
     }
     let argv = action
         .argv
         .iter()
-        .map(|t| render(t, params, &known))
+        .map(|t| render(t, params, &known, action.options))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let mut cmd = tokio::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .envs(&action.env)
-        .env("SLUICE_JOB_ID", job.id.to_string())
-        .env("SLUICE_ATTEMPT", job.attempt.to_string())
-        .stdin(if action.params == ParamsVia::Stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+    let mut spec = crate::child::Spec {
+        program: argv[0].clone().into(),
+        args: argv[1..].iter().map(Into::into).collect(),
+        cwd: Some(action.cwd.clone().unwrap_or_else(|| dir.root.clone())),
+        pass: action.pass_env.clone(),
+        network: action.network,
+        writable: std::iter::once(dir.root.clone())
+            .chain(action.writable.iter().cloned())
+            .collect(),
+        ..Default::default()
+    };
+    let mut set = |k: &str, v: &std::ffi::OsStr| spec.env.push((k.into(), v.into()));
+    for (k, v) in &action.env {
+        set(k, v.as_ref());
+    }
+    set("SLUICE_JOB_ID", job.id.to_string().as_ref());
+    set("SLUICE_ATTEMPT", job.attempt.to_string().as_ref());
     if let Some(p) = &params_file {
-        cmd.env("SLUICE_PARAMS_FILE", p);
+        set("SLUICE_PARAMS_FILE", p.as_os_str());
     }
-    if let Some(d) = dir {
-        cmd.current_dir(&d.root)
-            .env("SLUICE_INPUT_DIR", &d.input)
-            .env("SLUICE_OUTPUT_DIR", &d.output)
-            .env("OPENFIDO_INPUT", &d.input)
-            .env("OPENFIDO_OUTPUT", &d.output);
+    if action.files {
+        set("SLUICE_INPUT_DIR", dir.input.as_os_str());
+        set("SLUICE_OUTPUT_DIR", dir.output.as_os_str());
+        set("OPENFIDO_INPUT", dir.input.as_os_str());
+        set("OPENFIDO_OUTPUT", dir.output.as_os_str());
     }
-    if let Some(cwd) = &action.cwd {
-        cmd.current_dir(cwd);
-    }
+    let mut cmd = ctx.jail().command(&spec);
+    cmd.stdin(if action.params == ParamsVia::Stdin {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
         .map_err(|e| JobError::Retry(format!("cannot start {:?}: {e}", argv[0])))?;
@@ -384,9 +444,6 @@ async fn run_action(
     }
     // Grandchildren may hold the pipes open; the group is gone once the child is.
     kill_group(pid);
-    if let Some(p) = &params_file {
-        let _ = tokio::fs::remove_file(p).await;
-    }
     let status = ended?.map_err(|e| JobError::Retry(format!("waiting for {:?}: {e}", argv[0])))?;
     let out = match stdout {
         Some(t) => t.await.unwrap_or_default(),
@@ -408,6 +465,22 @@ async fn run_action(
     Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+/// Writes `bytes` to a new file at `path` that only this user may read (never through an
+/// existing file or a planted symlink: `create_new`).
+async fn write_private(path: &Path, bytes: &[u8]) -> Result<PathBuf, JobError> {
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .await
+        .map_err(|e| JobError::Retry(format!("cannot write params file: {e}")))?;
+    f.write_all(bytes)
+        .await
+        .map_err(|e| JobError::Retry(format!("cannot write params file: {e}")))?;
+    Ok(path.to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,25 +495,53 @@ mod tests {
         let p = params(json!({"name": "a b; rm -rf /", "n": 3, "list": [1, 2]}));
         let known = BTreeMap::from([("job_id", "7".to_string())]);
         assert_eq!(
-            render("{name}", &p, &known).ok().as_deref(),
+            render("{name}", &p, &known, false).ok().as_deref(),
             Some("a b; rm -rf /")
         );
-        assert_eq!(render("--n={n}", &p, &known).ok().as_deref(), Some("--n=3"));
-        assert_eq!(render("{list}", &p, &known).ok().as_deref(), Some("[1,2]"));
         assert_eq!(
-            render("job-{job_id}", &p, &known).ok().as_deref(),
+            render("--n={n}", &p, &known, false).ok().as_deref(),
+            Some("--n=3")
+        );
+        assert_eq!(
+            render("{list}", &p, &known, false).ok().as_deref(),
+            Some("[1,2]")
+        );
+        assert_eq!(
+            render("job-{job_id}", &p, &known, false).ok().as_deref(),
             Some("job-7")
         );
         assert_eq!(
-            render("{{literal}}", &p, &known).ok().as_deref(),
+            render("{{literal}}", &p, &known, false).ok().as_deref(),
             Some("{literal}")
         );
         assert!(matches!(
-            render("{missing}", &p, &known),
+            render("{missing}", &p, &known, false),
             Err(JobError::Fatal(_))
         ));
         assert!(matches!(
-            render("{open", &p, &known),
+            render("{open", &p, &known, false),
+            Err(JobError::Fatal(_))
+        ));
+        // See: issue 15. Options injection and reserved names.
+        let p = params(json!({"file": "--version", "params_file": "/etc/shadow", "n": "-5"}));
+        assert!(matches!(
+            render("{file}", &p, &known, false),
+            Err(JobError::Fatal(_))
+        ));
+        assert_eq!(
+            render("{file}", &p, &known, true).ok().as_deref(),
+            Some("--version")
+        );
+        assert_eq!(
+            render("--x={file}", &p, &known, false).ok().as_deref(),
+            Some("--x=--version")
+        );
+        assert!(matches!(
+            render("{params_file}", &p, &known, false),
+            Err(JobError::Fatal(_))
+        ));
+        assert!(matches!(
+            render("{n}", &p, &known, false),
             Err(JobError::Fatal(_))
         ));
     }

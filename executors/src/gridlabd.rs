@@ -81,6 +81,15 @@ pub struct GridlabdJob {
     pub options: BTreeMap<String, Value>,
 }
 
+/// The executor's variables the engine may inherit (its environment is otherwise cleared).
+const PASS_ENV: [&str; 5] = [
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "VIRTUAL_ENV",
+    "GLPATH",
+    "GLD_ETC",
+];
+
 /// The name the model gets in the working directory when it comes as `model_text`.
 pub const INLINE_MODEL: &str = "model.glm";
 
@@ -173,33 +182,105 @@ pub fn failure(notable: &[String]) -> Option<String> {
     }
 }
 
+/// GLM macros that run a command, set the engine's environment, download or read outside
+/// the working directory (GridLAB-D 6.0's loader): refused unless the executor opts in.
+const UNSAFE_MACROS: [&str; 9] = [
+    "system", "start", "exec", "wget", "setenv", "option", "python", "on_exit", "insert",
+];
+/// GLM statements that compile or load code (`extern "C"` blocks are compiled with the host
+/// compiler, `link` loads a shared object, `intrinsic` is inline C++ in a class) or run a
+/// command (`script`, `gui`, `instance`).
+const UNSAFE_STATEMENTS: [&str; 6] = ["extern", "link", "script", "gui", "instance", "intrinsic"];
+
+/// The first line of `text` (a model or a file it includes) that would make GridLAB-D run
+/// code the job chose, with its number: a macro of [`UNSAFE_MACROS`], an `#include` of a URL
+/// (`[...]`), an absolute path or `..`, or a statement of [`UNSAFE_STATEMENTS`].
+pub fn unsafe_glm(text: &str) -> Option<(usize, String)> {
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        if t.starts_with("//") {
+            continue;
+        }
+        let word = |s: &str| -> String {
+            s.trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        };
+        let bad = if let Some(rest) = t.strip_prefix('#') {
+            let name = word(rest);
+            let arg = rest.trim_start()[name.len()..].trim();
+            UNSAFE_MACROS.contains(&name.as_str())
+                || (name == "include"
+                    && (arg.contains('[')
+                        || arg.trim_matches(['"', '<', '>']).starts_with('/')
+                        || arg.contains("..")))
+        } else {
+            UNSAFE_STATEMENTS.contains(&word(t).as_str())
+                || t.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                    .any(|w| w == "intrinsic")
+        };
+        if bad {
+            return Some((i + 1, t.chars().take(80).collect()));
+        }
+    }
+    None
+}
+
 /// The `gridlabd` executor.
 #[derive(Debug, Clone)]
 pub struct GridlabdExecutor {
     python: String,
+    unsafe_glm: bool,
 }
 
 impl GridlabdExecutor {
-    /// Runs the launcher with `python` unless a job names its own.
-    pub fn new(python: String) -> Self {
-        Self { python }
+    /// Runs the launcher with `python`; models that run commands or code
+    /// ([`unsafe_glm`]) are refused unless `allow_unsafe`.
+    pub fn new(python: String, allow_unsafe: bool) -> Self {
+        Self {
+            python,
+            unsafe_glm: allow_unsafe,
+        }
     }
 }
 
 impl Executor for GridlabdExecutor {
     fn run(&self, job: JobInput, ctx: JobContext) -> JobFuture {
         let python = self.python.clone();
+        let allow_unsafe = self.unsafe_glm;
         Box::pin(async move {
             let dir = Workdir::create("gridlabd", job.id, job.attempt, false).await?;
-            let r = run_gridlabd(python, &dir.root, job, ctx).await;
+            let r = run_gridlabd(python, allow_unsafe, &dir.root, job, ctx).await;
             dir.remove().await;
             r
         })
     }
 }
 
+/// Refuses a placed file that could make the engine run the job's code: a shared object
+/// (GridLAB-D loads `module`s and `link` targets from the working directory first), or a
+/// text with an unsafe directive.
+async fn check_placed(dir: &Path, name: &str) -> Result<(), JobError> {
+    if name.ends_with(".so") || name.contains(".so.") {
+        return Err(JobError::Fatal(format!(
+            "{name}: shared objects are refused (GridLAB-D would load them as modules)"
+        )));
+    }
+    let bytes = tokio::fs::read(dir.join(name))
+        .await
+        .map_err(|e| JobError::Retry(format!("cannot read {name}: {e}")))?;
+    if let Some((line, text)) = unsafe_glm(&String::from_utf8_lossy(&bytes)) {
+        return Err(JobError::Fatal(format!(
+            "{name}({line}): {text:?} runs a command or code, which this executor refuses (sluice-gridlabd --allow-unsafe-glm opts in)"
+        )));
+    }
+    Ok(())
+}
+
 async fn run_gridlabd(
     python: String,
+    allow_unsafe: bool,
     workdir: &Path,
     job: JobInput,
     ctx: JobContext,
@@ -221,15 +302,28 @@ async fn run_gridlabd(
         placed.push(name.clone());
     }
 
+    if !allow_unsafe {
+        for name in &placed {
+            check_placed(workdir, name).await?;
+        }
+    }
     let log_name = format!("gridlabd.attempt-{}.log", job.attempt);
     tracing::info!(job = %job.id, %python, %model, ?options, dir = %workdir.display(), "gridlabd");
-    let mut cmd = tokio::process::Command::new(&python);
-    cmd.arg("-c")
-        .arg(LAUNCHER)
-        .arg(&model)
-        .args(&options)
-        .current_dir(workdir)
-        .env("PYTHONUNBUFFERED", "1");
+    let spec = crate::child::Spec {
+        program: python.clone().into(),
+        args: ["-c", LAUNCHER, &model]
+            .iter()
+            .map(Into::into)
+            .chain(options.iter().map(Into::into))
+            .collect(),
+        cwd: Some(workdir.to_path_buf()),
+        env: vec![("PYTHONUNBUFFERED".into(), "1".into())],
+        pass: PASS_ENV.iter().map(|s| s.to_string()).collect(),
+        network: false,
+        writable: vec![workdir.to_path_buf()],
+        readable: Vec::new(),
+    };
+    let cmd = ctx.jail().command(&spec);
     let (status, lines) = crate::output::run(cmd, &python, &job, &log_name, &ctx, |l| {
         is_error_line(l) || is_model_error_line(l)
     })
@@ -325,5 +419,32 @@ mod tests {
             "Processing 2020-01-01 22:12:07 PST..."
         ));
         assert_eq!(failure(&[]), None);
+    }
+
+    // See: issue 15, finding 1.
+    #[test]
+    fn models_that_run_commands_or_code_are_told_apart() {
+        let safe = "clock { starttime '2020-01-01 0:00:00'; }\n#print writing\n#include \"feeder.glm\"\n#define X=1\nmodule residential;\n// #system ignored in a comment\nclass house { double area; }\n";
+        assert_eq!(unsafe_glm(safe), None);
+        for (bad, line) in [
+            ("#system env > out.txt", 1),
+            ("clock {}\n  #exec redis-cli HSET apikey:x role admin", 2),
+            ("# system id", 1),
+            ("#start sleep 100", 1),
+            ("#wget http://127.0.0.1/x x.glm", 1),
+            ("#setenv LD_PRELOAD=./x.so", 1),
+            ("#option server", 1),
+            ("#include [http://example.com/m.glm]", 1),
+            ("#include \"/etc/passwd\"", 1),
+            ("#include \"../../secret.glm\"", 1),
+            ("extern \"C\" lib:f { int f() { return 0; } }", 1),
+            ("link x.link;", 1),
+            (
+                "class x {\n  intrinsic create(object parent) { system(\"id\"); };\n}",
+                2,
+            ),
+        ] {
+            assert_eq!(unsafe_glm(bad).map(|(n, _)| n), Some(line), "{bad}");
+        }
     }
 }

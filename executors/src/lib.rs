@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod child;
 pub mod command;
 pub mod gridlabd;
 pub mod history;

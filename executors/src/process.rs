@@ -40,6 +40,7 @@ impl ProcessArgs {
         }
         let mut opts = Options::new(&config, self.kind.as_deref().unwrap_or(default_kind));
         opts.grace = self.grace;
+        opts.jail = std::sync::Arc::new(crate::child::Jail::new(&config)?);
         Ok((config, opts))
     }
 }
@@ -67,6 +68,12 @@ where
 {
     let level = std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".into());
     let _logs = broker::logging::init(&config, name, &level);
+    crate::child::harden_self();
+    if opts.jail.sandboxed() {
+        tracing::info!("{}", opts.jail.describe());
+    } else {
+        tracing::warn!("{}", opts.jail.describe());
+    }
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let name = name.to_string();
     rt.block_on(async move {

@@ -30,6 +30,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::child::Jail;
 use crate::history::{now_us, History};
 
 /// What went wrong in a job; decides retry or not.
@@ -68,6 +69,7 @@ pub struct JobContext {
     token: String,
     cause: Arc<watch::Sender<Option<Cause>>>,
     log: Log,
+    jail: Arc<Jail>,
     /// Cancelled when the job must stop (stop request, timeout, shutdown, lease lost).
     pub stop: CancellationToken,
 }
@@ -109,6 +111,11 @@ impl JobContext {
     pub fn broker(&self) -> &Broker {
         &self.broker
     }
+
+    /// How this job's programs are started ([`crate::child`]).
+    pub fn jail(&self) -> &Jail {
+        &self.jail
+    }
 }
 
 /// A boxed job future.
@@ -138,6 +145,8 @@ pub struct Options {
     pub grace: Duration,
     /// Where to log every call made for a job (see [`crate::history`]); None: no log.
     pub history: Option<History>,
+    /// How job programs are started: cleared environment, sandbox ([`crate::child`]).
+    pub jail: Arc<Jail>,
 }
 
 impl Options {
@@ -156,6 +165,9 @@ impl Options {
             heartbeat: (config.lease / 3).min(Duration::from_millis(500)),
             grace: Duration::from_secs(10),
             history: None,
+            // With `sandbox = required` and no sandbox here, `ProcessArgs::load` refuses to
+            // start; a caller that builds options itself gets a jail that starts nothing.
+            jail: Arc::new(Jail::new(config).unwrap_or_else(|_| Jail::refusing())),
         }
     }
 }
@@ -373,6 +385,7 @@ async fn run_one(
         token: job.token.clone(),
         cause: cause_tx.clone(),
         log: log.clone(),
+        jail: opts.jail.clone(),
         stop: stop.clone(),
     };
     let heart = tokio::spawn(heartbeat(

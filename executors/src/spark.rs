@@ -21,8 +21,26 @@
 use std::path::PathBuf;
 
 use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
+use crate::staging::Workdir;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+
+/// The executor's variables spark-submit may inherit (its environment is otherwise
+/// cleared): where Java, Spark, Hadoop and Python are.
+const PASS_ENV: [&str; 12] = [
+    "JAVA_HOME",
+    "SPARK_HOME",
+    "SPARK_CONF_DIR",
+    "SPARK_LOCAL_IP",
+    "HADOOP_CONF_DIR",
+    "YARN_CONF_DIR",
+    "PYSPARK_PYTHON",
+    "PYSPARK_DRIVER_PYTHON",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "VIRTUAL_ENV",
+    "KUBECONFIG",
+];
 
 /// A spark job's params.
 #[derive(Debug, Clone, Deserialize)]
@@ -188,10 +206,32 @@ async fn run_spark(program: PathBuf, job: JobInput, ctx: JobContext) -> Result<V
     let (args, env) = argv(job.id, &spec, cluster.as_ref())?;
     let log_name = format!("spark-submit.attempt-{}.log", job.attempt);
     tracing::info!(job = %job.id, program = %program.display(), ?args, "spark-submit");
-    let mut cmd = tokio::process::Command::new(&program);
-    cmd.args(&args).envs(env);
+    let dir = Workdir::create("spark", job.id, job.attempt, false).await?;
+    // In the sandbox: the files the job names are readable, its directory writable, and the
+    // network is there only for a cluster that is not local.
+    let local = args.get(1).is_none_or(|m| m.starts_with("local"));
+    let named = std::iter::once(&spec.app)
+        .chain(&spec.py_files)
+        .chain(&spec.jars)
+        .chain(&spec.files)
+        .chain(&spec.args)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && p.exists());
+    let child = crate::child::Spec {
+        program: program.clone().into(),
+        args: args.iter().map(Into::into).collect(),
+        cwd: Some(dir.root.clone()),
+        env: env.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        pass: PASS_ENV.iter().map(|s| s.to_string()).collect(),
+        network: !local,
+        writable: vec![dir.root.clone()],
+        readable: named.collect(),
+    };
+    let cmd = ctx.jail().command(&child);
     let label = program.display().to_string();
-    let (status, o) = crate::output::run(cmd, &label, &job, &log_name, &ctx, |_| false).await?;
+    let ran = crate::output::run(cmd, &label, &job, &log_name, &ctx, |_| false).await;
+    dir.remove().await;
+    let (status, o) = ran?;
     if status.success() {
         let stdout: Vec<&str> = o.stdout_tail.iter().map(String::as_str).collect();
         let output = stdout

@@ -222,8 +222,9 @@ pub(crate) struct Workdir {
 }
 
 impl Workdir {
-    /// Makes `<temp>/sluice-<kind>-<id>-<attempt>-<random>/`, and in it `input/` and
-    /// `output/` when `io` is true.
+    /// Makes `<temp>/sluice-<kind>-<id>-<attempt>-<random>/` (mode 0700: its name cannot
+    /// be guessed and no other user may enter it), and in it `input/` and `output/` when
+    /// `io` is true.
     pub(crate) async fn create(
         kind: &str,
         id: JobId,
@@ -241,6 +242,11 @@ impl Workdir {
                 .await
                 .map_err(|e| JobError::Retry(format!("cannot make {}: {e}", d.display())))?;
         }
+        // Only this user may look inside (other tenants' jobs run on the same host).
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
+            .await
+            .map_err(|e| JobError::Retry(format!("cannot protect {}: {e}", root.display())))?;
         Ok(Self {
             root,
             input,
