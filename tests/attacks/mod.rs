@@ -2,6 +2,7 @@
 //! could try, each against real processes (redis-server, `sluice serve` in process, executor
 //! binaries), each showing the attack refused and that nothing stored changed.
 
+mod job_code; // job code reaches neither the executor's credentials nor Redis
 mod ssrf; // job inputs, callbacks and webhooks cannot reach loopback or private addresses
 
 use std::net::SocketAddr;
@@ -52,6 +53,18 @@ impl Stack {
         body: Option<Value>,
     ) -> (u16, Value) {
         self.api.call(method, path, Some(key), body).await
+    }
+
+    /// Every `apikey:*` key in Redis, sorted.
+    pub fn api_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .redis
+            .cli(&["KEYS", "apikey:*"])
+            .lines()
+            .map(String::from)
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// The ids handed out so far (`job_seq`).
