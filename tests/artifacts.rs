@@ -71,7 +71,7 @@ async fn round_trip(kind: StoreKind) {
         Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("serve")
             .env_remove("SLUICE_CONFIG")
-            .env("SLUICE_REDIS_URL", &redis.url)
+            .env("SLUICE_REDIS_URL", redis.url_for("api"))
             .env("SLUICE_PORT", port.to_string())
             .env("SLUICE_AUTH", "off")
             .envs(store.env())

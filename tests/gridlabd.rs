@@ -71,7 +71,7 @@ async fn stack_on(kind: StoreKind) -> Stack {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |c| store.apply(c)).await;
     let executor = Command::new(env!("CARGO_BIN_EXE_sluice-gridlabd"))
-        .env("SLUICE_REDIS_URL", &redis.url)
+        .env("SLUICE_REDIS_URL", redis.url_for("exec"))
         .envs(store.env())
         .env("SLUICE_LEASE", "10s")
         .stdout(Stdio::null())

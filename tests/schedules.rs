@@ -19,7 +19,7 @@ fn beat(redis: &TestRedis) -> Proc {
         Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["beat", "--every", "20ms"])
             .env_remove("SLUICE_CONFIG")
-            .env("SLUICE_REDIS_URL", &redis.url)
+            .env("SLUICE_REDIS_URL", redis.url_for("api"))
             .env("SLUICE_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -64,7 +64,7 @@ async fn stack() -> Stack {
         .unwrap();
     assert_eq!(r.status(), 201);
     let executor = Command::new(env!("CARGO_BIN_EXE_sluice-spark"))
-        .env("SLUICE_REDIS_URL", &redis.url)
+        .env("SLUICE_REDIS_URL", redis.url_for("exec"))
         .env("SLUICE_ARTIFACT_DIR", &artifacts)
         .env("SLUICE_LEASE", "10s")
         .stdout(Stdio::null())

@@ -271,6 +271,9 @@ pub enum Command {
     /// Manage API keys (stored hashed in Redis).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Redis ACL users for each process class (executors, API, admin CLI).
+    #[command(subcommand)]
+    Acl(AclCommand),
     /// Manage periodic jobs (cron or interval).
     #[command(subcommand)]
     Schedules(SchedulesCommand),
@@ -478,6 +481,24 @@ pub enum KeysCommand {
     },
 }
 
+/// `sluice acl ...`: the Redis ACL users of [`crate::acl`].
+#[derive(Debug, clap::Subcommand)]
+pub enum AclCommand {
+    /// Write DIR/users.acl (for redis.conf's aclfile) with a fresh random password per user
+    /// and DIR/{exec,api,admin}.env with each class's SLUICE_REDIS_URL; keeps existing files
+    /// unless --rotate.
+    Setup {
+        /// Where to write them.
+        #[arg(default_value = "run/acl")]
+        dir: std::path::PathBuf,
+        /// Make new passwords even if the files exist (restart Redis and every process).
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Print each user's ACL rule (without its password) for this prefix.
+    Rules,
+}
+
 /// Runs one subcommand; `shutdown` ends `serve` (the binary passes SIGTERM/SIGINT).
 ///
 /// # Errors
@@ -490,6 +511,22 @@ pub async fn dispatch(
     match command {
         Command::Serve => serve(b, shutdown).await,
         Command::Keys(k) => keys(&b, k).await,
+        Command::Acl(AclCommand::Setup { dir, rotate }) => {
+            let url = &b.config().redis_url;
+            for line in crate::acl::setup(&dir, b.keys(), url, rotate)? {
+                out(line);
+            }
+            Ok(())
+        }
+        Command::Acl(AclCommand::Rules) => {
+            for (class, user) in crate::acl::USERS {
+                out(format!(
+                    "user {user} on >PASSWORD {}",
+                    crate::acl::rule(b.keys(), class)?
+                ));
+            }
+            Ok(())
+        }
         Command::Schedules(s) => schedules(&b, s).await,
         Command::Clusters(c) => clusters(&b, c).await,
         Command::Beat { every } => {

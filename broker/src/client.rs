@@ -167,16 +167,21 @@ impl Broker {
     /// # Errors
     /// [`Error::Config`] naming the policy and the way out.
     pub async fn check_eviction_policy(&self) -> Result<(), Error> {
-        let policy: Result<Vec<String>, Error> = async {
+        // INFO, not CONFIG GET: the ACL users of `crate::acl` may not read the config.
+        let policy: Result<String, Error> = async {
             let mut c = self.conn().await?;
-            Ok(redis::cmd("CONFIG")
-                .arg("GET")
-                .arg("maxmemory-policy")
+            Ok(redis::cmd("INFO")
+                .arg("memory")
                 .query_async(&mut *c)
                 .await?)
         }
         .await;
-        match policy.as_deref().map(|v| v.get(1).map(String::as_str)) {
+        let value = |info: &String| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("maxmemory_policy:"))
+                .map(|v| v.trim().to_string())
+        };
+        match policy.as_ref().map(value).as_ref().map(Option::as_deref) {
             Ok(Some("noeviction")) => Ok(()),
             Ok(Some(p)) if !self.config.allow_eviction => Err(Error::Config(format!(
                 "Redis maxmemory-policy is {p}: it may evict jobs. Set `maxmemory-policy noeviction` \

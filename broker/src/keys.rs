@@ -58,6 +58,36 @@ impl Keys {
         format!("{}job_{id}", self.prefix)
     }
 
+    /// Patterns of every key the job data lives in (everything but `apikey:*`): what the
+    /// executor and API users of [`crate::acl`] may touch.
+    pub fn data_patterns(&self) -> Vec<String> {
+        [
+            "job_*",
+            "queue:*",
+            "wake:*",
+            "delayed",
+            "leases",
+            "events",
+            "events:*",
+            "history:*",
+            "stats",
+            "start",
+            "stop",
+            "actions",
+            "schedules",
+            "schedule:*",
+            "workflow_*",
+            "pipeline_*",
+            "pipelines",
+            "runs:pipeline_*",
+            "clusters",
+            "cluster_*",
+        ]
+        .iter()
+        .map(|k| format!("{}{k}", self.prefix))
+        .collect()
+    }
+
     /// `job_*`: SCAN pattern that finds job hashes (and `job_seq`, which is not a hash).
     pub fn job_pattern(&self) -> String {
         format!("{}job_*", self.prefix)

@@ -23,10 +23,12 @@
 //! - [`inputs`]: the files a job starts with (URLs or other jobs' artifacts).
 //! - [`outbound`]: the one policy for requests to addresses a client chose (no SSRF).
 //! - [`apikeys`]: API keys and roles, stored hashed in Redis.
+//! - [`acl`]: the Redis ACL users of each process class (executor, API, admin CLI).
 //! - [`cli`]: the bodies of the `sluice` subcommands.
 //! - [`bench`]: `sluice bench`, throughput and pickup latency on a real Redis.
 #![warn(missing_docs)]
 
+pub mod acl;
 pub mod apikeys;
 pub mod artifacts;
 pub mod bench;

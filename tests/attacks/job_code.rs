@@ -27,11 +27,18 @@ try:
 except Exception as e:
     out["config"] = "refused: " + type(e).__name__
 try:
-    s = socket.create_connection(("127.0.0.1", int(os.environ.get("PROBE_PORT", "6379"))), timeout=2)
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(2)
+    s.connect("PROBE_SOCKET")
     s.sendall(b"PING\r\n")
     out["redis"] = s.recv(100).decode()
 except Exception as e:
     out["redis"] = "refused: " + type(e).__name__
+try:
+    s = socket.create_connection(("127.0.0.1", PROBE_PORT), timeout=2)
+    out["loopback"] = "connected"
+except Exception as e:
+    out["loopback"] = "refused: " + type(e).__name__
 try:
     out["artifacts"] = os.listdir(os.environ.get("PROBE_ARTIFACTS", "/nonexistent"))
 except Exception as e:
@@ -64,7 +71,8 @@ async fn job_code_cannot_read_the_executors_credentials_or_reach_redis() {
             .replace("{config}", &config.display().to_string()),
     )
     .unwrap();
-    let port = s.redis.url.rsplit(':').next().unwrap().trim_end_matches('/').to_string();
+    // A loopback TCP service the job must not reach (the sandbox has no network).
+    let loopback = super::Server::start("127.0.0.1:0", super::response("200 OK", &[], "")).await;
     let _exec = executor(
         env!("CARGO_BIN_EXE_sluice-command"),
         &s.redis,
@@ -73,28 +81,72 @@ async fn job_code_cannot_read_the_executors_credentials_or_reach_redis() {
             ("SLUICE_CONFIG", config.display().to_string()),
             ("SLUICE_ARTIFACT_DIR", artifacts.display().to_string()),
             ("SLUICE_SANDBOX", "required".to_string()),
-            ("PROBE_PORT", port.clone()),
         ],
     );
     let keys_before = s.api_keys();
-    let code = PROBE.replace("PROBE_PORT\", \"6379\"", &format!("PROBE_PORT\", \"{port}\""))
-        .replace("PROBE_ARTIFACTS\", \"/nonexistent\"", &format!("PROBE_ARTIFACTS\", \"{}\"", artifacts.display()));
+    let code = PROBE
+        .replace("PROBE_SOCKET", &s.redis.socket.display().to_string())
+        .replace("PROBE_PORT", &loopback.addr.port().to_string())
+        .replace(
+            "PROBE_ARTIFACTS\", \"/nonexistent\"",
+            &format!("PROBE_ARTIFACTS\", \"{}\"", artifacts.display()),
+        );
     let body = json!({"executor": "command", "params": {"action": "python", "code": code}, "max_attempts": 1});
     let (status, made) = s.call(&s.admin, Method::POST, "/jobs", Some(body)).await;
     assert_eq!(status, 201, "{made}");
     let id = broker::JobId(made["id"].as_u64().unwrap());
-    let j = wait_for(&s.api.broker, id, |j| j.status.is_terminal(), Duration::from_secs(30)).await;
+    let j = wait_for(
+        &s.api.broker,
+        id,
+        |j| j.status.is_terminal(),
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(j.status, Status::Completed, "{j:?}");
     let out: Value = j.result.clone().unwrap_or_default();
-    assert_eq!(out["env_has_redis"], false, "the environment is cleared: {out}");
-    let names: Vec<&str> = out["env_names"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(!names.iter().any(|n| n.starts_with("SLUICE_") && *n != "SLUICE_JOB_ID" && *n != "SLUICE_ATTEMPT"), "{names:?}");
-    assert!(!out["parent_environ"].as_str().unwrap().contains("redis://"), "{out}");
-    assert!(out["config"].as_str().unwrap().is_empty() || out["config"].as_str().unwrap().starts_with("refused"), "the config file is hidden: {out}");
-    assert!(out["redis"].as_str().unwrap().starts_with("refused"), "no network: {out}");
+    assert_eq!(
+        out["env_has_redis"], false,
+        "the environment is cleared: {out}"
+    );
+    let names: Vec<&str> = out["env_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("SLUICE_") && *n != "SLUICE_JOB_ID" && *n != "SLUICE_ATTEMPT"),
+        "{names:?}"
+    );
+    assert!(
+        !out["parent_environ"].as_str().unwrap().contains("redis://"),
+        "{out}"
+    );
+    assert!(
+        out["config"].as_str().unwrap().is_empty()
+            || out["config"].as_str().unwrap().starts_with("refused"),
+        "the config file is hidden: {out}"
+    );
+    assert!(
+        out["redis"].as_str().unwrap().starts_with("refused"),
+        "Redis' socket is hidden: {out}"
+    );
+    assert!(
+        out["loopback"].as_str().unwrap().starts_with("refused"),
+        "no network: {out}"
+    );
+    assert_eq!(loopback.hits(), 0);
     let listed = out["artifacts"].to_string();
-    assert!(!listed.contains("other-tenant"), "other jobs' files are hidden: {out}");
-    assert_eq!(out["wrote_etc"], false, "the filesystem is read-only: {out}");
+    assert!(
+        !listed.contains("other-tenant"),
+        "other jobs' files are hidden: {out}"
+    );
+    assert_eq!(
+        out["wrote_etc"], false,
+        "the filesystem is read-only: {out}"
+    );
     assert_eq!(s.api_keys(), keys_before, "no key was made");
 }
 
@@ -103,7 +155,12 @@ async fn job_code_cannot_read_the_executors_credentials_or_reach_redis() {
 async fn a_gridlabd_model_that_runs_a_command_is_refused() {
     let s = Stack::start(|_| {}).await;
     let mark = std::env::temp_dir().join(format!("sluice-glm-{}", std::process::id()));
-    let _exec = executor(env!("CARGO_BIN_EXE_sluice-gridlabd"), &s.redis, &[], [("SLUICE_LOG", "warn")]);
+    let _exec = executor(
+        env!("CARGO_BIN_EXE_sluice-gridlabd"),
+        &s.redis,
+        &[],
+        [("SLUICE_LOG", "warn")],
+    );
     let keys_before = s.api_keys();
     for model in [
         format!("#system touch {}\nclock {{ starttime '2020-01-01 00:00:00'; stoptime '2020-01-01 01:00:00'; }}\n", mark.display()),

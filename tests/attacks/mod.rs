@@ -2,6 +2,7 @@
 //! could try, each against real processes (redis-server, `sluice serve` in process, executor
 //! binaries), each showing the attack refused and that nothing stored changed.
 
+mod acl; // each process class is its own Redis ACL user: no key minting, no anonymous access
 mod job_code; // job code reaches neither the executor's credentials nor Redis
 mod ssrf; // job inputs, callbacks and webhooks cannot reach loopback or private addresses
 

@@ -147,7 +147,7 @@ impl Cluster {
             .arg("--pick-size")
             .arg(exec_size.to_string())
             .args(extra)
-            .env("SLUICE_REDIS_URL", &self.redis.url)
+            .env("SLUICE_REDIS_URL", self.redis.url_for("exec"))
             .env(
                 "SLUICE_LEASE",
                 humantime::format_duration(LEASE).to_string(),

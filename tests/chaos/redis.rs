@@ -134,7 +134,7 @@ async fn redis_outage_answers_503_fast_and_everything_recovers() {
     let _api = Proc(
         std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("serve")
-            .env("SLUICE_REDIS_URL", &c.redis.url)
+            .env("SLUICE_REDIS_URL", c.redis.url_for("api"))
             .env("SLUICE_PORT", port.to_string())
             .env("SLUICE_AUTH", "off")
             .env("SLUICE_LOG", "warn")

@@ -104,17 +104,23 @@ pub struct TestApi {
 
 impl TestApi {
     /// Starts a server over `redis` with the config tweaks (auth is off unless turned on).
+    /// The server connects as the API's ACL user; [`TestApi::broker`], for the test's own
+    /// calls, as the admin CLI's.
     pub async fn start(redis: &TestRedis, tweak: impl FnOnce(&mut Config)) -> Self {
-        let b = broker(redis, |c| {
-            c.auth = false;
-            tweak(c);
-        });
+        let mut config = Config {
+            redis_url: redis.url.clone(),
+            auth: false,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let b = Broker::new(config.clone()).expect("broker over the test redis");
+        config.redis_url = redis.url_for("api");
+        let server_broker = Broker::new(config).expect("API broker over the test redis");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server_broker = b.clone();
         tokio::spawn(async move {
             let _ = broker::http::run(listener, server_broker, async {
                 let _ = rx.await;
@@ -202,7 +208,7 @@ where
         std::process::Command::new(program)
             .args(args)
             .env_remove("SLUICE_CONFIG")
-            .env("SLUICE_REDIS_URL", &redis.url)
+            .env("SLUICE_REDIS_URL", redis.url_for("exec"))
             .env("SLUICE_LOG", "warn")
             .envs(env)
             .stdout(std::process::Stdio::null())

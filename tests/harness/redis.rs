@@ -1,5 +1,8 @@
 //! A redis-server owned by one test: its own unix socket and temp dir, no persistence
-//! unless asked, killed and cleaned up on drop.
+//! unless asked, killed and cleaned up on drop. It runs with Sluice's ACL users
+//! (`broker::acl`): every process a test starts connects as its class's user
+//! ([`TestRedis::url_for`]), so the tests run with the rights production has; the `default`
+//! user, which only the harness' redis-cli uses, is a superuser with a password.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -12,7 +15,8 @@ pub struct TestRedis {
     child: Child,
     args: Vec<String>,
     dir: TempDir,
-    /// `unix:///.../redis.sock`
+    /// `unix:///.../redis.sock?user=sluice-admin&pass=...`: the admin CLI's user, which the
+    /// tests' own brokers use.
     pub url: String,
     /// The socket path, for redis-cli.
     pub socket: PathBuf,
@@ -29,6 +33,14 @@ impl TestRedis {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("redis.sock");
         let d = dir.path().display();
+        let acl = dir.path().join("users.acl");
+        let users = broker::acl::file(&broker::keys::Keys::new(""), &passwords())
+            .expect("ACL file")
+            .replace(
+                "user default off\n",
+                &format!("user default on >{SUPERUSER} ~* &* +@all\n"),
+            );
+        std::fs::write(&acl, users).expect("write users.acl");
         let mut args: Vec<String> = vec![
             "--port".into(),
             "0".into(),
@@ -40,12 +52,14 @@ impl TestRedis {
             d.to_string(),
             "--logfile".into(),
             format!("{d}/redis.log"),
+            "--aclfile".into(),
+            acl.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let this = Self {
             child: spawn(&args),
             args,
-            url: format!("unix://{}", socket.display()),
+            url: user_url(&socket, "admin"),
             socket,
             dir,
         };
@@ -81,11 +95,17 @@ impl TestRedis {
         panic!("redis-server did not start:\n{log}");
     }
 
-    /// Runs redis-cli against this server and returns its output.
+    /// The URL of ACL user class `class` (exec, api, admin).
+    pub fn url_for(&self, class: &str) -> String {
+        user_url(&self.socket, class)
+    }
+
+    /// Runs redis-cli (as the superuser) against this server and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
             .arg("-s")
             .arg(&self.socket)
+            .args(["--no-auth-warning", "-a", SUPERUSER])
             .args(args)
             .output()
             .expect("redis-cli");
@@ -96,6 +116,31 @@ impl TestRedis {
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }
+}
+
+/// The harness' own superuser password (the `default` user's).
+const SUPERUSER: &str = "harness-superuser";
+
+/// The test passwords of the ACL users, by class.
+fn passwords() -> Vec<(&'static str, String)> {
+    broker::acl::USERS
+        .iter()
+        .map(|(class, _)| (*class, format!("test-{class}")))
+        .collect()
+}
+
+fn user_url(socket: &std::path::Path, class: &str) -> String {
+    let user = broker::acl::USERS
+        .iter()
+        .find(|(c, _)| *c == class)
+        .map(|(_, u)| *u)
+        .expect("a user class");
+    broker::acl::url_for(
+        &format!("unix://{}", socket.display()),
+        user,
+        &format!("test-{class}"),
+    )
+    .expect("a URL")
 }
 
 fn spawn(args: &[String]) -> Child {
