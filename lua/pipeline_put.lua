@@ -7,13 +7,14 @@
 
   ARGV[1] key prefix
   ARGV[2] pipeline id     P, or '' for a new one
-  ARGV[3] owner           account that created it ('' = none)
-  ARGV[4..] field, value  name, description, executor, params (MessagePack), and optional
+  ARGV[3] owner           account that creates it ('' = none)
+  ARGV[4] guard           a replaced pipeline must be owned by this account ('' = any: admin)
+  ARGV[5..] field, value  name, description, executor, params (MessagePack), and optional
                           max_attempts, backoff, timeout, result_ttl (ms), cluster
 
   Returns:
     {1, id}       created or replaced
-    {-1}          no such pipeline (never made, or deleted)   (404)
+    {-1}          no such pipeline (never made, deleted, or another owner's)   (404)
 
   Event: none (pipelines are not jobs)
 ]]
@@ -30,11 +31,12 @@ if id == '' then
   redis.call('SADD', set_key, id)
 else
   key = prefix .. 'pipeline_' .. id
-  if redis.call('EXISTS', key) == 0 or redis.call('HEXISTS', key, 'deleted') == 1 then
+  local p = redis.call('HMGET', key, 'id', 'deleted', 'owner')
+  if not p[1] or p[2] or (ARGV[4] ~= '' and p[3] ~= ARGV[4]) then
     return {-1}
   end
   redis.call('HDEL', key, 'description', 'max_attempts', 'backoff', 'timeout', 'result_ttl',
     'cluster')
 end
-redis.call('HSET', key, 'updated', at, unpack(ARGV, 4))
+redis.call('HSET', key, 'updated', at, unpack(ARGV, 5))
 return {1, tonumber(id)}

@@ -20,10 +20,13 @@
   ARGV[8] backoff         ms, default
   ARGV[9] timeout         ms, default
   ARGV[10] result_ttl     ms, default
+  ARGV[11] guard          the pipeline must be owned by this account ('' = any: admin)
+  ARGV[12] kinds          executor kinds the caller may submit to, as ',a,b,' ('*' = any)
 
   Returns:
     {1, id, status, sequence}   the run's job, its status and number
-    {-1}                        no such pipeline (never made, or deleted)   (404)
+    {-1}                        no such pipeline (never made, deleted, or another owner's)   (404)
+    {-8, executor}              the caller may not submit to the pipeline's executor kind   (403)
     {-7, reason}                its cluster is CLUSTER_NOT_FOUND or CLUSTER_DISABLED   (422)
 
   Event: submitted
@@ -38,8 +41,11 @@ local RUNS_KEPT = 10000  -- newest run ids listed per pipeline
 --- @include "includes/create_job"
 
 local p = redis.call('HMGET', pipeline_key, 'executor', 'params', 'max_attempts', 'backoff',
-  'timeout', 'result_ttl', 'cluster', 'deleted')
-if not p[1] or p[8] then return {-1} end
+  'timeout', 'result_ttl', 'cluster', 'deleted', 'owner')
+if not p[1] or p[8] or (ARGV[11] ~= '' and p[9] ~= ARGV[11]) then return {-1} end
+if ARGV[12] ~= '*' and not string.find(ARGV[12], ',' .. p[1] .. ',', 1, true) then
+  return {-8, p[1]}
+end
 local refusal = cluster_refusal(prefix, p[7])
 if refusal then return {-7, refusal} end
 local sequence = redis.call('HINCRBY', pipeline_key, 'runs', 1)

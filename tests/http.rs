@@ -236,10 +236,12 @@ async fn keys_roles_and_owners() {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |c| c.auth = true).await;
     let b = &api.broker;
-    let ana = broker::apikeys::create(b, "ana", broker::apikeys::Role::Client)
+    // Granted every executor kind: this test is about owners (attacks/ covers grants).
+    let any = ["*".to_string()];
+    let ana = broker::apikeys::create_granted(b, "ana", broker::apikeys::Role::Client, Some(&any))
         .await
         .unwrap();
-    let bob = broker::apikeys::create(b, "bob", broker::apikeys::Role::Client)
+    let bob = broker::apikeys::create_granted(b, "bob", broker::apikeys::Role::Client, Some(&any))
         .await
         .unwrap();
     let admin = broker::apikeys::create(b, "ops", broker::apikeys::Role::Admin)
@@ -331,7 +333,11 @@ async fn keys_roles_and_owners() {
             .unwrap(),
     )
     .await;
-    assert_eq!((s, error_code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "acting on another owner's job answers as for a job that does not exist"
+    );
     let (_, v) = body(
         http.get(api.url("/jobs"))
             .bearer_auth(&bob)

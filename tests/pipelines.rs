@@ -482,10 +482,11 @@ async fn inputs_may_copy_only_jobs_the_caller_may_see() {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |c| c.auth = true).await;
     let b = &api.broker;
-    let ana = broker::apikeys::create(b, "ana", broker::apikeys::Role::Client)
+    let any = ["*".to_string()];
+    let ana = broker::apikeys::create_granted(b, "ana", broker::apikeys::Role::Client, Some(&any))
         .await
         .unwrap();
-    let bob = broker::apikeys::create(b, "bob", broker::apikeys::Role::Client)
+    let bob = broker::apikeys::create_granted(b, "bob", broker::apikeys::Role::Client, Some(&any))
         .await
         .unwrap();
     let submit = |key: String, body: Value| {

@@ -401,7 +401,16 @@ async fn in_workflow(b: &broker::Broker) -> (broker::JobId, u64) {
         "nodes": [{"name": "s", "executor": "spark", "params": {"app": "a.py"}, "cluster": "1"}]
     }))
     .unwrap();
-    let wf = b.plan_workflow(&body, "").await.unwrap();
+    let wf = b
+        .plan_workflow(
+            &body,
+            &broker::apikeys::Account {
+                owner: String::new(),
+                ..broker::apikeys::Account::local()
+            },
+        )
+        .await
+        .unwrap();
     let (id, jobs) = b.submit_workflow(&wf).await.unwrap();
     (jobs[0], id)
 }

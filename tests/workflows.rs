@@ -500,7 +500,16 @@ async fn a_workflow_survives_kill_9_of_its_executor_mid_run() {
 
 async fn plan(b: &broker::Broker, body: Value) -> (u64, Vec<JobId>) {
     let body: broker::workflows::WorkflowBody = serde_json::from_value(body).unwrap();
-    let wf = b.plan_workflow(&body, "").await.unwrap();
+    let wf = b
+        .plan_workflow(
+            &body,
+            &broker::apikeys::Account {
+                owner: String::new(),
+                ..broker::apikeys::Account::local()
+            },
+        )
+        .await
+        .unwrap();
     b.submit_workflow(&wf).await.unwrap()
 }
 

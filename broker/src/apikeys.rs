@@ -56,6 +56,13 @@ pub struct Account {
     pub owner: String,
     /// What the account may do.
     pub role: Role,
+    /// The executor kinds this key may submit to, when its creator granted them
+    /// (`sluice keys create --executors solver,command`; `*` is every kind). None: the
+    /// role's default (admins every kind, others the server's `open_executors`).
+    pub executors: Option<Vec<String>>,
+    /// The SHA-256 of the key (hex), to look it up again (a revoked key's open streams end).
+    #[serde(skip)]
+    pub key_sha: Option<String>,
 }
 
 impl Account {
@@ -64,12 +71,86 @@ impl Account {
         Account {
             owner: "local".into(),
             role: Role::Admin,
+            executors: None,
+            key_sha: None,
         }
     }
 
-    /// May this account see and control a job owned by `owner`?
-    pub fn may_touch(&self, owner: Option<&str>) -> bool {
+    /// May this account read a thing (job, run, workflow, pipeline) owned by `owner`?
+    /// Its owner, workers and admins may.
+    pub fn may_see(&self, owner: Option<&str>) -> bool {
         self.role >= Role::Worker || owner == Some(self.owner.as_str())
+    }
+
+    /// May this account change a thing owned by `owner` (stop, lock, retry, replace,
+    /// delete, run)? Its owner and admins may; a worker key reads but does not steer.
+    pub fn may_act(&self, owner: Option<&str>) -> bool {
+        self.role == Role::Admin || owner == Some(self.owner.as_str())
+    }
+
+    /// May this account submit jobs of executor kind `kind`? `open` is the server's
+    /// `open_executors`: the kinds every key may use (by default the solver, which runs no
+    /// code of the client's choosing).
+    pub fn may_run(&self, kind: &str, open: &[String]) -> bool {
+        match (&self.executors, self.role) {
+            (Some(grant), _) => grant.iter().any(|k| k == kind || k == "*"),
+            (None, Role::Admin) => true,
+            (None, _) => open.iter().any(|k| k == kind || k == "*"),
+        }
+    }
+}
+
+impl Account {
+    /// The owner a script must find on what this account changes, or "" for an admin (who
+    /// may change anyone's): the `guard` argument of the pipeline scripts.
+    pub fn guard(&self) -> &str {
+        if self.role == Role::Admin {
+            ""
+        } else {
+            &self.owner
+        }
+    }
+
+    /// The executor kinds this account may submit to as a script argument: `*` for any,
+    /// else `,a,b,` (each kind between commas).
+    pub fn kinds(&self, open: &[String]) -> String {
+        let list = match (&self.executors, self.role) {
+            (Some(grant), _) => grant.as_slice(),
+            (None, Role::Admin) => return "*".into(),
+            (None, _) => open,
+        };
+        if list.iter().any(|k| k == "*") {
+            "*".into()
+        } else {
+            format!(",{},", list.join(","))
+        }
+    }
+}
+
+/// Parses a grant: executor kinds separated by commas (`solver,command`, or `*`).
+///
+/// # Errors
+/// [`Error::Invalid`] for an empty list or a kind that is not a plain name.
+pub fn parse_grant(text: &str) -> Result<Vec<String>, Error> {
+    let kinds: Vec<String> = text
+        .split(',')
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect();
+    let plain = |k: &str| {
+        k == "*"
+            || (k.len() <= 64
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    };
+    match kinds.iter().find(|k| !plain(k)) {
+        _ if kinds.is_empty() => Err(Error::Invalid(
+            "executors: name at least one kind (or *)".into(),
+        )),
+        Some(bad) => Err(Error::Invalid(format!(
+            "executors: {bad:?} is not an executor kind"
+        ))),
+        None => Ok(kinds),
     }
 }
 
@@ -84,6 +165,8 @@ pub struct KeyInfo {
     pub role: String,
     /// When it was created (RFC 3339).
     pub created: String,
+    /// The executor kinds it may submit to, if granted ("" = the role's default).
+    pub executors: String,
 }
 
 fn digest(key: &str) -> String {
@@ -94,26 +177,43 @@ fn redis_key(b: &Broker, sha: &str) -> String {
     format!("{}apikey:{sha}", b.keys().prefix())
 }
 
-/// Creates a key for `owner` with `role`; returns the key, shown once.
+/// Creates a key for `owner` with `role` and the role's executor kinds; returns the key,
+/// shown once.
 ///
 /// # Errors
 /// [`Error::Invalid`] for an empty owner; Redis errors.
 pub async fn create(b: &Broker, owner: &str, role: Role) -> Result<String, Error> {
+    create_granted(b, owner, role, None).await
+}
+
+/// Creates a key for `owner` with `role` that may submit to the executor kinds `executors`
+/// (None: the role's default); returns the key, shown once.
+///
+/// # Errors
+/// [`Error::Invalid`] for an empty owner or a bad kind; Redis errors.
+pub async fn create_granted(
+    b: &Broker,
+    owner: &str,
+    role: Role,
+    executors: Option<&[String]>,
+) -> Result<String, Error> {
     if owner.trim().is_empty() || owner.len() > 128 {
         return Err(Error::Invalid("owner must be 1-128 characters".into()));
     }
+    let grant = match executors {
+        Some(kinds) => Some(parse_grant(&kinds.join(","))?.join(",")),
+        None => None,
+    };
     let key = format!("sk_{}", uuid::Uuid::new_v4().simple());
     let created = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let role = role.to_string();
+    let mut fields = vec![("owner", owner), ("role", &role), ("created", &created)];
+    if let Some(g) = &grant {
+        fields.push(("executors", g));
+    }
     let mut c = b.conn().await?;
     let () = c
-        .hset_multiple(
-            redis_key(b, &digest(&key)),
-            &[
-                ("owner", owner),
-                ("role", &role.to_string()),
-                ("created", &created),
-            ],
-        )
+        .hset_multiple(redis_key(b, &digest(&key)), &fields)
         .await?;
     Ok(key)
 }
@@ -123,13 +223,25 @@ pub async fn create(b: &Broker, owner: &str, role: Role) -> Result<String, Error
 /// # Errors
 /// Redis errors.
 pub async fn lookup(b: &Broker, key: &str) -> Result<Option<Account>, Error> {
+    lookup_sha(b, &digest(key)).await
+}
+
+/// The account of the key whose SHA-256 is `sha`, if it is still live.
+///
+/// # Errors
+/// Redis errors.
+pub async fn lookup_sha(b: &Broker, sha: &str) -> Result<Option<Account>, Error> {
     let mut c = b.conn().await?;
-    let h: HashMap<String, String> = c.hgetall(redis_key(b, &digest(key))).await?;
+    let h: HashMap<String, String> = c.hgetall(redis_key(b, sha)).await?;
     Ok(
         match (h.get("owner"), h.get("role").and_then(|r| r.parse().ok())) {
             (Some(owner), Some(role)) => Some(Account {
                 owner: owner.clone(),
                 role,
+                executors: h
+                    .get("executors")
+                    .map(|g| g.split(',').map(String::from).collect()),
+                key_sha: Some(sha.to_string()),
             }),
             _ => None,
         },
@@ -166,6 +278,7 @@ pub async fn list(b: &Broker) -> Result<Vec<KeyInfo>, Error> {
             owner: field("owner"),
             role: field("role"),
             created: field("created"),
+            executors: field("executors"),
         });
     }
     out.sort_by(|a, b| a.created.cmp(&b.created));
@@ -175,9 +288,11 @@ pub async fn list(b: &Broker) -> Result<Vec<KeyInfo>, Error> {
 /// Revokes the key whose id (a SHA-256 hex prefix of at least 8 digits, as `list` shows)
 /// or whose full text is `which`.
 ///
+/// Returns the id of the revoked key (never the key itself).
+///
 /// # Errors
 /// [`Error::Invalid`] when it matches no key or more than one.
-pub async fn revoke(b: &Broker, which: &str) -> Result<(), Error> {
+pub async fn revoke(b: &Broker, which: &str) -> Result<String, Error> {
     let is_id = which.len() >= 8 && which.chars().all(|c| c.is_ascii_hexdigit());
     let want = if is_id {
         which.to_ascii_lowercase()
@@ -193,9 +308,10 @@ pub async fn revoke(b: &Broker, which: &str) -> Result<(), Error> {
         [one] => {
             let mut c = b.conn().await?;
             let _: i64 = c.del(one).await?;
-            Ok(())
+            Ok(sha_of(one).chars().take(12).collect())
         }
-        [] => Err(Error::Invalid(format!("no key matches {which:?}"))),
+        [] if is_id => Err(Error::Invalid(format!("no key matches {which:?}"))),
+        [] => Err(Error::Invalid("no key matches the given key".into())),
         _ => Err(Error::Invalid(format!(
             "{which:?} matches {} keys; give more digits",
             found.len()

@@ -471,6 +471,12 @@ pub enum KeysCommand {
         /// client (own jobs), worker (executors) or admin (everything).
         #[arg(long, default_value = "client")]
         role: crate::apikeys::Role,
+        /// Executor kinds the key may submit to, comma-separated (`solver,command`, or `*`
+        /// for all). Default: every kind for admins, the server's open_executors (solver)
+        /// for the others. Kinds that run code the client chooses (command, spark,
+        /// gridlabd) need a grant.
+        #[arg(long)]
+        executors: Option<String>,
     },
     /// List keys (ids, owners, roles; never the keys).
     List,
@@ -699,21 +705,34 @@ async fn clusters(b: &Broker, c: ClustersCommand) -> Result<(), Error> {
 /// `sluice keys ...`.
 async fn keys(b: &Broker, k: KeysCommand) -> Result<(), Error> {
     match k {
-        KeysCommand::Create { owner, role } => {
-            let key = apikeys::create(b, &owner, role).await?;
+        KeysCommand::Create {
+            owner,
+            role,
+            executors,
+        } => {
+            let grant = executors.as_deref().map(apikeys::parse_grant).transpose()?;
+            let key = apikeys::create_granted(b, &owner, role, grant.as_deref()).await?;
             out(key);
         }
         KeysCommand::List => {
             for k in apikeys::list(b).await? {
                 out(format!(
-                    "{}  {:<7}  {:<20}  {}",
-                    k.id, k.role, k.owner, k.created
+                    "{}  {:<7}  {:<20}  {}  {}",
+                    k.id,
+                    k.role,
+                    k.owner,
+                    k.created,
+                    if k.executors.is_empty() {
+                        "executors: role default"
+                    } else {
+                        &k.executors
+                    }
                 ));
             }
         }
         KeysCommand::Revoke { id } => {
-            apikeys::revoke(b, &id).await?;
-            out(format!("revoked {id}"));
+            let revoked = apikeys::revoke(b, &id).await?;
+            out(format!("revoked {revoked}"));
         }
     }
     Ok(())

@@ -114,6 +114,22 @@ impl Broker {
         &self.outbound
     }
 
+    /// Refuses a job of executor kind `kind` from `who` unless its key may submit to that
+    /// kind ([`crate::apikeys::Account::may_run`] with this server's `open_executors`).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] naming the kind.
+    pub fn admit(&self, who: &crate::apikeys::Account, kind: &str) -> Result<(), Error> {
+        if who.may_run(kind, &self.config().open_executors) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "this key may not submit {kind:?} jobs (an admin grants kinds with \
+                 `sluice keys create --executors`)"
+            )))
+        }
+    }
+
     /// The artifact store of this broker's config (`artifact_store`); cheap to clone.
     pub fn artifacts(&self) -> Artifacts {
         self.artifacts.clone()

@@ -66,6 +66,10 @@ pub struct Config {
     /// they are not public (`SLUICE_OUTBOUND_ALLOW`, comma-separated): trusted internal
     /// services. Everything else private is refused ([`crate::outbound`]).
     pub outbound_allow: Vec<String>,
+    /// Executor kinds every key may submit to without a grant (`SLUICE_OPEN_EXECUTORS`,
+    /// comma-separated; default `solver`, which runs no code the client chose). Kinds that
+    /// run a client's code (command, spark, gridlabd) need `sluice keys create --executors`.
+    pub open_executors: Vec<String>,
     /// Which store keeps job artifacts (`SLUICE_ARTIFACT_STORE`): `local`, the directory
     /// `artifact_dir`, or `s3`, the bucket of [`Config::s3`].
     pub artifact_store: StoreKind,
@@ -126,6 +130,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             webhook_ca: None,
             outbound_allow: Vec::new(),
+            open_executors: vec!["solver".into()],
             artifact_store: StoreKind::Local,
             artifact_dir: "data/artifacts".into(),
             max_artifact_size: 1 << 30,
@@ -141,7 +146,7 @@ impl Default for Config {
 }
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 31] = [
+pub const NAMES: [&str; 32] = [
     "artifact_store",
     "artifact_dir",
     "max_artifact_size",
@@ -150,6 +155,7 @@ pub const NAMES: [&str; 31] = [
     "webhooks",
     "webhook_ca",
     "outbound_allow",
+    "open_executors",
     "sandbox",
     "sandbox_hide",
     "child_env",
@@ -333,6 +339,7 @@ impl Config {
             "sandbox_hide" => self.sandbox_hide = list(v).map(Into::into).collect(),
             "child_env" => self.child_env = list(v).map(String::from).collect(),
             "outbound_allow" => self.outbound_allow = list(v).map(String::from).collect(),
+            "open_executors" => self.open_executors = list(v).map(String::from).collect(),
             "result_ttl" => self.result_ttl = dur()?,
             "lease" => self.lease = dur()?.max(Duration::from_millis(10)),
             "max_attempts" => self.max_attempts = num(name, v, 1u32)?,

@@ -15,6 +15,8 @@ pub mod code {
     pub const STALE_LEASE: i64 = -6;
     /// The job names a cluster that is missing or disabled (submit.lua, fire.lua).
     pub const CLUSTER: i64 = -7;
+    /// The caller may not submit to the executor kind (pipeline_run.lua).
+    pub const FORBIDDEN: i64 = -8;
 }
 
 /// Everything that can go wrong in the broker library.
@@ -54,6 +56,9 @@ pub enum Error {
     /// The request itself is wrong (bad field, bad value).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The caller is known but may not do this (an executor kind its key was not granted).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// Bad configuration, found at start-up.
     #[error("config: {0}")]
     Config(String),
@@ -116,7 +121,17 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Error::Unavailable(_) => true,
-            Error::Redis(e) => e.is_io_error() || e.is_timeout() || e.is_connection_dropped(),
+            // LOADING (a restart reading its AOF), MASTERDOWN and TRYAGAIN (a replica or a
+            // failover in progress), BUSY (a script over lua-time-limit): all pass.
+            Error::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || matches!(
+                        e.code(),
+                        Some("LOADING" | "MASTERDOWN" | "TRYAGAIN" | "BUSY" | "READONLY")
+                    )
+            }
             _ => false,
         }
     }

@@ -11,6 +11,7 @@ use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::apikeys::Account;
 use crate::client::Broker;
 use crate::error::Error;
 use crate::job::{decode, encode, Job, JobId, Status};
@@ -173,30 +174,35 @@ pub struct Started {
 }
 
 impl Broker {
-    /// Creates a pipeline (`id` None) or replaces its template.
+    /// Creates a pipeline owned by `who` (`id` None) or replaces the template of one `who`
+    /// may change (its own; an admin any).
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a bad body; [`Error::Missing`] for no such live pipeline.
+    /// [`Error::Invalid`] for a bad body; [`Error::Forbidden`] for an executor kind `who`
+    /// may not submit to; [`Error::Missing`] for no such live pipeline of `who`'s.
     pub async fn put_pipeline(
         &self,
         id: Option<u64>,
         body: &PipelineBody,
-        owner: &str,
+        who: &Account,
     ) -> Result<u64, Error> {
         let fields = body.fields()?;
+        if let Some(kind) = &body.executor {
+            self.admit(who, kind)?;
+        }
         let mut c = self.conn().await?;
         self.scripts()
-            .pipeline_put(&mut *c, id, owner, &fields)
+            .pipeline_put(&mut *c, id, &who.owner, who.guard(), &fields)
             .await
     }
 
-    /// Deletes a pipeline softly.
+    /// Deletes a pipeline `who` may change softly.
     ///
     /// # Errors
-    /// [`Error::Missing`] for no such live pipeline.
-    pub async fn remove_pipeline(&self, id: u64) -> Result<(), Error> {
+    /// [`Error::Missing`] for no such live pipeline of `who`'s.
+    pub async fn remove_pipeline(&self, id: u64, who: &Account) -> Result<(), Error> {
         let mut c = self.conn().await?;
-        if self.scripts().pipeline_rm(&mut *c, id).await? {
+        if self.scripts().pipeline_rm(&mut *c, id, who.guard()).await? {
             Ok(())
         } else {
             Err(Error::Missing(format!("pipeline {id}")))
@@ -216,13 +222,19 @@ impl Broker {
         }
     }
 
-    /// Was pipeline `id` ever made (deleted or not)?
+    /// The owner of pipeline `id` ("" for none) if it was ever made, deleted or not.
     ///
     /// # Errors
     /// Redis errors.
-    pub async fn pipeline_known(&self, id: u64) -> Result<bool, Error> {
+    pub async fn pipeline_owner(&self, id: u64) -> Result<Option<String>, Error> {
         let mut c = self.conn().await?;
-        Ok(c.exists(self.keys().pipeline(id)).await?)
+        let (made, owner): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys().pipeline(id))
+            .arg("id")
+            .arg("owner")
+            .query_async(&mut *c)
+            .await?;
+        Ok(made.map(|_| owner.unwrap_or_default()))
     }
 
     /// Every live pipeline, by id.
@@ -256,7 +268,7 @@ impl Broker {
     pub async fn run_pipeline(
         &self,
         id: u64,
-        owner: &str,
+        who: &Account,
         inputs: &[crate::inputs::Input],
         callback_url: Option<&str>,
     ) -> Result<Started, Error> {
@@ -271,10 +283,12 @@ impl Broker {
             .pipeline_run(
                 &mut *c,
                 id,
-                owner,
+                &who.owner,
                 &inputs,
                 callback_url.unwrap_or(""),
                 &defaults,
+                who.guard(),
+                &who.kinds(&self.config().open_executors),
             )
             .await?;
         Ok(Started {

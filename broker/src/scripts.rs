@@ -705,6 +705,7 @@ impl Scripts {
         c: &mut C,
         id: Option<u64>,
         owner: &str,
+        guard: &str,
         fields: &[(&str, Vec<u8>)],
     ) -> Result<u64, Error> {
         let k = &self.keys;
@@ -713,7 +714,8 @@ impl Scripts {
             .key(k.pipelines())
             .arg(k.prefix())
             .arg(id.map(|i| i.to_string()).unwrap_or_default())
-            .arg(owner);
+            .arg(owner)
+            .arg(guard);
         for (f, v) in fields {
             inv.arg(*f).arg(v.as_slice());
         }
@@ -732,13 +734,19 @@ impl Scripts {
     ///
     /// # Returns
     /// False when there was no such live pipeline.
-    pub async fn pipeline_rm<C: ConnectionLike>(&self, c: &mut C, id: u64) -> Result<bool, Error> {
+    pub async fn pipeline_rm<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: u64,
+        guard: &str,
+    ) -> Result<bool, Error> {
         let k = &self.keys;
         let v: Value = self
             .pipeline_rm
             .key(k.pipeline(id))
             .key(k.pipelines())
             .arg(id)
+            .arg(guard)
             .invoke_async(c)
             .await?;
         Ok(Reply::parse("pipeline_rm", v)?.code > 0)
@@ -758,6 +766,8 @@ impl Scripts {
         inputs: &str,
         callback_url: &str,
         defaults: &NewJob,
+        guard: &str,
+        kinds: &str,
     ) -> Result<(JobId, Status, u64), Error> {
         let k = &self.keys;
         let v: Value = self
@@ -777,11 +787,17 @@ impl Scripts {
             .arg(ms(defaults.backoff))
             .arg(ms(defaults.timeout))
             .arg(ms(defaults.result_ttl))
+            .arg(guard)
+            .arg(kinds)
             .invoke_async(c)
             .await?;
         let r = Reply::parse("pipeline_run", v)?;
         match r.code {
             code::CLUSTER => Err(Error::Cluster(r.text(0).unwrap_or_default())),
+            code::FORBIDDEN => Err(Error::Forbidden(format!(
+                "this key may not submit {:?} jobs (pipeline {id}'s executor)",
+                r.text(0).unwrap_or_default()
+            ))),
             code::NOT_FOUND => Err(Error::Missing(format!("pipeline {id}"))),
             _ => {
                 let job = r.int(0).filter(|n| *n > 0).ok_or_else(|| Error::Protocol {
@@ -1185,6 +1201,7 @@ mod header_tests {
             code::ILLEGAL,
             code::STALE_LEASE,
             code::CLUSTER,
+            code::FORBIDDEN,
         ];
         for (name, src) in SOURCES {
             let doc = header(src);

@@ -244,12 +244,14 @@ impl Broker {
     /// Checks and orders a workflow request, resolving pipelines to their templates.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a bad graph or node; [`Error::Missing`] for an unknown pipeline.
+    /// [`Error::Invalid`] for a bad graph or node; [`Error::Missing`] for an unknown pipeline
+    /// (or one `who` may not run); [`Error::Forbidden`] for a kind `who` may not submit to.
     pub async fn plan_workflow(
         &self,
         body: &WorkflowBody,
-        owner: &str,
+        who: &crate::apikeys::Account,
     ) -> Result<NewWorkflow, Error> {
+        let owner = who.owner.as_str();
         let order = order(&body.nodes)?;
         let mut position = vec![0; order.len()];
         for (p, &i) in order.iter().enumerate() {
@@ -276,13 +278,10 @@ impl Broker {
             if parents.is_empty() {
                 inputs.extend(body.inputs.iter().cloned());
             }
-            let job = self
-                .node_job(n, owner, &inputs)
-                .await
-                .map_err(|e| match e {
-                    Error::Invalid(m) => Error::Invalid(format!("node {:?}: {m}", n.name)),
-                    other => other,
-                })?;
+            let job = self.node_job(n, who, &inputs).await.map_err(|e| match e {
+                Error::Invalid(m) => Error::Invalid(format!("node {:?}: {m}", n.name)),
+                other => other,
+            })?;
             nodes.push(NewNode {
                 name: n.name.clone(),
                 parents,
@@ -305,10 +304,18 @@ impl Broker {
 
     /// The job a node runs: its pipeline's template or its inline executor and params. The
     /// node's own timeout, attempts, backoff and cluster win over the template's.
-    async fn node_job(&self, n: &NodeBody, owner: &str, inputs: &[Input]) -> Result<NewJob, Error> {
+    async fn node_job(
+        &self,
+        n: &NodeBody,
+        who: &crate::apikeys::Account,
+        inputs: &[Input],
+    ) -> Result<NewJob, Error> {
         let (executor, params, template) = match (n.pipeline, &n.executor) {
             (Some(p), None) if n.params.is_null() => {
                 let t = self.pipeline(p).await?;
+                if !who.may_act(t.field("owner")) {
+                    return Err(Error::Missing(format!("pipeline {p}")));
+                }
                 (t.executor.clone(), t.params.clone(), Some(t))
             }
             (None, Some(executor)) => (executor.clone(), n.params.clone(), None),
@@ -335,7 +342,7 @@ impl Broker {
             inputs: inputs.to_vec(),
             callback_url: None,
         };
-        let mut job = body.to_job(self, owner)?;
+        let mut job = body.to_job(self, who)?;
         Broker::validate(&job)?;
         // Written after the check: `pipeline` is a field only the scripts and this set.
         if let Some(t) = template {

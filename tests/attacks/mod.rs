@@ -4,6 +4,7 @@
 
 mod acl; // each process class is its own Redis ACL user: no key minting, no anonymous access
 mod job_code; // job code reaches neither the executor's credentials nor Redis
+mod owners; // a client acts only on its own things and submits only to granted kinds
 mod ssrf; // job inputs, callbacks and webhooks cannot reach loopback or private addresses
 
 use std::net::SocketAddr;
@@ -33,8 +34,15 @@ impl Stack {
         })
         .await;
         let b = &api.broker;
-        let alice = apikeys::create(b, "alice", Role::Client).await.unwrap();
-        let bob = apikeys::create(b, "bob", Role::Client).await.unwrap();
+        // Both may run every code-running kind: the attacks test what a granted client
+        // still cannot do (attacks/owners.rs tests the grants themselves).
+        let code = ["command", "gridlabd", "spark", "solver"].map(String::from);
+        let alice = apikeys::create_granted(b, "alice", Role::Client, Some(&code))
+            .await
+            .unwrap();
+        let bob = apikeys::create_granted(b, "bob", Role::Client, Some(&code))
+            .await
+            .unwrap();
         let admin = apikeys::create(b, "root", Role::Admin).await.unwrap();
         Stack {
             redis,

@@ -48,7 +48,7 @@ pub async fn upload(
 ) -> Result<warp::reply::Response, Rejection> {
     let name = percent_decode(&raw_name)?;
     validate_name(&name)?;
-    visible(&b, &who, id).await?;
+    crate::http::jobs::steerable(&b, &who, id).await?;
     let limit = b.config().max_artifact_size;
     let body = body.map(|chunk| {
         chunk

@@ -48,6 +48,7 @@ pub fn status(e: &Error) -> StatusCode {
             StatusCode::CONFLICT
         }
         Error::Invalid(_) => StatusCode::BAD_REQUEST,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
         e if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -63,6 +64,7 @@ fn code(e: &Error) -> &'static str {
         Error::StaleLease(_) => "stale_lease",
         Error::Locked { .. } => "locked",
         Error::Invalid(_) => "bad_request",
+        Error::Forbidden(_) => "forbidden",
         e if status(e) == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         _ => "internal",
     }

@@ -12,7 +12,6 @@ use warp::{Rejection, Reply};
 use crate::apikeys::{Account, Role};
 use crate::client::{Broker, ListFilter};
 use crate::error::Error;
-use crate::http::errors::Denied;
 use crate::job::{Job, JobId, NewJob, Status};
 
 /// The body of `POST /jobs`. Durations are humantime strings ("90s", "5m").
@@ -63,10 +62,15 @@ fn duration(field: &str, v: &Option<String>, default: Duration) -> Result<Durati
 }
 
 impl SubmitBody {
-    /// The submit request, with config defaults for what the body leaves out.
-    pub fn to_job(&self, b: &Broker, owner: &str) -> Result<NewJob, Error> {
+    /// The submit request of `who`, with config defaults for what the body leaves out.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for a kind the key may not submit to; [`Error::Invalid`] for a
+    /// bad field.
+    pub fn to_job(&self, b: &Broker, who: &Account) -> Result<NewJob, Error> {
+        b.admit(who, &self.executor)?;
         let mut job = b.new_job(&self.executor, self.params.clone());
-        job.owner = owner.to_string();
+        job.owner = who.owner.clone();
         job.timeout = duration("timeout", &self.timeout, job.timeout)?;
         job.backoff = duration("backoff", &self.backoff, job.backoff)?;
         job.result_ttl = duration("result_ttl", &self.result_ttl, job.result_ttl)?;
@@ -106,6 +110,7 @@ impl SubmitBody {
         (status = 201, description = "Created; Location: /jobs/{id}", body = crate::http::openapi::Moved),
         (status = 400, description = "Malformed body", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid key", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "The key may not submit to this executor kind", body = crate::http::openapi::ErrorBody),
         (status = 413, description = "Body over max_content_length", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "Redis unavailable", body = crate::http::openapi::ErrorBody)))]
 pub async fn submit(
@@ -114,7 +119,7 @@ pub async fn submit(
     body: Bytes,
 ) -> Result<warp::reply::Response, Rejection> {
     let req: SubmitBody = parse_body(&body)?;
-    let job = req.to_job(&b, &who.owner)?;
+    let job = req.to_job(&b, &who)?;
     inputs_visible(&b, &who, &req.inputs).await?;
     let (id, status) = b.submit(&job).await?;
     let reply = warp::reply::with_status(
@@ -150,7 +155,18 @@ pub async fn inputs_visible(
 /// Reads a job the caller may see; another owner's job is "not found" (no existence leak).
 pub async fn visible(b: &Broker, who: &Account, id: JobId) -> Result<Job, Error> {
     let job = b.get(id).await?;
-    if who.may_touch(job.field("owner")) {
+    if who.may_see(job.field("owner")) {
+        Ok(job)
+    } else {
+        Err(Error::NotFound(id))
+    }
+}
+
+/// Reads a job the caller may steer (stop, lock, retry, upload to); any other job is "not
+/// found", as for [`visible`] (no existence leak).
+pub async fn steerable(b: &Broker, who: &Account, id: JobId) -> Result<Job, Error> {
+    let job = b.get(id).await?;
+    if who.may_act(job.field("owner")) {
         Ok(job)
     } else {
         Err(Error::NotFound(id))
@@ -215,16 +231,15 @@ pub struct LockBody {
     pub force: bool,
 }
 
-/// `POST /jobs/{id}/{stop|lock|unlock|retry}` -> 200 `{id, status}`; 403 on another owner's
-/// job, 404 when the caller may not even see it.
+/// `POST /jobs/{id}/{stop|lock|unlock|retry}` -> 200 `{id, status}`; 404 for another
+/// owner's job, as for one that does not exist.
 #[utoipa::path(post, path = "/jobs/{id}/{action}", tag = "jobs",
     params(("id" = u64, Path, description = "Job id"),
            ("action" = String, Path, description = "stop, lock, unlock or retry")),
     request_body(content = Option<LockBody>, description = "Only for lock; optional"),
     responses(
         (status = 200, description = "The job's status after the move", body = crate::http::openapi::Moved),
-        (status = 403, description = "Another owner's job", body = crate::http::openapi::ErrorBody),
-        (status = 404, description = "No such job or action", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "No such job or action (or not yours)", body = crate::http::openapi::ErrorBody),
         (status = 409, description = "Illegal move, locked", body = crate::http::openapi::ErrorBody)))]
 pub async fn act(
     id: JobId,
@@ -233,12 +248,7 @@ pub async fn act(
     who: Account,
     body: Bytes,
 ) -> Result<warp::reply::Response, Rejection> {
-    let job = b.get(id).await?;
-    if !who.may_touch(job.field("owner")) {
-        return Err(warp::reject::custom(Denied::Forbidden(format!(
-            "job {id} belongs to another owner"
-        ))));
-    }
+    steerable(&b, &who, id).await?;
     let status = match action.as_str() {
         "stop" => b.stop(id).await?,
         "unlock" => b.unlock(id).await?,

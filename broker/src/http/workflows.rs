@@ -25,7 +25,7 @@ pub async fn create(
     body: Bytes,
 ) -> Result<warp::reply::Response, Rejection> {
     let req: WorkflowBody = parse_body(&body)?;
-    let wf = b.plan_workflow(&req, &who.owner).await?;
+    let wf = b.plan_workflow(&req, &who).await?;
     crate::http::jobs::inputs_visible(&b, &who, &req.inputs).await?;
     for node in &req.nodes {
         crate::http::jobs::inputs_visible(&b, &who, &node.inputs).await?;
@@ -113,7 +113,7 @@ pub async fn stop(
 ) -> Result<warp::reply::Response, Rejection> {
     let id = workflow_id(&raw)?;
     let wf = b.workflow(id).await?;
-    if !who.may_touch(wf.field("owner")) {
+    if !who.may_act(wf.field("owner")) {
         return Err(Error::Missing(format!("workflow {id}")).into());
     }
     let status = b.stop_workflow(id).await?;
@@ -128,7 +128,7 @@ pub async fn stop(
 pub async fn get(raw: String, b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
     let id = workflow_id(&raw)?;
     let wf = b.workflow(id).await?;
-    if !who.may_touch(wf.field("owner")) {
+    if !who.may_see(wf.field("owner")) {
         return Err(Error::Missing(format!("workflow {id}")).into());
     }
     Ok(warp::reply::json(&view(&wf)).into_response())

@@ -80,6 +80,7 @@ async fn submit(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, Error>
     })?;
     cfg.insert("action".into(), Value::String(name));
     cfg.insert("version".into(), Value::String(version));
+    b.admit(who, &kind)?;
     let mut job = b.new_job(kind, Value::Object(cfg));
     job.owner = who.owner.clone();
     let (id, status) = b.submit(&job).await?;

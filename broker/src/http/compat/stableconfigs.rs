@@ -54,6 +54,7 @@ fn from_error(e: &Error) -> warp::reply::Response {
     }
     match e {
         Error::Invalid(m) => answer(StatusCode::BAD_REQUEST, "Exception", m.clone()),
+        Error::Forbidden(m) => answer(StatusCode::FORBIDDEN, "Exception", m.clone()),
         e => {
             tracing::error!(error = %e, "stableconfigs face request failed");
             answer(
@@ -96,6 +97,9 @@ pub async fn task(
                 "counting: \"exact\" (the default) or \"original\" (the original's count of self-bound monomers)",
             ));
         }
+    }
+    if let Err(e) = b.admit(&who, KIND) {
+        return Ok(from_error(&e));
     }
     let mut job = b.new_job(KIND, params);
     job.owner = who.owner.clone();
@@ -189,7 +193,7 @@ pub async fn status(
     };
     let code_words = b.config().stableconfigs_words == "code";
     match b.get(id).await {
-        Ok(job) if job.executor == KIND && who.may_touch(job.field("owner")) => {
+        Ok(job) if job.executor == KIND && who.may_see(job.field("owner")) => {
             Ok(status_answer(&job, code_words))
         }
         Ok(_) => Ok(answer(
@@ -240,7 +244,7 @@ pub async fn terminate(
         ));
     };
     match b.get(id).await {
-        Ok(job) if job.executor == KIND && who.may_touch(job.field("owner")) => {}
+        Ok(job) if job.executor == KIND && who.may_act(job.field("owner")) => {}
         Ok(_) | Err(Error::NotFound(_)) => {
             return Ok(answer(
                 StatusCode::NOT_FOUND,

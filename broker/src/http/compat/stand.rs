@@ -118,6 +118,13 @@ async fn visible(b: &Broker, who: &Account, id: JobId) -> Result<Job, warp::repl
         .map_err(|e| from_error(&e))
 }
 
+/// The job if the caller may steer it (its owner or an admin); any other is not found.
+async fn steerable(b: &Broker, who: &Account, id: JobId) -> Result<Job, warp::reply::Response> {
+    crate::http::jobs::steerable(b, who, id)
+        .await
+        .map_err(|e| from_error(&e))
+}
+
 /// Who holds a lock, in Stand's message: "<user.name> @ <computer> since <date>".
 fn holder_text(job: &Job) -> String {
     let holder: Value = job
@@ -147,7 +154,7 @@ pub async fn get(id: JobId, b: Broker, who: Account) -> Result<warp::reply::Resp
 
 /// `POST /jobs/{id}/stop` (Stand): allowed from WAITING, PENDING, RUNNING and INTERRUPTED.
 pub async fn stop(id: JobId, b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
-    let job = match visible(&b, &who, id).await {
+    let job = match steerable(&b, &who, id).await {
         Ok(job) => job,
         Err(r) => return Ok(r),
     };
@@ -199,7 +206,12 @@ pub async fn lock(
     who: Account,
     body: bytes::Bytes,
 ) -> Result<warp::reply::Response, Rejection> {
-    let job = match visible(&b, &who, id).await {
+    let job = if method == warp::http::Method::GET {
+        visible(&b, &who, id).await
+    } else {
+        steerable(&b, &who, id).await
+    };
+    let job = match job {
         Ok(job) => job,
         Err(r) => return Ok(r),
     };
@@ -248,7 +260,7 @@ pub async fn unlock(
     b: Broker,
     who: Account,
 ) -> Result<warp::reply::Response, Rejection> {
-    if let Err(r) = visible(&b, &who, id).await {
+    if let Err(r) = steerable(&b, &who, id).await {
         return Ok(r);
     }
     Ok(match b.unlock(id).await {

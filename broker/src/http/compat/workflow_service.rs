@@ -100,34 +100,47 @@ pub async fn create(
 ) -> Result<warp::reply::Response, Rejection> {
     let r = async {
         let req: PipelineBody = parse_body(&body)?;
-        let id = b.put_pipeline(None, &req, &who.owner).await?;
+        let id = b.put_pipeline(None, &req, &who).await?;
         Ok(pipeline_json(&b.pipeline(id).await?))
     };
     answer(r.await, StatusCode::OK)
 }
 
-/// `GET /v1/pipelines`.
-pub async fn list(b: Broker, _who: Account) -> Result<warp::reply::Response, Rejection> {
+/// `GET /v1/pipelines`: the caller's own (a worker's or admin's: all).
+pub async fn list(b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
     let r = async {
         Ok(Value::Array(
-            b.pipelines().await?.iter().map(pipeline_json).collect(),
+            b.pipelines()
+                .await?
+                .iter()
+                .filter(|p| who.may_see(p.field("owner")))
+                .map(pipeline_json)
+                .collect(),
         ))
     };
     answer(r.await, StatusCode::OK)
 }
 
+/// A live pipeline the caller may see; another owner's is "not found" (no existence leak).
+async fn visible(b: &Broker, who: &Account, raw: &str) -> Result<Pipeline, Error> {
+    let id = number("pipeline", raw)?;
+    let p = b.pipeline(id).await?;
+    if who.may_see(p.field("owner")) {
+        Ok(p)
+    } else {
+        Err(Error::Missing(format!("pipeline {id}")))
+    }
+}
+
 /// `GET /v1/pipelines/{id}`.
-pub async fn get(
-    raw: String,
-    b: Broker,
-    _who: Account,
-) -> Result<warp::reply::Response, Rejection> {
-    let r = async { Ok(pipeline_json(&b.pipeline(number("pipeline", &raw)?).await?)) };
+pub async fn get(raw: String, b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
+    let r = async { Ok(pipeline_json(&visible(&b, &who, &raw).await?)) };
     answer(r.await, StatusCode::OK)
 }
 
-/// `PUT /v1/pipelines/{id}`: replaces the template. Pipelines are shared by every key, as
-/// the service's were by every client application.
+/// `PUT /v1/pipelines/{id}`: replaces the template of the caller's own pipeline (an admin:
+/// any); another owner's is "not found". Checked inside `pipeline_put.lua`, so no race
+/// between the check and the write.
 pub async fn put(
     raw: String,
     b: Broker,
@@ -137,20 +150,20 @@ pub async fn put(
     let r = async {
         let id = number("pipeline", &raw)?;
         let req: PipelineBody = parse_body(&body)?;
-        b.put_pipeline(Some(id), &req, &who.owner).await?;
+        b.put_pipeline(Some(id), &req, &who).await?;
         Ok(pipeline_json(&b.pipeline(id).await?))
     };
     answer(r.await, StatusCode::OK)
 }
 
-/// `DELETE /v1/pipelines/{id}`: soft delete.
+/// `DELETE /v1/pipelines/{id}`: soft delete, of the caller's own (an admin: any).
 pub async fn delete(
     raw: String,
     b: Broker,
-    _who: Account,
+    who: Account,
 ) -> Result<warp::reply::Response, Rejection> {
     let r = async {
-        b.remove_pipeline(number("pipeline", &raw)?).await?;
+        b.remove_pipeline(number("pipeline", &raw)?, &who).await?;
         Ok(json!({}))
     };
     answer(r.await, StatusCode::OK)
@@ -181,7 +194,7 @@ pub async fn start_run(
         };
         crate::http::jobs::inputs_visible(&b, &who, &req.inputs).await?;
         let started = b
-            .run_pipeline(pid, &who.owner, &req.inputs, req.callback_url.as_deref())
+            .run_pipeline(pid, &who, &req.inputs, req.callback_url.as_deref())
             .await?;
         run_json(&b, &b.get(started.id).await?).await
     };
@@ -198,12 +211,13 @@ pub async fn list_runs(
     let r = async {
         let pid = number("pipeline", &raw)?;
         // A soft-deleted pipeline's runs stay listed, as they stay readable one by one.
-        if !b.pipeline_known(pid).await? {
-            return Err(Error::Missing(format!("pipeline {pid}")));
+        match b.pipeline_owner(pid).await? {
+            Some(owner) if who.may_see(Some(&owner)) => {}
+            _ => return Err(Error::Missing(format!("pipeline {pid}"))),
         }
         let mut out = Vec::new();
         for job in b.pipeline_runs(pid).await? {
-            if who.may_touch(job.field("owner")) {
+            if who.may_see(job.field("owner")) {
                 out.push(run_json(&b, &job).await?);
             }
         }

@@ -39,7 +39,11 @@ pub mod code {
 pub fn ret_code(e: &Error) -> i64 {
     match e {
         Error::NotFound(_) => code::NOT_FOUND,
-        Error::IllegalTransition { .. } | Error::Locked { .. } | Error::StaleLease(_) => code::BUSY,
+        // 4105 is wumai's ResourceActionForbiden and ResourceIsBusy alike.
+        Error::IllegalTransition { .. }
+        | Error::Locked { .. }
+        | Error::StaleLease(_)
+        | Error::Forbidden(_) => code::BUSY,
         Error::Invalid(_) => code::INVALID_PARAMETER,
         _ => code::UNHANDLED,
     }
@@ -136,7 +140,7 @@ async fn handle(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, (i64, 
         }
         "CancelJob" => {
             let id = job_id(&obj)?;
-            crate::http::jobs::visible(b, who, id).await.map_err(e)?;
+            crate::http::jobs::steerable(b, who, id).await.map_err(e)?;
             let status = b.stop(id).await.map_err(e)?;
             Ok(json!({"id": id, "status": status_word(status)}))
         }
@@ -160,6 +164,7 @@ async fn handle(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, (i64, 
             if b.action_kind(&action).await.map_err(e)?.is_none() {
                 params.insert("action".into(), Value::String(snake(&action)));
             }
+            b.admit(who, &kind).map_err(e)?;
             let mut job = b.new_job(kind, Value::Object(params));
             job.owner = who.owner.clone();
             job.max_attempts = try_max as u32;
