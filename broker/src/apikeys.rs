@@ -111,6 +111,15 @@ impl Account {
         }
     }
 
+    /// This account as the scripts see it, with the server's `open_executors`.
+    pub fn actor(&self, open: &[String]) -> crate::scripts::Actor<'_> {
+        crate::scripts::Actor {
+            owner: &self.owner,
+            guard: self.guard(),
+            kinds: self.kinds(open),
+        }
+    }
+
     /// The executor kinds this account may submit to as a script argument: `*` for any,
     /// else `,a,b,` (each kind between commas).
     pub fn kinds(&self, open: &[String]) -> String {

@@ -283,12 +283,10 @@ impl Broker {
             .pipeline_run(
                 &mut *c,
                 id,
-                &who.owner,
+                &who.actor(&self.config().open_executors),
                 &inputs,
                 callback_url.unwrap_or(""),
                 &defaults,
-                who.guard(),
-                &who.kinds(&self.config().open_executors),
             )
             .await?;
         Ok(Started {

@@ -119,6 +119,19 @@ pub struct Reaped {
     pub canceled: u64,
 }
 
+/// Who a script acts for: the owner it writes, the owner it must find on what it changes
+/// ("" for an admin, who may change anyone's) and the executor kinds it may submit to
+/// (`*`, or `,a,b,`). Built by [`crate::apikeys::Account::actor`].
+#[derive(Debug, Clone)]
+pub struct Actor<'a> {
+    /// The account's owner name.
+    pub owner: &'a str,
+    /// The owner required on an existing thing, or "" for any.
+    pub guard: &'a str,
+    /// The executor kinds allowed.
+    pub kinds: String,
+}
+
 /// The loaded transition scripts plus the key schema they run over.
 #[derive(Debug)]
 pub struct Scripts {
@@ -762,12 +775,10 @@ impl Scripts {
         &self,
         c: &mut C,
         id: u64,
-        owner: &str,
+        actor: &Actor<'_>,
         inputs: &str,
         callback_url: &str,
         defaults: &NewJob,
-        guard: &str,
-        kinds: &str,
     ) -> Result<(JobId, Status, u64), Error> {
         let k = &self.keys;
         let v: Value = self
@@ -779,7 +790,7 @@ impl Scripts {
             .key(k.pipeline_runs(id))
             .arg(k.prefix())
             .arg(id)
-            .arg(owner)
+            .arg(actor.owner)
             .arg(self.list_cap)
             .arg(inputs)
             .arg(callback_url)
@@ -787,8 +798,8 @@ impl Scripts {
             .arg(ms(defaults.backoff))
             .arg(ms(defaults.timeout))
             .arg(ms(defaults.result_ttl))
-            .arg(guard)
-            .arg(kinds)
+            .arg(actor.guard)
+            .arg(&actor.kinds)
             .invoke_async(c)
             .await?;
         let r = Reply::parse("pipeline_run", v)?;
