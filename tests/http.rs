@@ -605,3 +605,48 @@ async fn a_thousand_hostile_bodies_get_4xx_and_corrupt_nothing() {
         "no hostile body created a job"
     );
 }
+
+#[tokio::test]
+async fn lists_answer_over_an_empty_or_crowded_keyspace() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    // Nothing at all: no job, no cluster.
+    for path in ["/jobs", "/clusters"] {
+        let (status, v) = api.call(reqwest::Method::GET, path, None, None).await;
+        assert_eq!(status, 200, "{path} on an empty keyspace: {v}");
+    }
+    // Thousands of other keys beside one job: most SCAN batches match no job.
+    redis.cli(&[
+        "EVAL",
+        "for i = 1, 5000 do redis.call('SET', 'other:' .. i, i) end",
+        "0",
+    ]);
+    let (_, j) = api
+        .call(
+            reqwest::Method::POST,
+            "/jobs",
+            None,
+            Some(json!({"executor": "x"})),
+        )
+        .await;
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, v) = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/jobs?limit=10&cursor={cursor}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        seen.extend(v["jobs"].as_array().cloned().unwrap_or_default());
+        match v["next"].as_str() {
+            Some(n) => cursor = n.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0]["id"], j["id"]);
+}

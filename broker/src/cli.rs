@@ -248,6 +248,9 @@ impl SubmitArgs {
     /// [`Error::Invalid`] when the params are not JSON.
     pub fn to_job(&self, b: &Broker) -> Result<NewJob, Error> {
         let mut job = b.new_job(&self.executor, json_arg("params", &self.params)?);
+        if let Some(d) = self.delay {
+            crate::job::check_duration("delay", d)?;
+        }
         job.run_at = self
             .run_at
             .or_else(|| self.delay.map(|d| std::time::SystemTime::now() + d));

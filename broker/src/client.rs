@@ -235,8 +235,22 @@ impl Broker {
     /// [`Error::Invalid`] naming the field.
     pub fn validate(job: &NewJob) -> Result<(), Error> {
         validate_executor(&job.executor)?;
-        if job.max_attempts == 0 {
-            return Err(Error::Invalid("max_attempts must be at least 1".into()));
+        if job.max_attempts == 0 || job.max_attempts > crate::job::MAX_ATTEMPTS {
+            return Err(Error::Invalid(format!(
+                "max_attempts must be 1-{}",
+                crate::job::MAX_ATTEMPTS
+            )));
+        }
+        // Every path (HTTP faces, CLI, workflows, schedules) comes through here.
+        crate::job::check_duration("timeout", job.timeout)?;
+        crate::job::check_duration("backoff", job.backoff)?;
+        crate::job::check_duration("result_ttl", job.result_ttl)?;
+        if let Some(at) = job.run_at {
+            let ahead = at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            crate::job::check_duration("run_at", ahead)
+                .map_err(|_| Error::Invalid("run_at: at most 365 days ahead".into()))?;
         }
         for (field, _) in &job.extra {
             if !EXTRA_FIELDS.contains(&field.as_str()) {
@@ -324,11 +338,16 @@ impl Broker {
                 .arg("hash")
                 .query_async(&mut *c)
                 .await?;
-            let mut p = redis::pipe();
-            for k in &keys {
-                p.hgetall(k);
-            }
-            let hashes: Vec<HashMap<String, Vec<u8>>> = p.query_async(&mut *c).await?;
+            // An empty pipeline is an error to Redis: a batch may match no job at all.
+            let hashes: Vec<HashMap<String, Vec<u8>>> = if keys.is_empty() {
+                Vec::new()
+            } else {
+                let mut p = redis::pipe();
+                for k in &keys {
+                    p.hgetall(k);
+                }
+                p.query_async(&mut *c).await?
+            };
             for job in hashes
                 .into_iter()
                 .filter_map(|h| Job::from_hash(h).ok().flatten())

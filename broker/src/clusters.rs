@@ -270,6 +270,9 @@ impl Broker {
         let mut conn = self.conn().await?;
         let mut ids: Vec<u64> = conn.smembers(self.keys().clusters()).await?;
         ids.sort_unstable();
+        if ids.is_empty() {
+            return Ok(Vec::new()); // an empty pipeline is an error to Redis
+        }
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.hgetall(self.keys().cluster(*id));

@@ -48,6 +48,12 @@ pub struct Config {
     pub pool_size: u32,
     /// How long to wait for Redis before answering "unavailable".
     pub redis_timeout: Duration,
+    /// How long `sluice serve` waits for a request's whole header (`SLUICE_HEADER_TIMEOUT`,
+    /// default 10s): a socket that sends half a header, or idles between requests, closes.
+    pub header_timeout: Duration,
+    /// How long a request body may send nothing before the request fails
+    /// (`SLUICE_BODY_TIMEOUT`, default 20s).
+    pub body_timeout: Duration,
     /// Largest accepted HTTP body in bytes (MAX_CONTENT_LENGTH).
     pub max_content_length: u64,
     /// Start even if Redis' maxmemory-policy could evict job keys (`SLUICE_ALLOW_EVICTION`).
@@ -123,6 +129,8 @@ impl Default for Config {
             stop_list_cap: 1000,
             pool_size: 16,
             redis_timeout: Duration::from_secs(1),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(20),
             max_content_length: 16 * 1024 * 1024,
             allow_eviction: false,
             log_format: "human".into(),
@@ -146,7 +154,7 @@ impl Default for Config {
 }
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 32] = [
+pub const NAMES: [&str; 34] = [
     "artifact_store",
     "artifact_dir",
     "max_artifact_size",
@@ -178,6 +186,8 @@ pub const NAMES: [&str; 32] = [
     "stop_list_cap",
     "pool_size",
     "redis_timeout",
+    "header_timeout",
+    "body_timeout",
     "max_content_length",
 ];
 
@@ -351,6 +361,8 @@ impl Config {
             "stop_list_cap" => self.stop_list_cap = num(name, v, 1usize)?,
             "pool_size" => self.pool_size = num(name, v, 1u32)?,
             "redis_timeout" => self.redis_timeout = dur()?,
+            "header_timeout" => self.header_timeout = dur()?.max(Duration::from_millis(100)),
+            "body_timeout" => self.body_timeout = dur()?.max(Duration::from_millis(100)),
             "max_content_length" => self.max_content_length = num(name, v, 1u64)?,
             _ => {
                 return Err(format!(

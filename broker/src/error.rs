@@ -56,6 +56,9 @@ pub enum Error {
     /// The request itself is wrong (bad field, bad value).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The caller holds too much at once (event streams per key) or asks too often.
+    #[error("too many: {0}")]
+    TooMany(String),
     /// The caller is known but may not do this (an executor kind its key was not granted).
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -188,5 +191,27 @@ mod tests {
             Error::from_code("stop", id, "stop", -9, None, None),
             Error::Protocol { .. }
         ));
+    }
+
+    #[test]
+    fn a_redis_that_is_loading_or_failing_over_is_unavailable_not_broken() {
+        // Errors as Redis sends them on the wire.
+        let from_wire = |line: &str| -> Error {
+            let e = redis::parse_redis_value(format!("-{line}\r\n").as_bytes())
+                .and_then(redis::Value::extract_error)
+                .expect_err("an error reply");
+            Error::Redis(e)
+        };
+        for line in [
+            "LOADING Redis is loading the dataset in memory",
+            "MASTERDOWN Link with MASTER is down",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "BUSY Redis is busy running a script",
+            "READONLY You can't write against a read only replica.",
+        ] {
+            let e = from_wire(line);
+            assert!(e.is_unavailable(), "{line}: {e}");
+        }
+        assert!(!from_wire("ERR wrong number of arguments").is_unavailable());
     }
 }

@@ -118,16 +118,48 @@ impl Serialize for Status {
     }
 }
 
-/// Parses a humantime duration given for `field` ("90s", "5m", "1h 30m").
+/// The largest value of each duration a request may give, checked before any script runs
+/// (README "Limits"): a per-attempt `timeout` of 30 days, a retry `backoff` of 1 day, a
+/// `result_ttl`, a `delay` (or a `run_at` that far ahead) and a schedule's `every` of 365 days.
+pub fn max_duration(field: &str) -> Duration {
+    const DAY: u64 = 24 * 3600;
+    Duration::from_secs(match field {
+        "timeout" => 30 * DAY,
+        "backoff" => DAY,
+        _ => 365 * DAY,
+    })
+}
+
+/// Most attempts a job may ask for.
+pub const MAX_ATTEMPTS: u32 = 1000;
+
+/// Refuses `d` for `field` past [`max_duration`].
+///
+/// # Errors
+/// [`Error::Invalid`] naming the field and its maximum.
+pub fn check_duration(field: &str, d: Duration) -> Result<Duration, Error> {
+    let max = max_duration(field);
+    if d > max {
+        return Err(Error::Invalid(format!(
+            "{field}: at most {}",
+            humantime::format_duration(max)
+        )));
+    }
+    Ok(d)
+}
+
+/// Parses a humantime duration given for `field` ("90s", "5m", "1h 30m"), at most
+/// [`max_duration`] of that field.
 ///
 /// # Errors
 /// [`Error::Invalid`] naming the field and the text.
 pub fn parse_duration(field: &str, text: &str) -> Result<Duration, Error> {
-    humantime::parse_duration(text).map_err(|e| {
+    let d = humantime::parse_duration(text).map_err(|e| {
         Error::Invalid(format!(
             "{field}: {text:?} is not a duration like 90s or 5m ({e})"
         ))
-    })
+    })?;
+    check_duration(field, d)
 }
 
 /// Extra `job_N` fields a submit may set, besides the ones every job has. `backoff_mode`
@@ -210,10 +242,18 @@ pub struct Job {
     #[schema(value_type = String, example = "90s")]
     pub result_ttl: Duration,
     /// Every other text field of the hash (created, started, updated, finished, run_at,
-    /// worker, lease_token, locked, locked_at, stop_requested, owner, cluster, ...).
-    #[serde(flatten)]
+    /// worker, lease_token, locked, locked_at, stop_requested, owner, cluster, ...). The
+    /// lease token, the running attempt's fencing credential, is never serialized.
+    #[serde(flatten, serialize_with = "without_token")]
     #[schema(additional_properties)]
     pub fields: std::collections::BTreeMap<String, String>,
+}
+
+fn without_token<S: Serializer>(
+    fields: &std::collections::BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(fields.iter().filter(|(k, _)| k.as_str() != "lease_token"))
 }
 
 fn human<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -41,7 +41,7 @@ const INCLUDES: [(&str, &str); 8] = [
 ];
 
 /// Every transition script, by name (the file `lua/<name>.lua`).
-pub const SOURCES: [(&str, &str); 24] = [
+pub const SOURCES: [(&str, &str); 25] = [
     ("fire", include_str!("../../lua/fire.lua")),
     ("submit", include_str!("../../lua/submit.lua")),
     ("claim", include_str!("../../lua/claim.lua")),
@@ -58,6 +58,7 @@ pub const SOURCES: [(&str, &str); 24] = [
     ("retry", include_str!("../../lua/retry.lua")),
     ("reap", include_str!("../../lua/reap.lua")),
     ("promote", include_str!("../../lua/promote.lua")),
+    ("seq_floor", include_str!("../../lua/seq_floor.lua")),
     ("log", include_str!("../../lua/log.lua")),
     ("cluster_put", include_str!("../../lua/cluster_put.lua")),
     ("cluster_rm", include_str!("../../lua/cluster_rm.lua")),
@@ -152,6 +153,7 @@ pub struct Scripts {
     retry: Script,
     reap: Script,
     promote: Script,
+    seq_floor: Script,
     log: Script,
     cluster_put: Script,
     cluster_rm: Script,
@@ -272,6 +274,7 @@ impl Scripts {
             retry: script("retry"),
             reap: script("reap"),
             promote: script("promote"),
+            seq_floor: script("seq_floor"),
             log: script("log"),
             cluster_put: script("cluster_put"),
             cluster_rm: script("cluster_rm"),
@@ -308,7 +311,7 @@ impl Scripts {
             .collect()
     }
 
-    fn all(&self) -> [&Script; 24] {
+    fn all(&self) -> [&Script; 25] {
         [
             &self.fire,
             &self.submit,
@@ -326,6 +329,7 @@ impl Scripts {
             &self.retry,
             &self.reap,
             &self.promote,
+            &self.seq_floor,
             &self.log,
             &self.cluster_put,
             &self.cluster_rm,
@@ -1119,6 +1123,17 @@ impl Scripts {
             .invoke_async(c)
             .await?;
         Ok(Reply::parse("promote", v)?.int(0).unwrap_or(0) as u64)
+    }
+
+    /// Runs `lua/seq_floor.lua`: the job id counter becomes at least `floor`.
+    pub async fn seq_floor<C: ConnectionLike>(&self, c: &mut C, floor: u64) -> Result<u64, Error> {
+        let v: Value = self
+            .seq_floor
+            .key(self.keys.job_seq())
+            .arg(floor)
+            .invoke_async(c)
+            .await?;
+        Ok(Reply::parse("seq_floor", v)?.int(0).unwrap_or(0) as u64)
     }
 }
 

@@ -327,7 +327,7 @@ impl Broker {
         };
         let from_template = |f: &str| template.as_ref().and_then(|t| t.field(f)).map(String::from);
         let template_ms = |f: &str| from_template(f).map(|ms| format!("{ms}ms"));
-        let body = crate::http::jobs::SubmitBody {
+        let mut body = crate::http::jobs::SubmitBody {
             executor,
             params,
             run_at: None,

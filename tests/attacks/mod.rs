@@ -3,6 +3,7 @@
 //! binaries), each showing the attack refused and that nothing stored changed.
 
 mod acl; // each process class is its own Redis ACL user: no key minting, no anonymous access
+mod bounds; // durations, sizes, slow sockets, large bodies, streams and metric labels are bounded
 mod job_code; // job code reaches neither the executor's credentials nor Redis
 mod owners; // a client acts only on its own things and submits only to granted kinds
 mod ssrf; // job inputs, callbacks and webhooks cannot reach loopback or private addresses

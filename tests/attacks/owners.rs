@@ -350,3 +350,56 @@ async fn another_owners_job_and_workflow_answer_404_to_every_action() {
         .await;
     assert_eq!(a["artifacts"], json!([]), "{a}");
 }
+
+#[tokio::test]
+async fn a_job_id_reused_after_a_restore_inherits_no_artifacts() {
+    let s = Stack::start(|_| {}).await;
+    let b = &s.api.broker;
+    let http = reqwest::Client::new();
+    // alice's job 1 with a file.
+    let (_, j) = s
+        .call(
+            &s.alice,
+            Method::POST,
+            "/jobs",
+            Some(json!({"executor": "solver", "params": {"monomers": [["a"]]}})),
+        )
+        .await;
+    let old = j["id"].as_u64().unwrap();
+    let put = http
+        .put(s.api.url(&format!("/jobs/{old}/artifacts/secret.csv")))
+        .bearer_auth(&s.alice)
+        .body("alice's data")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    // Redis comes back from an older snapshot: the job and the counter are gone, the files
+    // are not. Within a sweep the counter passes every stored id.
+    s.redis.cli(&["DEL", &format!("job_{old}"), "job_seq"]);
+    b.sweep_artifacts().await.unwrap();
+    let (_, j) = s
+        .call(
+            &s.bob,
+            Method::POST,
+            "/jobs",
+            Some(json!({"executor": "solver", "params": {"monomers": [["a"]]}})),
+        )
+        .await;
+    let new = j["id"].as_u64().unwrap();
+    assert!(
+        new > old,
+        "job {new} took the id of a job whose files were stored"
+    );
+    let (_, a) = s
+        .call(&s.bob, Method::GET, &format!("/jobs/{new}/artifacts"), None)
+        .await;
+    assert_eq!(a["artifacts"], json!([]), "{a}");
+    let got = http
+        .get(s.api.url(&format!("/jobs/{old}/artifacts/secret.csv")))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 404, "the orphaned files were swept");
+}

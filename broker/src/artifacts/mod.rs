@@ -349,14 +349,22 @@ impl crate::client::Broker {
     /// existed (uploads and executors need the job), so a missing hash means expired: the
     /// store must be Sluice's own (a bucket shared with other `<N>/` keys would lose them).
     ///
+    /// Before deleting, the job id counter is raised past every stored id
+    /// (`lua/seq_floor.lua`): after a restore of Redis from an older snapshot no new job
+    /// takes an id whose files are still in the store.
+    ///
     /// # Errors
     /// Redis errors; the store's when it cannot list. A job whose artifacts cannot be
     /// deleted is logged and tried again at the next sweep.
     pub async fn sweep_artifacts(&self) -> Result<usize, Error> {
         let store = self.artifacts();
         let ids = store.job_ids().await?;
-        if ids.is_empty() {
+        let Some(highest) = ids.iter().map(|id| id.0).max() else {
             return Ok(0);
+        };
+        {
+            let mut c = self.conn().await?;
+            self.scripts().seq_floor(&mut *c, highest).await?;
         }
         let mut pipe = redis::pipe();
         for id in &ids {

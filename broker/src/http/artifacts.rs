@@ -111,14 +111,14 @@ pub fn download(
                 })
                 .untuple_one()
                 .and(warp::fs::dir(root.to_path_buf()))
-                .map(|f: warp::fs::File| f.into_response())
+                .map(|f: warp::fs::File| inert(f.into_response()))
                 .boxed()
         }
         None => checked
             .and(warp::header::optional::<String>("range"))
             .and_then(move |(id, name): (JobId, String), range: Option<String>| {
                 let b = b.clone();
-                async move { stream(&b, id, &name, range.as_deref()).await }
+                async move { stream(&b, id, &name, range.as_deref()).await.map(inert) }
             })
             .boxed(),
     }
@@ -173,6 +173,47 @@ async fn stream(
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
     Ok(resp)
+}
+
+/// Makes an artifact inert on the API's origin: whatever a job or a client uploaded, a
+/// browser never runs it as a page of this origin. `nosniff` keeps the declared type; a
+/// `sandbox` CSP denies scripts and same-origin rights even if it is opened; types a browser
+/// would render actively (HTML, SVG, XML, JavaScript) are sent as attachments, to download.
+fn inert(mut resp: warp::reply::Response) -> warp::reply::Response {
+    let active = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            let t = t.to_ascii_lowercase();
+            [
+                "html",
+                "xml",
+                "svg",
+                "javascript",
+                "ecmascript",
+                "xsl",
+                "pdf",
+            ]
+            .iter()
+            .any(|k| t.contains(k))
+        });
+    let h = resp.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    if active {
+        h.insert(
+            "content-disposition",
+            HeaderValue::from_static("attachment"),
+        );
+    }
+    resp
 }
 
 fn header(v: String) -> HeaderValue {

@@ -49,6 +49,8 @@ pub fn status(e: &Error) -> StatusCode {
         }
         Error::Invalid(_) => StatusCode::BAD_REQUEST,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         e if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -65,6 +67,7 @@ fn code(e: &Error) -> &'static str {
         Error::Locked { .. } => "locked",
         Error::Invalid(_) => "bad_request",
         Error::Forbidden(_) => "forbidden",
+        Error::TooMany(_) => "too_many_requests",
         e if status(e) == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         _ => "internal",
     }
@@ -129,18 +132,20 @@ pub async fn handle_rejection(r: Rejection) -> Result<warp::reply::Response, Inf
             "send a Content-Length header",
         ));
     }
-    if r.find::<warp::reject::MethodNotAllowed>().is_some() {
-        return Ok(reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed on this route",
-        ));
-    }
+    // Before the method check: the route with this method matched and its query did not
+    // (the other methods' routes of the path reject with 405 meanwhile).
     if let Some(e) = r.find::<warp::reject::InvalidQuery>() {
         return Ok(reply(
             StatusCode::BAD_REQUEST,
             "bad_request",
             format!("bad query string: {e}"),
+        ));
+    }
+    if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        return Ok(reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this route",
         ));
     }
     if let Some(e) = r.find::<warp::reject::InvalidHeader>() {

@@ -62,14 +62,15 @@ fn duration(field: &str, v: &Option<String>, default: Duration) -> Result<Durati
 }
 
 impl SubmitBody {
-    /// The submit request of `who`, with config defaults for what the body leaves out.
+    /// The submit request of `who`, with config defaults for what the body leaves out. The
+    /// params move into the job (a large body is not held twice).
     ///
     /// # Errors
     /// [`Error::Forbidden`] for a kind the key may not submit to; [`Error::Invalid`] for a
     /// bad field.
-    pub fn to_job(&self, b: &Broker, who: &Account) -> Result<NewJob, Error> {
+    pub fn to_job(&mut self, b: &Broker, who: &Account) -> Result<NewJob, Error> {
         b.admit(who, &self.executor)?;
-        let mut job = b.new_job(&self.executor, self.params.clone());
+        let mut job = b.new_job(&self.executor, std::mem::take(&mut self.params));
         job.owner = who.owner.clone();
         job.timeout = duration("timeout", &self.timeout, job.timeout)?;
         job.backoff = duration("backoff", &self.backoff, job.backoff)?;
@@ -118,7 +119,8 @@ pub async fn submit(
     who: Account,
     body: Bytes,
 ) -> Result<warp::reply::Response, Rejection> {
-    let req: SubmitBody = parse_body(&body)?;
+    let mut req: SubmitBody = parse_body(&body)?;
+    drop(body);
     let job = req.to_job(&b, &who)?;
     inputs_visible(&b, &who, &req.inputs).await?;
     let (id, status) = b.submit(&job).await?;

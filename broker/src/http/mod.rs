@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod openapi;
 pub mod ops;
 pub mod schedules;
+pub mod server;
 pub mod workflows;
 
 use std::future::Future;
@@ -56,18 +57,53 @@ fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// The route label of a path: numeric segments become `{id}` (bounded label values).
-fn route_label(path: &str) -> String {
-    path.split('/')
-        .map(|seg| {
-            if !seg.is_empty() && seg.chars().all(|c| c.is_ascii_digit()) {
-                "{id}"
-            } else {
-                seg
-            }
+/// Every route's template, most specific first: the only values of the `route` label of the
+/// HTTP metrics, so that no request (a random 404 included) can add a series.
+const ROUTE_TEMPLATES: &[&str] = &[
+    "/",
+    "/jobs",
+    "/jobs/{id}",
+    "/jobs/{id}/events",
+    "/jobs/{id}/artifacts",
+    "/jobs/{id}/artifacts/{name}",
+    "/jobs/{id}/{action}",
+    "/clusters",
+    "/clusters/{id}",
+    "/task",
+    "/status/{id}",
+    "/terminate/{id}",
+    "/workflows",
+    "/workflows/{id}",
+    "/workflows/{id}/stop",
+    "/v1/pipelines",
+    "/v1/pipelines/{id}",
+    "/v1/pipelines/{id}/runs",
+    "/v1/pipelines/{id}/runs/{run}",
+    "/v1/pipelines/{id}/runs/{run}/console",
+    "/api/v1/new-run/",
+    "/schedules",
+    "/schedules/{name}",
+    "/healthz",
+    "/metrics",
+    "/openapi.json",
+    "/apidocs",
+];
+
+/// The route label of a path: the template it matches, or "other".
+fn route_label(path: &str) -> &'static str {
+    let segs: Vec<&str> = path.split('/').collect();
+    ROUTE_TEMPLATES
+        .iter()
+        .find(|t| {
+            let tsegs: Vec<&str> = t.split('/').collect();
+            tsegs.len() == segs.len()
+                && tsegs
+                    .iter()
+                    .zip(&segs)
+                    .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
         })
-        .collect::<Vec<_>>()
-        .join("/")
+        .copied()
+        .unwrap_or("other")
 }
 
 fn job_id() -> impl Filter<Extract = (JobId,), Error = Rejection> + Clone {
@@ -121,6 +157,7 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
     };
     let who = auth::account(b.clone());
     let limit = b.config().max_content_length;
+    let open_streams = events::Open::default();
 
     let submit: Route = warp::path!("jobs")
         .and(warp::post())
@@ -152,6 +189,7 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         .and(broker.clone())
         .and(who.clone())
         .and(warp::any().map(move || closing.clone()))
+        .and(warp::any().map(move || open_streams.clone()))
         .and_then(events::follow)
         .boxed();
     let act: Route = warp::path("jobs")
@@ -413,8 +451,16 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
         let route = route_label(info.path());
         let status = info.status().as_u16().to_string();
         let labels = [
-            ("method", info.method().to_string()),
-            ("route", route.clone()),
+            // Any token is a method to HTTP: only the standard ones become label values.
+            ("method", {
+                let m = info.method().as_str();
+                match m {
+                    "GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS" => m,
+                    _ => "OTHER",
+                }
+                .to_string()
+            }),
+            ("route", route.to_string()),
             ("status", status),
         ];
         metrics::counter!("sluice_http_requests_total", &labels).increment(1);
@@ -542,13 +588,26 @@ pub async fn run(
         tracing::info!("shutting down: no new connections; finishing requests in flight");
         let _ = closing_tx.send(true);
     };
-    warp::serve(routes(b, closing))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let config = b.config().clone();
+    server::serve(listener, routes(b, closing), &config, shutdown).await;
     ticker.abort();
     let _ = beat.await;
     let _ = notifier.await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn route_labels_are_templates() {
+        assert_eq!(route_label("/jobs/17"), "/jobs/{id}");
+        assert_eq!(route_label("/jobs/17/events"), "/jobs/{id}/events");
+        assert_eq!(route_label("/jobs/17/stop"), "/jobs/{id}/{action}");
+        assert_eq!(route_label("/api/v1/new-run/"), "/api/v1/new-run/");
+        assert_eq!(route_label("/"), "/");
+        assert_eq!(route_label("/x9f3/random"), "other");
+        assert_eq!(route_label("/jobs//events"), "other");
+    }
 }
