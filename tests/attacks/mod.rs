@@ -3,7 +3,9 @@
 //! binaries), each showing the attack refused and that nothing stored changed.
 
 mod acl; // each process class is its own Redis ACL user: no key minting, no anonymous access
+mod arguments; // params cannot become options or reserved placeholders; the params file is private
 mod bounds; // durations, sizes, slow sockets, large bodies, streams and metric labels are bounded
+mod callbacks; // failure texts are escaped for Slack; a silent callback receiver delays only its own
 mod job_code; // job code reaches neither the executor's credentials nor Redis
 mod owners; // a client acts only on its own things and submits only to granted kinds
 mod ssrf; // job inputs, callbacks and webhooks cannot reach loopback or private addresses
