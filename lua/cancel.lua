@@ -20,16 +20,12 @@
 ]]
 local job_key, leases_key, events_key = KEYS[1], KEYS[2], KEYS[3]
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
---- @include "includes/time"
---- @include "includes/emit"
---- @include "includes/enqueue"
---- @include "includes/workflow"
 --- @include "includes/finish"
 --- @include "includes/check_lease"
 
 local refused, f = check_lease(job_key, token, 'executor')
 if refused then return refused end
 local at = rfc3339(now_ms())
-emit(events_key, id, f[3], 'canceled', 'CANCELED')
+emit(prefix, id, f[3], 'canceled', 'CANCELED')
 finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
 return {1}

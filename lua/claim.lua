@@ -27,11 +27,11 @@
 
   Event: claimed
 ]]
+--- @include "includes/keys"
 local queue_key, leases_key, events_key, wake_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local prefix, worker, token = ARGV[1], ARGV[2], ARGV[3]
 local lease, count, executor = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local WAIT_BUCKETS = {1, 5, 10, 50, 100, 500, 1000, 5000, 30000, 300000}  -- ms
---- @include "includes/time"
 --- @include "includes/emit"
 
 local now = now_ms()
@@ -41,7 +41,7 @@ while #out - 1 < count do
   local ids = redis.call('LPOP', queue_key, count - (#out - 1))
   if not ids then break end
   for _, id in ipairs(ids) do
-    local job_key = prefix .. 'job_' .. id
+    local job_key = key_job(prefix, id)
     local f = redis.call('HMGET', job_key, 'status', 'max_attempts', 'timeout', 'params',
       'attempt', 'updated', 'workflow', 'inputs', 'node', 'depends_on')
     if f[1] == 'PENDING' then
@@ -49,11 +49,11 @@ while #out - 1 < count do
       redis.call('HSET', job_key, 'status', 'RUNNING', 'attempt', attempt, 'worker', worker,
         'lease_token', token, 'started', at, 'updated', at)
       redis.call('ZADD', leases_key, now + lease, id)
-      emit(events_key, id, executor, 'claimed', 'RUNNING', 'worker', worker,
+      emit(prefix, id, executor, 'claimed', 'RUNNING', 'worker', worker,
         'attempt', attempt)
       out[#out + 1] = {id, attempt, f[2], f[3], f[4], (f[8] or (f[9] and f[10])) and 1 or 0}
       if f[7] and f[9] then
-        local wf_key = prefix .. 'workflow_' .. f[7]
+        local wf_key = key_workflow(prefix, f[7])
         if redis.call('HGET', wf_key, 'status') == 'NOT_STARTED' then
           redis.call('HSET', wf_key, 'status', 'RUNNING', 'updated', at)
         end
@@ -63,7 +63,7 @@ while #out - 1 < count do
       for _, b in ipairs(WAIT_BUCKETS) do
         if waited <= b then bucket = b break end
       end
-      local stats = stats_key(events_key)
+      local stats = key_of(prefix, 'stats')
       redis.call('HINCRBY', stats, 'claim_wait_le_' .. bucket .. ':' .. executor, 1)
       redis.call('HINCRBY', stats, 'claim_wait_ms_sum:' .. executor, waited)
     end

@@ -21,10 +21,6 @@
 ]]
 local job_key, leases_key, events_key = KEYS[1], KEYS[2], KEYS[3]
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
---- @include "includes/time"
---- @include "includes/emit"
---- @include "includes/enqueue"
---- @include "includes/workflow"
 --- @include "includes/finish"
 --- @include "includes/check_lease"
 
@@ -32,7 +28,7 @@ local refused, f = check_lease(job_key, token, 'result_ttl', 'error',
   'executor')
 if refused then return refused end
 if f[4] then redis.call('HDEL', job_key, 'error') end
-emit(events_key, id, f[5], 'completed', 'COMPLETED')
+emit(prefix, id, f[5], 'completed', 'COMPLETED')
 finish(job_key, leases_key, prefix, id, 'COMPLETED', rfc3339(now_ms()), f[3],
   'result', ARGV[4])
 return {1}

@@ -22,17 +22,15 @@
 
   Event: submitted
 ]]
+--- @include "includes/keys"
 local schedules_key, seq_key, delayed_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local prefix, name, tick, next_tick = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
---- @include "includes/time"
---- @include "includes/emit"
---- @include "includes/enqueue"
 --- @include "includes/create_job"
 
 local due = redis.call('ZSCORE', schedules_key, name)
 if not due or tonumber(due) ~= tonumber(tick) then return {0} end
 redis.call('ZADD', schedules_key, next_tick, name)
-redis.call('HSET', prefix .. 'schedule:' .. name, 'last_tick', rfc3339(tonumber(tick)),
+redis.call('HSET', key_schedule(prefix, name), 'last_tick', rfc3339(tonumber(tick)),
   'next_tick', rfc3339(tonumber(next_tick)))
 local id, status = create_job(seq_key, delayed_key, events_key, prefix, {unpack(ARGV, 5)})
 if not id then return {-7, status} end

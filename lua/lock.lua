@@ -19,7 +19,6 @@
 ]]
 local job_key, events_key = KEYS[1], KEYS[2]
 local prefix, id, holder, force = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
---- @include "includes/time"
 --- @include "includes/emit"
 
 local f = redis.call('HMGET', job_key, 'status', 'locked', 'locked_at', 'executor')
@@ -27,5 +26,5 @@ if not f[1] then return {-1} end
 if f[2] and f[2] ~= '' and not force then return {-2, f[1], f[2], f[3] or ''} end
 local at = rfc3339(now_ms())
 redis.call('HSET', job_key, 'locked', holder, 'locked_at', at, 'updated', at)
-emit(events_key, id, f[4], 'locked', f[1], 'holder', holder)
+emit(prefix, id, f[4], 'locked', f[1], 'holder', holder)
 return {1, f[1]}

@@ -23,12 +23,11 @@
 ]]
 local job_key, events_key = KEYS[1], KEYS[2]
 local prefix, id, token, lines = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
---- @include "includes/time"
 --- @include "includes/emit"
 --- @include "includes/check_lease"
 
 local refused, f = check_lease(job_key, token, 'executor')
 if refused then return refused end
-emit(events_key, id, f[3], 'log', 'RUNNING', 'lines', lines)
+emit(prefix, id, f[3], 'log', 'RUNNING', 'lines', lines)
 if redis.call('HEXISTS', job_key, 'stop_requested') == 1 then return {2} end
 return {1}

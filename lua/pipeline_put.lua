@@ -18,6 +18,7 @@
 
   Event: none (pipelines are not jobs)
 ]]
+--- @include "includes/keys"
 local seq_key, set_key = KEYS[1], KEYS[2]
 local prefix, id = ARGV[1], ARGV[2]
 --- @include "includes/time"
@@ -26,11 +27,11 @@ local at = rfc3339(now_ms())
 local key
 if id == '' then
   id = redis.call('INCR', seq_key)
-  key = prefix .. 'pipeline_' .. id
+  key = key_pipeline(prefix, id)
   redis.call('HSET', key, 'id', id, 'owner', ARGV[3], 'created', at, 'runs', 0)
   redis.call('SADD', set_key, id)
 else
-  key = prefix .. 'pipeline_' .. id
+  key = key_pipeline(prefix, id)
   local p = redis.call('HMGET', key, 'id', 'deleted', 'owner')
   if not p[1] or p[2] or (ARGV[4] ~= '' and p[3] ~= ARGV[4]) then
     return {-1}

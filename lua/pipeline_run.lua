@@ -35,9 +35,6 @@ local seq_key, delayed_key, events_key = KEYS[1], KEYS[2], KEYS[3]
 local pipeline_key, runs_key = KEYS[4], KEYS[5]
 local prefix, pid = ARGV[1], ARGV[2]
 local RUNS_KEPT = 10000  -- newest run ids listed per pipeline
---- @include "includes/time"
---- @include "includes/emit"
---- @include "includes/enqueue"
 --- @include "includes/create_job"
 
 local p = redis.call('HMGET', pipeline_key, 'executor', 'params', 'max_attempts', 'backoff',

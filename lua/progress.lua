@@ -20,7 +20,6 @@
 ]]
 local job_key, events_key = KEYS[1], KEYS[2]
 local prefix, id, token, progress = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
---- @include "includes/time"
 --- @include "includes/emit"
 --- @include "includes/check_lease"
 
@@ -28,6 +27,6 @@ local refused, f = check_lease(job_key, token, 'executor')
 if refused then return refused end
 local at = rfc3339(now_ms())
 redis.call('HSET', job_key, 'progress', progress, 'updated', at)
-emit(events_key, id, f[3], 'progress', 'RUNNING', 'progress', progress)
+emit(prefix, id, f[3], 'progress', 'RUNNING', 'progress', progress)
 if redis.call('HEXISTS', job_key, 'stop_requested') == 1 then return {2} end
 return {1}

@@ -13,9 +13,9 @@
 
   Event: promoted
 ]]
+--- @include "includes/keys"
 local delayed_key, events_key = KEYS[1], KEYS[2]
 local prefix, count = ARGV[1], tonumber(ARGV[2])
---- @include "includes/time"
 --- @include "includes/emit"
 --- @include "includes/enqueue"
 
@@ -24,12 +24,12 @@ local at = rfc3339(now)
 local promoted = 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', delayed_key, '-inf', now, 'LIMIT', 0, count)) do
   redis.call('ZREM', delayed_key, id)
-  local job_key = prefix .. 'job_' .. id
+  local job_key = key_job(prefix, id)
   local f = redis.call('HMGET', job_key, 'status', 'executor')
   if f[1] == 'SCHEDULED' then
     redis.call('HSET', job_key, 'status', 'PENDING', 'updated', at)
     enqueue(prefix, id, f[2], false)
-    emit(events_key, id, f[2], 'promoted', 'PENDING')
+    emit(prefix, id, f[2], 'promoted', 'PENDING')
     promoted = promoted + 1
   end
 end

@@ -19,26 +19,22 @@
 
   Event: lost (back to PENDING), failed or canceled (error "lease expired ...")
 ]]
+--- @include "includes/keys"
 local leases_key, delayed_key, events_key = KEYS[1], KEYS[2], KEYS[3]
 local prefix, count, max_lost = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
---- @include "includes/time"
---- @include "includes/emit"
---- @include "includes/enqueue"
---- @include "includes/workflow"
---- @include "includes/finish"
 --- @include "includes/end_attempt"
 
 local now = now_ms()
 local at = rfc3339(now)
 local requeued, failed, canceled = 0, 0, 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT', 0, count)) do
-  local job_key = prefix .. 'job_' .. id
+  local job_key = key_job(prefix, id)
   local f = redis.call('HMGET', job_key, 'status', 'stop_requested', 'attempt', 'worker',
     'executor')
   if f[1] ~= 'RUNNING' then
     redis.call('ZREM', leases_key, id)  -- the hash expired or moved on: nothing to recover
   elseif f[2] then
-    emit(events_key, id, f[5], 'canceled', 'CANCELED')
+    emit(prefix, id, f[5], 'canceled', 'CANCELED')
     finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
     canceled = canceled + 1
   else
@@ -57,7 +53,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT'
       redis.call('HSET', job_key, 'status', 'PENDING', 'updated', at, 'error', err)
       redis.call('HDEL', job_key, 'lease_token', 'worker')
       enqueue(prefix, id, f[5], true)
-      emit(events_key, id, f[5], 'lost', 'PENDING', 'error', err)
+      emit(prefix, id, f[5], 'lost', 'PENDING', 'error', err)
       requeued = requeued + 1
     end
   end

@@ -21,10 +21,6 @@
 ]]
 local job_key, leases_key, events_key = KEYS[1], KEYS[2], KEYS[3]
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
---- @include "includes/time"
---- @include "includes/emit"
---- @include "includes/enqueue"
---- @include "includes/workflow"
 --- @include "includes/finish"
 --- @include "includes/check_lease"
 
@@ -32,7 +28,7 @@ local refused, f = check_lease(job_key, token, 'executor')
 if refused then return refused end
 local at = rfc3339(now_ms())
 if redis.call('HEXISTS', job_key, 'stop_requested') == 1 then
-  emit(events_key, id, f[3], 'canceled', 'CANCELED')
+  emit(prefix, id, f[3], 'canceled', 'CANCELED')
   finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
   return {1, 'CANCELED'}
 end
@@ -41,5 +37,5 @@ redis.call('HINCRBY', job_key, 'attempt', -1)
 redis.call('HSET', job_key, 'status', 'PENDING', 'updated', at)
 redis.call('HDEL', job_key, 'lease_token', 'worker')
 enqueue(prefix, id, f[3], true)
-emit(events_key, id, f[3], 'released', 'PENDING')
+emit(prefix, id, f[3], 'released', 'PENDING')
 return {1, 'PENDING'}

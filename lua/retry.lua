@@ -18,9 +18,9 @@
 
   Event: retried
 ]]
+--- @include "includes/keys"
 local job_key, events_key = KEYS[1], KEYS[2]
 local prefix, id = ARGV[1], ARGV[2]
---- @include "includes/time"
 --- @include "includes/emit"
 --- @include "includes/enqueue"
 
@@ -33,10 +33,10 @@ if f[5] or (status ~= 'FAILED' and status ~= 'CANCELED' and status ~= 'TIMED_OUT
 end
 local at = rfc3339(now_ms())
 redis.call('PERSIST', job_key)
-redis.call('PERSIST', prefix .. 'history:job_' .. id)
+redis.call('PERSIST', key_history(prefix, id))
 redis.call('HDEL', job_key, 'error', 'result', 'finished', 'lease_token', 'worker',
   'progress', 'stop_requested')
 redis.call('HSET', job_key, 'status', 'PENDING', 'attempt', 0, 'updated', at)
 enqueue(prefix, id, f[3], false)
-emit(events_key, id, f[3], 'retried', 'PENDING')
+emit(prefix, id, f[3], 'retried', 'PENDING')
 return {1, 'PENDING'}

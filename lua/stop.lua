@@ -23,12 +23,9 @@
 
   Event: canceled or stop_requested
 ]]
+--- @include "includes/keys"
 local job_key, leases_key, delayed_key, stop_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local prefix, id, stop_cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
---- @include "includes/time"
---- @include "includes/emit"
---- @include "includes/enqueue"
---- @include "includes/workflow"
 --- @include "includes/finish"
 
 local f = redis.call('HMGET', job_key, 'status', 'locked', 'executor', 'stop_requested',
@@ -39,9 +36,9 @@ if f[2] and f[2] ~= '' then return {-2, status, f[2], f[5] or ''} end
 local at = rfc3339(now_ms())
 if status == 'PENDING' or status == 'SCHEDULED' then
   announce_stop(stop_key, id, stop_cap)
-  redis.call('LREM', prefix .. 'queue:' .. f[3], 1, id)
+  redis.call('LREM', key_queue(prefix, f[3]), 1, id)
   redis.call('ZREM', delayed_key, id)
-  emit(events_key, id, f[3], 'canceled', 'CANCELED')
+  emit(prefix, id, f[3], 'canceled', 'CANCELED')
   finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
   return {1, 'CANCELED'}
 end
@@ -49,7 +46,7 @@ if status == 'RUNNING' then
   if not f[4] then
     redis.call('HSET', job_key, 'stop_requested', at, 'updated', at)
     announce_stop(stop_key, id, stop_cap)
-    emit(events_key, id, f[3], 'stop_requested', 'RUNNING')
+    emit(prefix, id, f[3], 'stop_requested', 'RUNNING')
   end
   return {1, 'RUNNING'}
 end

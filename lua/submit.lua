@@ -25,9 +25,6 @@
 ]]
 local seq_key, delayed_key, events_key = KEYS[1], KEYS[2], KEYS[3]
 local prefix = ARGV[1]
---- @include "includes/time"
---- @include "includes/emit"
---- @include "includes/enqueue"
 --- @include "includes/create_job"
 
 local id, status = create_job(seq_key, delayed_key, events_key, prefix, {unpack(ARGV, 2)})

@@ -24,11 +24,6 @@
 ]]
 local job_key, leases_key, delayed_key, events_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
---- @include "includes/time"
---- @include "includes/emit"
---- @include "includes/enqueue"
---- @include "includes/workflow"
---- @include "includes/finish"
 --- @include "includes/end_attempt"
 --- @include "includes/check_lease"
 

@@ -15,7 +15,6 @@
 ]]
 local job_key, events_key = KEYS[1], KEYS[2]
 local prefix, id = ARGV[1], ARGV[2]
---- @include "includes/time"
 --- @include "includes/emit"
 
 local f = redis.call('HMGET', job_key, 'status', 'executor')
@@ -24,6 +23,6 @@ if not status then return {-1} end
 if redis.call('HDEL', job_key, 'locked', 'locked_at') > 0 then
   local at = rfc3339(now_ms())
   redis.call('HSET', job_key, 'updated', at)
-  emit(events_key, id, f[2], 'unlocked', status)
+  emit(prefix, id, f[2], 'unlocked', status)
 end
 return {1, status}

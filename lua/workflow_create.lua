@@ -29,11 +29,9 @@
 
   Event: submitted, once per member
 ]]
+--- @include "includes/keys"
 local seq_key, delayed_key, events_key, wf_seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local prefix = ARGV[1]
---- @include "includes/time"
---- @include "includes/emit"
---- @include "includes/enqueue"
 --- @include "includes/create_job"
 
 -- Read every block first: a refusal must come before anything is written.
@@ -51,7 +49,7 @@ for _ = 1, tonumber(ARGV[7]) do
 end
 
 local wf = redis.call('INCR', wf_seq_key)
-local wf_key = prefix .. 'workflow_' .. wf
+local wf_key = key_workflow(prefix, wf)
 local at = rfc3339(now_ms())
 local ids, kids = {}, {}
 for n, node in ipairs(nodes) do
@@ -73,7 +71,7 @@ end
 for p, children in pairs(kids) do
   local list = {}
   for _, c in ipairs(children) do list[#list + 1] = ids[c] end
-  redis.call('HSET', prefix .. 'job_' .. ids[p], 'dependents', table.concat(list, ','))
+  redis.call('HSET', key_job(prefix, ids[p]), 'dependents', table.concat(list, ','))
 end
 redis.call('HSET', wf_key, 'id', wf, 'name', ARGV[2], 'owner', ARGV[3], 'status', 'NOT_STARTED',
   'on_failure', ARGV[4], 'result_ttl', ARGV[5], 'inputs', ARGV[6], 'list_cap', nodes[1].args[9],

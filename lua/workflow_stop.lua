@@ -18,9 +18,6 @@
 ]]
 local wf_key = KEYS[1]
 local prefix, wf = ARGV[1], ARGV[2]
---- @include "includes/time"
---- @include "includes/emit"
---- @include "includes/enqueue"
 --- @include "includes/workflow"
 
 local w = redis.call('HMGET', wf_key, unpack(WORKFLOW_FIELDS))

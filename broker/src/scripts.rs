@@ -20,7 +20,8 @@ use crate::job::{encode, JobId, NewJob, Status};
 use crate::keys::Keys;
 
 /// The helper functions scripts pull in with `--- @include "includes/<name>"`.
-const INCLUDES: [(&str, &str); 8] = [
+const INCLUDES: [(&str, &str); 9] = [
+    ("keys", include_str!("../../lua/includes/keys.lua")),
     (
         "create_job",
         include_str!("../../lua/includes/create_job.lua"),
@@ -40,54 +41,101 @@ const INCLUDES: [(&str, &str); 8] = [
     ),
 ];
 
-/// Every transition script, by name (the file `lua/<name>.lua`).
-pub const SOURCES: [(&str, &str); 25] = [
-    ("fire", include_str!("../../lua/fire.lua")),
-    ("submit", include_str!("../../lua/submit.lua")),
-    ("claim", include_str!("../../lua/claim.lua")),
-    ("heartbeat", include_str!("../../lua/heartbeat.lua")),
-    ("progress", include_str!("../../lua/progress.lua")),
-    ("complete", include_str!("../../lua/complete.lua")),
-    ("fail", include_str!("../../lua/fail.lua")),
-    ("timeout", include_str!("../../lua/timeout.lua")),
-    ("cancel", include_str!("../../lua/cancel.lua")),
-    ("release", include_str!("../../lua/release.lua")),
-    ("stop", include_str!("../../lua/stop.lua")),
-    ("lock", include_str!("../../lua/lock.lua")),
-    ("unlock", include_str!("../../lua/unlock.lua")),
-    ("retry", include_str!("../../lua/retry.lua")),
-    ("reap", include_str!("../../lua/reap.lua")),
-    ("promote", include_str!("../../lua/promote.lua")),
-    ("seq_floor", include_str!("../../lua/seq_floor.lua")),
-    ("log", include_str!("../../lua/log.lua")),
-    ("cluster_put", include_str!("../../lua/cluster_put.lua")),
-    ("cluster_rm", include_str!("../../lua/cluster_rm.lua")),
-    (
-        "workflow_create",
-        include_str!("../../lua/workflow_create.lua"),
-    ),
-    ("pipeline_put", include_str!("../../lua/pipeline_put.lua")),
-    ("pipeline_rm", include_str!("../../lua/pipeline_rm.lua")),
-    ("pipeline_run", include_str!("../../lua/pipeline_run.lua")),
-    ("workflow_stop", include_str!("../../lua/workflow_stop.lua")),
+/// Declares the transition scripts once: `lua/<name>.lua` for each name. It yields
+/// [`SOURCES`] (name, source) and the [`Scripts`] struct with one loaded handle per script,
+/// built by `Scripts::new` and listed by `Scripts::all`, so a script cannot be named in one
+/// place and missing in another.
+macro_rules! transitions {
+    ($($name:ident),* $(,)?) => {
+        /// Every transition script, by name (the file `lua/<name>.lua`).
+        pub const SOURCES: &[(&str, &str)] = &[
+            $((stringify!($name), include_str!(concat!("../../lua/", stringify!($name), ".lua")))),*
+        ];
+
+        /// The loaded transition scripts plus the key schema they run over.
+        #[derive(Debug)]
+        pub struct Scripts {
+            keys: Keys,
+            /// Most entries kept on Stand's `start` list (`stop_list_cap`).
+            list_cap: usize,
+            $($name: Script,)*
+        }
+
+        impl Scripts {
+            /// Builds every script (expanding includes) over the given key schema; Stand's
+            /// `start` and `stop` lists keep at most `list_cap` entries.
+            pub fn new(keys: Keys, list_cap: usize) -> Self {
+                Self {
+                    keys,
+                    list_cap,
+                    $($name: Script::new(&expand(include_str!(concat!(
+                        "../../lua/", stringify!($name), ".lua"
+                    )))),)*
+                }
+            }
+
+            /// Every script handle, in [`SOURCES`] order.
+            fn all(&self) -> Vec<&Script> {
+                vec![$(&self.$name),*]
+            }
+        }
+    };
+}
+
+transitions![
+    fire,
+    submit,
+    claim,
+    heartbeat,
+    progress,
+    complete,
+    fail,
+    timeout,
+    cancel,
+    release,
+    stop,
+    lock,
+    unlock,
+    retry,
+    reap,
+    promote,
+    seq_floor,
+    log,
+    cluster_put,
+    cluster_rm,
+    workflow_create,
+    pipeline_put,
+    pipeline_rm,
+    pipeline_run,
+    workflow_stop,
 ];
 
-/// Replaces each `--- @include "includes/<name>"` line with that include's text.
+/// Replaces each `--- @include "includes/<name>"` line with that include's text, whose own
+/// includes come first (transitively), each include once per script: a script names the
+/// helpers it calls, and their helpers follow.
 pub fn expand(source: &str) -> String {
-    source
-        .lines()
-        .map(|line| {
-            let name = line
+    fn into(source: &str, seen: &mut Vec<&'static str>, out: &mut String) {
+        for line in source.lines() {
+            let wanted = line
                 .trim()
                 .strip_prefix("--- @include \"includes/")
                 .and_then(|rest| rest.strip_suffix('"'));
-            match name.and_then(|n| INCLUDES.iter().find(|(i, _)| *i == n)) {
-                Some((_, text)) => (*text).to_string(),
-                None => line.to_string(),
+            match wanted.and_then(|n| INCLUDES.iter().find(|(i, _)| *i == n)) {
+                Some((name, _)) if seen.contains(name) => {}
+                Some((name, text)) => {
+                    seen.push(name);
+                    into(text, seen, out);
+                }
+                None => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
             }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+        }
+    }
+    let mut out = String::with_capacity(source.len() * 2);
+    into(source, &mut Vec::new(), &mut out);
+    out
 }
 
 /// A job handed to an executor by [`Scripts::claim`].
@@ -131,48 +179,6 @@ pub struct Actor<'a> {
     pub guard: &'a str,
     /// The executor kinds allowed.
     pub kinds: String,
-}
-
-/// The loaded transition scripts plus the key schema they run over.
-#[derive(Debug)]
-pub struct Scripts {
-    keys: Keys,
-    fire: Script,
-    submit: Script,
-    claim: Script,
-    heartbeat: Script,
-    progress: Script,
-    complete: Script,
-    fail: Script,
-    timeout: Script,
-    cancel: Script,
-    release: Script,
-    stop: Script,
-    lock: Script,
-    unlock: Script,
-    retry: Script,
-    reap: Script,
-    promote: Script,
-    seq_floor: Script,
-    log: Script,
-    cluster_put: Script,
-    cluster_rm: Script,
-    workflow_create: Script,
-    pipeline_put: Script,
-    pipeline_rm: Script,
-    pipeline_run: Script,
-    workflow_stop: Script,
-    /// Most entries kept on Stand's `start` list (`stop_list_cap`).
-    list_cap: usize,
-}
-
-fn script(name: &str) -> Script {
-    let src = SOURCES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, s)| *s)
-        .unwrap_or_default();
-    Script::new(&expand(src))
 }
 
 /// A script reply split into its code and the rest (see the `Returns:` of each header).
@@ -253,40 +259,6 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl Scripts {
-    /// Builds every script (expanding includes) over the given key schema; Stand's `start`
-    /// and `stop` lists keep at most `list_cap` entries.
-    pub fn new(keys: Keys, list_cap: usize) -> Self {
-        Self {
-            keys,
-            fire: script("fire"),
-            submit: script("submit"),
-            claim: script("claim"),
-            heartbeat: script("heartbeat"),
-            progress: script("progress"),
-            complete: script("complete"),
-            fail: script("fail"),
-            timeout: script("timeout"),
-            cancel: script("cancel"),
-            release: script("release"),
-            stop: script("stop"),
-            lock: script("lock"),
-            unlock: script("unlock"),
-            retry: script("retry"),
-            reap: script("reap"),
-            promote: script("promote"),
-            seq_floor: script("seq_floor"),
-            log: script("log"),
-            cluster_put: script("cluster_put"),
-            cluster_rm: script("cluster_rm"),
-            workflow_create: script("workflow_create"),
-            pipeline_put: script("pipeline_put"),
-            pipeline_rm: script("pipeline_rm"),
-            pipeline_run: script("pipeline_run"),
-            workflow_stop: script("workflow_stop"),
-            list_cap,
-        }
-    }
-
     /// The key schema the scripts run over.
     pub fn keys(&self) -> &Keys {
         &self.keys
@@ -307,38 +279,8 @@ impl Scripts {
         SOURCES
             .iter()
             .map(|(n, _)| *n)
-            .zip(self.all().map(Script::get_hash))
+            .zip(self.all().into_iter().map(Script::get_hash))
             .collect()
-    }
-
-    fn all(&self) -> [&Script; 25] {
-        [
-            &self.fire,
-            &self.submit,
-            &self.claim,
-            &self.heartbeat,
-            &self.progress,
-            &self.complete,
-            &self.fail,
-            &self.timeout,
-            &self.cancel,
-            &self.release,
-            &self.stop,
-            &self.lock,
-            &self.unlock,
-            &self.retry,
-            &self.reap,
-            &self.promote,
-            &self.seq_floor,
-            &self.log,
-            &self.cluster_put,
-            &self.cluster_rm,
-            &self.workflow_create,
-            &self.pipeline_put,
-            &self.pipeline_rm,
-            &self.pipeline_run,
-            &self.workflow_stop,
-        ]
     }
 
     /// Appends a job's ARGV in the order of `lua/includes/create_job.lua`.
@@ -1246,6 +1188,44 @@ mod header_tests {
                     "{name}.lua documents -{c}, which error.rs does not map"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn keys_are_made_only_by_the_key_schema_and_it_agrees_with_keys_rs() {
+        let lua = include_str!("../../lua/includes/keys.lua");
+        for (name, src) in SOURCES.iter().chain(INCLUDES.iter()) {
+            if *name == "keys" {
+                continue;
+            }
+            let body = &src[header(src).len()..];
+            assert!(
+                !body.contains("prefix .."),
+                "{name}.lua builds a key by hand; use includes/keys"
+            );
+        }
+        let k = Keys::new("t:");
+        let id = JobId(7);
+        for (f, rust) in [
+            ("job", k.job(id)),
+            ("history", k.history(id)),
+            ("workflow", k.workflow(7)),
+            ("pipeline", k.pipeline(7)),
+            ("cluster", k.cluster(7)),
+            ("queue", k.queue("7")),
+            ("wake", k.wake("7")),
+            ("schedule", k.schedule("7")),
+        ] {
+            let line = lua
+                .lines()
+                .find(|l| l.starts_with(&format!("local function key_{f}(")))
+                .unwrap_or_default();
+            let literal = line.split('\'').nth(1).unwrap_or("?");
+            assert_eq!(
+                format!("t:{literal}7"),
+                rust,
+                "key_{f} and Keys::{f} disagree"
+            );
         }
     }
 

@@ -9,15 +9,19 @@
   it is ready: at once, or, for a workflow member waiting for parents, at its release.
   A workflow member created with field waiting_on > 0 (parents not yet completed) is
   SCHEDULED in no queue or set until includes/workflow releases it.
-  Needs includes time, emit, enqueue.
+  Includes (transitively) time, emit, enqueue.
   cluster_refusal(prefix, cluster) -> nil, or 'CLUSTER_NOT_FOUND' | 'CLUSTER_DISABLED'
   job_extras(a) -> {field = value} of the extra pairs
   create_job(seq_key, delayed_key, events_key, prefix, a) -> id, status
                                                           or nil, 'CLUSTER_NOT_FOUND' | 'CLUSTER_DISABLED'
 ]]
+--- @include "includes/keys"
+--- @include "includes/time"
+--- @include "includes/emit"
+--- @include "includes/enqueue"
 local function cluster_refusal(prefix, cluster)
   if not cluster then return nil end
-  local enabled = redis.call('HGET', prefix .. 'cluster_' .. cluster, 'enabled')
+  local enabled = redis.call('HGET', key_cluster(prefix, cluster), 'enabled')
   if not enabled then return 'CLUSTER_NOT_FOUND' end
   if enabled ~= 'true' then return 'CLUSTER_DISABLED' end
   return nil
@@ -38,7 +42,7 @@ local function create_job(seq_key, delayed_key, events_key, prefix, a)
   local now = now_ms()
   local at = rfc3339(now)
   local id = redis.call('INCR', seq_key)
-  local job_key = prefix .. 'job_' .. id
+  local job_key = key_job(prefix, id)
   local run_at = tonumber(a[7]) or 0
   local blocked = (tonumber(extra.waiting_on) or 0) > 0
   local status = (blocked or run_at > now) and 'SCHEDULED' or 'PENDING'
@@ -60,6 +64,6 @@ local function create_job(seq_key, delayed_key, events_key, prefix, a)
   else
     enqueue(prefix, id, executor, false)
   end
-  emit(events_key, id, executor, 'submitted', status)
+  emit(prefix, id, executor, 'submitted', status)
   return id, status
 end

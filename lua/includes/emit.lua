@@ -8,24 +8,19 @@
   the job (includes/workflow expire_job). Followers of one job read this stream
   and filter on `job` (as BullMQ's QueueEvents do): a stream per job measured 40% slower on
   the claim/complete path (README, Benchmark).
-  emit(events_key, id, executor, event, status [, field, value ...])
+  emit(prefix, id, executor, event, status [, field, value ...]): the stream is
+  key_of(prefix, 'events'), the counters key_of(prefix, 'stats').
 ]]
+--- @include "includes/time"
+--- @include "includes/keys"
 local EVENTS_MAXLEN = 10000  -- enough for live followers and a dashboard, bounded memory
 
-local function events_prefix(events_key)
-  return string.sub(events_key, 1, #events_key - #'events')
-end
-local function stats_key(events_key)
-  return events_prefix(events_key) .. 'stats'
-end
-
-local function emit(events_key, id, executor, event, status, ...)
-  local entry = redis.call('XADD', events_key, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+local function emit(prefix, id, executor, event, status, ...)
+  local entry = redis.call('XADD', key_of(prefix, 'events'), 'MAXLEN', '~', EVENTS_MAXLEN, '*',
     'job', id, 'executor', executor, 'event', event, 'status', status, ...)
   if event ~= 'progress' and event ~= 'log' then
-    local p = events_prefix(events_key)
-    redis.call('HINCRBY', p .. 'stats', event .. ':' .. executor, 1)
-    redis.call('RPUSH', p .. 'history:job_' .. id,
+    redis.call('HINCRBY', key_of(prefix, 'stats'), event .. ':' .. executor, 1)
+    redis.call('RPUSH', key_history(prefix, id),
       rfc3339(tonumber(string.match(entry, '^%d+'))) .. ' ' .. status .. ' ' .. event)
   end
 end

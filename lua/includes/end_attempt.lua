@@ -4,10 +4,14 @@
   backoff * attempt when the job's backoff_mode is "linear" as wumai's try_period was, or
   straight back on the queue when backoff is 0), else end the job with `final_status`; a job
   whose stop was requested ends CANCELED instead, whatever the attempts left.
-  Needs includes time, emit, enqueue, finish.
+  Includes (transitively) time, emit, enqueue, finish.
   end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id, final_status,
               error, retryable, now) -> new status
 ]]
+--- @include "includes/time"
+--- @include "includes/emit"
+--- @include "includes/enqueue"
+--- @include "includes/finish"
 local function end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id,
                            final_status, err, retryable, now)
   local at = rfc3339(now)
@@ -18,7 +22,7 @@ local function end_attempt(job_key, leases_key, delayed_key, events_key, prefix,
   redis.call('HSET', job_key, 'error', err, 'updated', at)
   if f[6] then
     -- A stop was asked for: the attempt's end is the stop's, never a retry.
-    emit(events_key, id, executor, 'canceled', 'CANCELED', 'error', err)
+    emit(prefix, id, executor, 'canceled', 'CANCELED', 'error', err)
     finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)
     return 'CANCELED'
   end
@@ -31,15 +35,15 @@ local function end_attempt(job_key, leases_key, delayed_key, events_key, prefix,
       local due = now + delay
       redis.call('HSET', job_key, 'status', 'SCHEDULED', 'run_at', rfc3339(due))
       redis.call('ZADD', delayed_key, due, id)
-      emit(events_key, id, executor, 'retry_scheduled', 'SCHEDULED', 'error', err)
+      emit(prefix, id, executor, 'retry_scheduled', 'SCHEDULED', 'error', err)
       return 'SCHEDULED'
     end
     redis.call('HSET', job_key, 'status', 'PENDING')
     enqueue(prefix, id, executor, false)
-    emit(events_key, id, executor, 'retried', 'PENDING', 'error', err)
+    emit(prefix, id, executor, 'retried', 'PENDING', 'error', err)
     return 'PENDING'
   end
-  emit(events_key, id, executor, string.lower(final_status), final_status, 'error', err)
+  emit(prefix, id, executor, string.lower(final_status), final_status, 'error', err)
   finish(job_key, leases_key, prefix, id, final_status, at, nil)
   return final_status
 end

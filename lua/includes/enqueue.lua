@@ -6,9 +6,10 @@
   marker when it leaves ids behind. The marker is capped at one entry so it never piles up.
   enqueue(prefix, id, executor, front)
 ]]
+--- @include "includes/keys"
 local function enqueue(prefix, id, executor, front)
-  local len = redis.call(front and 'LPUSH' or 'RPUSH', prefix .. 'queue:' .. executor, id)
-  local wake = prefix .. 'wake:' .. executor
+  local len = redis.call(front and 'LPUSH' or 'RPUSH', key_queue(prefix, executor), id)
+  local wake = key_wake(prefix, executor)
   if len == 1 and redis.call('LLEN', wake) == 0 then
     redis.call('LPUSH', wake, '1')
   end
@@ -24,7 +25,7 @@ end
 local function announce_start(prefix, id, workflow, cap)
   workflow = workflow or 'None'
   if not tonumber(workflow) and workflow ~= 'None' then workflow = "'" .. workflow .. "'" end
-  local start_key = prefix .. 'start'
+  local start_key = key_of(prefix, 'start')
   redis.call('RPUSH', start_key, "{'job_id': " .. id .. ", 'workflow': {'id': " .. workflow .. "}}")
   redis.call('LTRIM', start_key, -tonumber(cap), -1)
 end

@@ -5,9 +5,10 @@
   (its dependents read its artifacts) until the workflow ends (includes/workflow).
   `ttl` is the job's result_ttl when the caller already read it (nil: read here); extra
   field, value pairs are written in the same HSET.
-  Needs includes time, emit, enqueue, workflow.
+  Includes (transitively) time, emit, enqueue, workflow.
   finish(job_key, leases_key, prefix, id, status, at, ttl, ...) -> nothing
 ]]
+--- @include "includes/workflow"
 local function finish(job_key, leases_key, prefix, id, status, at, ttl, ...)
   redis.call('HSET', job_key, 'status', status, 'finished', at, 'updated', at, ...)
   redis.call('HDEL', job_key, 'stop_requested')

@@ -26,13 +26,16 @@
     Service did; failed_job names the first member that ended badly;
   - when every member has ended: the workflow is COMPLETED (all completed) or CANCELLED,
     and it and all its members expire after its result_ttl.
-  Needs includes time, emit, enqueue.
+  Includes (transitively) time, emit, enqueue.
 ]]
+--- @include "includes/keys"
+--- @include "includes/emit"
+--- @include "includes/enqueue"
 local function expire_job(prefix, id, ttl)
   ttl = tonumber(ttl)
   if ttl and ttl > 0 then
-    redis.call('PEXPIRE', prefix .. 'job_' .. id, ttl)
-    redis.call('PEXPIRE', prefix .. 'history:job_' .. id, ttl)
+    redis.call('PEXPIRE', key_job(prefix, id), ttl)
+    redis.call('PEXPIRE', key_history(prefix, id), ttl)
   end
 end
 
@@ -46,22 +49,22 @@ end
 -- either way its id goes on Stand's `stop` list (capped at `cap`) and channel
 -- (enqueue's announce_stop, as stop.lua does). Returns true when it ended here.
 local function workflow_cancel_member(prefix, id, why, at, cap)
-  local key = prefix .. 'job_' .. id
+  local key = key_job(prefix, id)
   local m = redis.call('HMGET', key, 'status', 'executor', 'stop_requested')
-  local events_key = prefix .. 'events'
+  local events_key = key_of(prefix, 'events')
   if m[1] == 'PENDING' or m[1] == 'SCHEDULED' then
-    announce_stop(prefix .. 'stop', id, cap)
-    redis.call('LREM', prefix .. 'queue:' .. m[2], 1, id)
-    redis.call('ZREM', prefix .. 'delayed', id)
+    announce_stop(key_of(prefix, 'stop'), id, cap)
+    redis.call('LREM', key_queue(prefix, m[2]), 1, id)
+    redis.call('ZREM', key_of(prefix, 'delayed'), id)
     redis.call('HDEL', key, 'waiting_on')
     redis.call('HSET', key, 'status', 'CANCELED', 'error', why, 'finished', at, 'updated', at)
-    emit(events_key, id, m[2], 'canceled', 'CANCELED', 'error', why)
+    emit(prefix, id, m[2], 'canceled', 'CANCELED', 'error', why)
     return true
   end
   if m[1] == 'RUNNING' and not m[3] then
-    announce_stop(prefix .. 'stop', id, cap)
+    announce_stop(key_of(prefix, 'stop'), id, cap)
     redis.call('HSET', key, 'stop_requested', at, 'updated', at)
-    emit(events_key, id, m[2], 'stop_requested', 'RUNNING', 'error', why)
+    emit(prefix, id, m[2], 'stop_requested', 'RUNNING', 'error', why)
   end
   return false
 end
@@ -97,15 +100,15 @@ local WORKFLOW_FIELDS = {'status', 'jobs', 'on_failure', 'total', 'result_ttl', 
   'finished'}
 
 local function workflow_after(prefix, id, wf, status, at)
-  local wf_key = prefix .. 'workflow_' .. wf
+  local wf_key = key_workflow(prefix, wf)
   local w = redis.call('HMGET', wf_key, unpack(WORKFLOW_FIELDS))
   if not w[1] or w[7] then return false end
   local done = redis.call('HINCRBY', wf_key, 'done', 1)
-  local events_key = prefix .. 'events'
+  local events_key = key_of(prefix, 'events')
   if status == 'COMPLETED' then
     redis.call('HINCRBY', wf_key, 'completed', 1)
-    for _, kid in ipairs(workflow_ids(redis.call('HGET', prefix .. 'job_' .. id, 'dependents'))) do
-      local kid_key = prefix .. 'job_' .. kid
+    for _, kid in ipairs(workflow_ids(redis.call('HGET', key_job(prefix, id), 'dependents'))) do
+      local kid_key = key_job(prefix, kid)
       local k = redis.call('HMGET', kid_key, 'status', 'executor', 'waiting_on', 'cluster')
       if k[1] == 'SCHEDULED' and k[3] then
         if redis.call('HINCRBY', kid_key, 'waiting_on', -1) <= 0 then
@@ -113,7 +116,7 @@ local function workflow_after(prefix, id, wf, status, at)
           redis.call('HSET', kid_key, 'status', 'PENDING', 'updated', at)
           enqueue(prefix, kid, k[2], false)
           if k[4] then announce_start(prefix, kid, wf, w[6]) end
-          emit(events_key, kid, k[2], 'ready', 'PENDING')
+          emit(prefix, kid, k[2], 'ready', 'PENDING')
         end
       end
     end
@@ -126,7 +129,7 @@ local function workflow_after(prefix, id, wf, status, at)
       local seen, todo = {}, {id}
       while #todo > 0 do
         local at_id = table.remove(todo)
-        for _, kid in ipairs(workflow_ids(redis.call('HGET', prefix .. 'job_' .. at_id, 'dependents'))) do
+        for _, kid in ipairs(workflow_ids(redis.call('HGET', key_job(prefix, at_id), 'dependents'))) do
           if not seen[kid] then
             seen[kid] = true
             targets[#targets + 1] = kid

@@ -1,0 +1,23 @@
+--[[
+  The key schema inside scripts: every key a script makes from the prefix (ARGV, '' by
+  default) is made by one of these, as broker/src/keys.rs makes it in Rust (a test in
+  scripts.rs checks both agree and that no script builds a key by hand).
+  key_of(prefix, name)              events, stats, stop, start, delayed, leases, ...
+  key_job(prefix, id)            job_N
+  key_history(prefix, id)        history:job_N
+  key_workflow(prefix, id)       workflow_W
+  key_pipeline(prefix, id)       pipeline_P
+  key_cluster(prefix, id)        cluster_N
+  key_queue(prefix, executor)    queue:<executor>
+  key_wake(prefix, executor)     wake:<executor>
+  key_schedule(prefix, name)     schedule:<name>
+]]
+local function key_of(prefix, name) return prefix .. name end
+local function key_job(prefix, id) return prefix .. 'job_' .. id end
+local function key_history(prefix, id) return prefix .. 'history:job_' .. id end
+local function key_workflow(prefix, id) return prefix .. 'workflow_' .. id end
+local function key_pipeline(prefix, id) return prefix .. 'pipeline_' .. id end
+local function key_cluster(prefix, id) return prefix .. 'cluster_' .. id end
+local function key_queue(prefix, executor) return prefix .. 'queue:' .. executor end
+local function key_wake(prefix, executor) return prefix .. 'wake:' .. executor end
+local function key_schedule(prefix, name) return prefix .. 'schedule:' .. name end
