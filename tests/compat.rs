@@ -139,14 +139,15 @@ async fn jetstream_new_run_with_basic_auth() {
     let api = TestApi::start(&redis, |c| c.auth = true).await;
     let _exec = with_executor(&api).await;
     // Jetstream runs execute commands: the key needs the command kind granted.
-    let key = broker::apikeys::create_granted(
-        &api.broker,
-        "lab",
-        broker::apikeys::Role::Client,
-        Some(&["command".to_string()]),
-    )
-    .await
-    .unwrap();
+    let key = api
+        .broker
+        .create_key_granted(
+            "lab",
+            broker::apikeys::Role::Client,
+            Some(&["command".to_string()]),
+        )
+        .await
+        .unwrap();
     let http = Client::new();
     let run = json!({
         "project": "P-001", "pipeline": "tempe@latest", "study": "S1", "email": "a@b.c", "cram": true,

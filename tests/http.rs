@@ -238,13 +238,16 @@ async fn keys_roles_and_owners() {
     let b = &api.broker;
     // Granted every executor kind: this test is about owners (attacks/ covers grants).
     let any = ["*".to_string()];
-    let ana = broker::apikeys::create_granted(b, "ana", broker::apikeys::Role::Client, Some(&any))
+    let ana = b
+        .create_key_granted("ana", broker::apikeys::Role::Client, Some(&any))
         .await
         .unwrap();
-    let bob = broker::apikeys::create_granted(b, "bob", broker::apikeys::Role::Client, Some(&any))
+    let bob = b
+        .create_key_granted("bob", broker::apikeys::Role::Client, Some(&any))
         .await
         .unwrap();
-    let admin = broker::apikeys::create(b, "ops", broker::apikeys::Role::Admin)
+    let admin = b
+        .create_key("ops", broker::apikeys::Role::Admin)
         .await
         .unwrap();
     let http = Client::new();
@@ -370,7 +373,7 @@ async fn keys_roles_and_owners() {
     .await;
     assert_eq!(s, StatusCode::OK);
 
-    broker::apikeys::revoke(b, &ana).await.unwrap();
+    b.revoke_key(&ana).await.unwrap();
     let (s, _) = body(
         http.get(api.url(&format!("/jobs/{id}")))
             .bearer_auth(&ana)

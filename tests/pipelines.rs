@@ -483,10 +483,12 @@ async fn inputs_may_copy_only_jobs_the_caller_may_see() {
     let api = TestApi::start(&redis, |c| c.auth = true).await;
     let b = &api.broker;
     let any = ["*".to_string()];
-    let ana = broker::apikeys::create_granted(b, "ana", broker::apikeys::Role::Client, Some(&any))
+    let ana = b
+        .create_key_granted("ana", broker::apikeys::Role::Client, Some(&any))
         .await
         .unwrap();
-    let bob = broker::apikeys::create_granted(b, "bob", broker::apikeys::Role::Client, Some(&any))
+    let bob = b
+        .create_key_granted("bob", broker::apikeys::Role::Client, Some(&any))
         .await
         .unwrap();
     let submit = |key: String, body: Value| {

@@ -140,10 +140,14 @@ async fn schedules_over_http_are_for_admins() {
     use serde_json::json;
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |c| c.auth = true).await;
-    let admin = broker::apikeys::create(&api.broker, "ops", broker::apikeys::Role::Admin)
+    let admin = api
+        .broker
+        .create_key("ops", broker::apikeys::Role::Admin)
         .await
         .unwrap();
-    let client = broker::apikeys::create(&api.broker, "ana", broker::apikeys::Role::Client)
+    let client = api
+        .broker
+        .create_key("ana", broker::apikeys::Role::Client)
         .await
         .unwrap();
     let http = reqwest::Client::new();

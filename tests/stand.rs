@@ -112,10 +112,14 @@ async fn clusters_are_managed_over_http_and_jobs_naming_a_bad_one_are_refused() 
 async fn only_admins_write_clusters() {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |c| c.auth = true).await;
-    let client = broker::apikeys::create(&api.broker, "ana", broker::apikeys::Role::Client)
+    let client = api
+        .broker
+        .create_key("ana", broker::apikeys::Role::Client)
         .await
         .unwrap();
-    let admin = broker::apikeys::create(&api.broker, "ops", broker::apikeys::Role::Admin)
+    let admin = api
+        .broker
+        .create_key("ops", broker::apikeys::Role::Admin)
         .await
         .unwrap();
     let put = |key: String| {

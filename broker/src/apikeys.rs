@@ -186,77 +186,6 @@ fn redis_key(b: &Broker, sha: &str) -> String {
     format!("{}apikey:{sha}", b.keys().prefix())
 }
 
-/// Creates a key for `owner` with `role` and the role's executor kinds; returns the key,
-/// shown once.
-///
-/// # Errors
-/// [`Error::Invalid`] for an empty owner; Redis errors.
-pub async fn create(b: &Broker, owner: &str, role: Role) -> Result<String, Error> {
-    create_granted(b, owner, role, None).await
-}
-
-/// Creates a key for `owner` with `role` that may submit to the executor kinds `executors`
-/// (None: the role's default); returns the key, shown once.
-///
-/// # Errors
-/// [`Error::Invalid`] for an empty owner or a bad kind; Redis errors.
-pub async fn create_granted(
-    b: &Broker,
-    owner: &str,
-    role: Role,
-    executors: Option<&[String]>,
-) -> Result<String, Error> {
-    if owner.trim().is_empty() || owner.len() > 128 {
-        return Err(Error::Invalid("owner must be 1-128 characters".into()));
-    }
-    let grant = match executors {
-        Some(kinds) => Some(parse_grant(&kinds.join(","))?.join(",")),
-        None => None,
-    };
-    let key = format!("sk_{}", uuid::Uuid::new_v4().simple());
-    let created = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    let role = role.to_string();
-    let mut fields = vec![("owner", owner), ("role", &role), ("created", &created)];
-    if let Some(g) = &grant {
-        fields.push(("executors", g));
-    }
-    let mut c = b.conn().await?;
-    let () = c
-        .hset_multiple(redis_key(b, &digest(&key)), &fields)
-        .await?;
-    Ok(key)
-}
-
-/// The account a key belongs to, if it is a live key.
-///
-/// # Errors
-/// Redis errors.
-pub async fn lookup(b: &Broker, key: &str) -> Result<Option<Account>, Error> {
-    lookup_sha(b, &digest(key)).await
-}
-
-/// The account of the key whose SHA-256 is `sha`, if it is still live.
-///
-/// # Errors
-/// Redis errors.
-pub async fn lookup_sha(b: &Broker, sha: &str) -> Result<Option<Account>, Error> {
-    let mut c = b.conn().await?;
-    let h: HashMap<String, String> = c.hgetall(redis_key(b, sha)).await?;
-    Ok(
-        match (h.get("owner"), h.get("role").and_then(|r| r.parse().ok())) {
-            (Some(owner), Some(role)) => Some(Account {
-                owner: owner.clone(),
-                role,
-                executors: h
-                    .get("executors")
-                    .map(|g| g.split(',').map(String::from).collect()),
-                key_sha: Some(sha.to_string()),
-            }),
-            _ => None,
-        },
-    )
-}
-
 async fn stored(b: &Broker) -> Result<Vec<String>, Error> {
     let mut c = b.conn().await?;
     let mut it = c.scan_match::<_, String>(redis_key(b, "*")).await?;
@@ -271,59 +200,127 @@ fn sha_of(name: &str) -> &str {
     name.rsplit(':').next().unwrap_or_default()
 }
 
-/// Every stored key (without the keys themselves).
-///
-/// # Errors
-/// Redis errors.
-pub async fn list(b: &Broker) -> Result<Vec<KeyInfo>, Error> {
-    let names = stored(b).await?;
-    let mut c = b.conn().await?;
-    let mut out = Vec::new();
-    for name in names {
-        let h: HashMap<String, String> = c.hgetall(&name).await?;
-        let field = |f: &str| h.get(f).cloned().unwrap_or_default();
-        out.push(KeyInfo {
-            id: sha_of(&name).chars().take(12).collect(),
-            owner: field("owner"),
-            role: field("role"),
-            created: field("created"),
-            executors: field("executors"),
-        });
+impl Broker {
+    /// Creates a key for `owner` with `role` and the role's executor kinds; returns the key,
+    /// shown once.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty owner; Redis errors.
+    pub async fn create_key(&self, owner: &str, role: Role) -> Result<String, Error> {
+        self.create_key_granted(owner, role, None).await
     }
-    out.sort_by(|a, b| a.created.cmp(&b.created));
-    Ok(out)
-}
-
-/// Revokes the key whose id (a SHA-256 hex prefix of at least 8 digits, as `list` shows)
-/// or whose full text is `which`.
-///
-/// Returns the id of the revoked key (never the key itself).
-///
-/// # Errors
-/// [`Error::Invalid`] when it matches no key or more than one.
-pub async fn revoke(b: &Broker, which: &str) -> Result<String, Error> {
-    let is_id = which.len() >= 8 && which.chars().all(|c| c.is_ascii_hexdigit());
-    let want = if is_id {
-        which.to_ascii_lowercase()
-    } else {
-        digest(which)
-    };
-    let found: Vec<String> = stored(b)
-        .await?
-        .into_iter()
-        .filter(|n| sha_of(n).starts_with(&want))
-        .collect();
-    match found.as_slice() {
-        [one] => {
-            let mut c = b.conn().await?;
-            let _: i64 = c.del(one).await?;
-            Ok(sha_of(one).chars().take(12).collect())
+    /// Creates a key for `owner` with `role` that may submit to the executor kinds `executors`
+    /// (None: the role's default); returns the key, shown once.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty owner or a bad kind; Redis errors.
+    pub async fn create_key_granted(
+        &self,
+        owner: &str,
+        role: Role,
+        executors: Option<&[String]>,
+    ) -> Result<String, Error> {
+        if owner.trim().is_empty() || owner.len() > 128 {
+            return Err(Error::Invalid("owner must be 1-128 characters".into()));
         }
-        [] if is_id => Err(Error::Invalid(format!("no key matches {which:?}"))),
-        [] => Err(Error::Invalid("no key matches the given key".into())),
-        _ => Err(Error::Invalid(format!(
-            "{which:?} matches {} keys; give more digits",
-            found.len()
-        ))),
+        let grant = match executors {
+            Some(kinds) => Some(parse_grant(&kinds.join(","))?.join(",")),
+            None => None,
+        };
+        let key = format!("sk_{}", uuid::Uuid::new_v4().simple());
+        let created = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let role = role.to_string();
+        let mut fields = vec![("owner", owner), ("role", &role), ("created", &created)];
+        if let Some(g) = &grant {
+            fields.push(("executors", g));
+        }
+        let mut c = self.conn().await?;
+        let () = c
+            .hset_multiple(redis_key(self, &digest(&key)), &fields)
+            .await?;
+        Ok(key)
+    }
+    /// The account a key belongs to, if it is a live key.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn key_account(&self, key: &str) -> Result<Option<Account>, Error> {
+        self.key_account_by_sha(&digest(key)).await
+    }
+    /// The account of the key whose SHA-256 is `sha`, if it is still live.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn key_account_by_sha(&self, sha: &str) -> Result<Option<Account>, Error> {
+        let mut c = self.conn().await?;
+        let h: HashMap<String, String> = c.hgetall(redis_key(self, sha)).await?;
+        Ok(
+            match (h.get("owner"), h.get("role").and_then(|r| r.parse().ok())) {
+                (Some(owner), Some(role)) => Some(Account {
+                    owner: owner.clone(),
+                    role,
+                    executors: h
+                        .get("executors")
+                        .map(|g| g.split(',').map(String::from).collect()),
+                    key_sha: Some(sha.to_string()),
+                }),
+                _ => None,
+            },
+        )
+    }
+    /// Every stored key (without the keys themselves).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn api_keys(&self) -> Result<Vec<KeyInfo>, Error> {
+        let names = stored(self).await?;
+        let mut c = self.conn().await?;
+        let mut out = Vec::new();
+        for name in names {
+            let h: HashMap<String, String> = c.hgetall(&name).await?;
+            let field = |f: &str| h.get(f).cloned().unwrap_or_default();
+            out.push(KeyInfo {
+                id: sha_of(&name).chars().take(12).collect(),
+                owner: field("owner"),
+                role: field("role"),
+                created: field("created"),
+                executors: field("executors"),
+            });
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created));
+        Ok(out)
+    }
+    /// Revokes the key whose id (a SHA-256 hex prefix of at least 8 digits, as `list` shows)
+    /// or whose full text is `which`.
+    ///
+    /// Returns the id of the revoked key (never the key itself).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when it matches no key or more than one.
+    pub async fn revoke_key(&self, which: &str) -> Result<String, Error> {
+        let is_id = which.len() >= 8 && which.chars().all(|c| c.is_ascii_hexdigit());
+        let want = if is_id {
+            which.to_ascii_lowercase()
+        } else {
+            digest(which)
+        };
+        let found: Vec<String> = stored(self)
+            .await?
+            .into_iter()
+            .filter(|n| sha_of(n).starts_with(&want))
+            .collect();
+        match found.as_slice() {
+            [one] => {
+                let mut c = self.conn().await?;
+                let _: i64 = c.del(one).await?;
+                Ok(sha_of(one).chars().take(12).collect())
+            }
+            [] if is_id => Err(Error::Invalid(format!("no key matches {which:?}"))),
+            [] => Err(Error::Invalid("no key matches the given key".into())),
+            _ => Err(Error::Invalid(format!(
+                "{which:?} matches {} keys; give more digits",
+                found.len()
+            ))),
+        }
     }
 }

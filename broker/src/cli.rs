@@ -609,7 +609,7 @@ async fn serve(
 
 /// `sluice schedules ...`.
 async fn schedules(b: &Broker, s: SchedulesCommand) -> Result<(), Error> {
-    use crate::schedules::{self as sch, Spec};
+    use crate::schedules::Spec;
     match s {
         SchedulesCommand::Add {
             name,
@@ -623,11 +623,12 @@ async fn schedules(b: &Broker, s: SchedulesCommand) -> Result<(), Error> {
                 (None, Some(d)) => Spec::Every(d),
                 (None, None) => return Err(Error::Invalid("give --cron or --every".into())),
             };
-            sch::add(b, &name, &executor, &json_arg("params", &params)?, &spec).await?;
+            b.add_schedule(&name, &executor, &json_arg("params", &params)?, &spec)
+                .await?;
             out(format!("schedule {name} added"));
         }
         SchedulesCommand::List => {
-            for s in sch::list(b).await? {
+            for s in b.schedules().await? {
                 let when = s
                     .cron
                     .map(|c| format!("cron {c}"))
@@ -644,7 +645,7 @@ async fn schedules(b: &Broker, s: SchedulesCommand) -> Result<(), Error> {
             }
         }
         SchedulesCommand::Rm { name } => {
-            if !sch::remove(b, &name).await? {
+            if !b.remove_schedule(&name).await? {
                 return Err(Error::Invalid(format!("no schedule named {name:?}")));
             }
             out(format!("schedule {name} removed"));
@@ -714,11 +715,11 @@ async fn keys(b: &Broker, k: KeysCommand) -> Result<(), Error> {
             executors,
         } => {
             let grant = executors.as_deref().map(apikeys::parse_grant).transpose()?;
-            let key = apikeys::create_granted(b, &owner, role, grant.as_deref()).await?;
+            let key = b.create_key_granted(&owner, role, grant.as_deref()).await?;
             out(key);
         }
         KeysCommand::List => {
-            for k in apikeys::list(b).await? {
+            for k in b.api_keys().await? {
                 out(format!(
                     "{}  {:<7}  {:<20}  {}  {}",
                     k.id,
@@ -734,7 +735,7 @@ async fn keys(b: &Broker, k: KeysCommand) -> Result<(), Error> {
             }
         }
         KeysCommand::Revoke { id } => {
-            let revoked = apikeys::revoke(b, &id).await?;
+            let revoked = b.revoke_key(&id).await?;
             out(format!("revoked {revoked}"));
         }
     }

@@ -404,9 +404,7 @@ impl Broker {
     /// NotFound, Locked, IllegalTransition (already finished).
     pub async fn stop(&self, id: JobId) -> Result<Status, Error> {
         let mut c = self.conn().await?;
-        self.scripts
-            .stop(&mut *c, id, self.config.stop_list_cap)
-            .await
+        self.scripts.stop(&mut *c, id).await
     }
 
     /// Locks a job for `holder` (`lua/lock.lua`).

@@ -8,6 +8,8 @@
 //!   formats key names.
 //! - [`job`]: ids, statuses and the fields of the `job_N` hash.
 //! - [`clusters`]: Stand's cluster records and what they add to a spark-submit run.
+//! - [`solver`]: the contract of `solver` jobs (progress, failure classes) between the
+//!   executor and the StableConfigs face.
 //! - [`schedules`]: periodic jobs and the beat loop (`lua/fire.lua`).
 //! - [`scripts`]: embeds `lua/*.lua`; one typed wrapper per transition.
 //! - [`error`]: the error enum and the codes shared with the scripts.
@@ -28,6 +30,10 @@
 //! - [`bench`]: `sluice bench`, throughput and pickup latency on a real Redis.
 #![warn(missing_docs)]
 
+// One convention: a domain module extends [`Broker`] with `impl Broker` methods for what it
+// stores (jobs, keys, schedules, clusters, pipelines, workflows, artifacts); a long-running
+// loop (the beat, the notifier, the HTTP server) is a free `run`/`beat` function that takes
+// a `Broker`.
 pub mod acl;
 pub mod apikeys;
 pub mod artifacts;
@@ -48,6 +54,7 @@ pub mod pipelines;
 pub mod pool;
 pub mod schedules;
 pub mod scripts;
+pub mod solver;
 pub mod workflows;
 
 pub use client::{Broker, Event, ListFilter, Page};

@@ -94,70 +94,6 @@ impl Spec {
     }
 }
 
-/// Adds (or replaces) a schedule; its first tick is the next one from now.
-///
-/// # Errors
-/// [`Error::Invalid`] for a bad name, executor or spec; Redis errors.
-pub async fn add(
-    b: &Broker,
-    name: &str,
-    executor: &str,
-    params: &Value,
-    spec: &Spec,
-) -> Result<(), Error> {
-    if name.is_empty()
-        || name.len() > 128
-        || name.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(Error::Invalid(
-            "schedule name must be 1-128 characters, no spaces".into(),
-        ));
-    }
-    validate_executor(executor)?;
-    spec.check()?;
-    let first = spec
-        .next_after(now_ms())
-        .ok_or_else(|| Error::Invalid("the schedule never fires".into()))?;
-    let (kind, value) = match spec {
-        Spec::Cron(c) => ("cron", c.clone()),
-        Spec::Every(d) => ("every", humantime::format_duration(*d).to_string()),
-    };
-    let k = b.keys();
-    let mut c = b.conn().await?;
-    let mut p = redis::pipe();
-    p.atomic()
-        .del(k.schedule(name))
-        .hset_multiple(
-            k.schedule(name),
-            &[
-                ("name", name),
-                ("executor", executor),
-                ("params", &params.to_string()),
-                (kind, &value),
-                ("next_tick", &rfc3339(first)),
-            ],
-        )
-        .zadd(k.schedules(), name, first);
-    let () = p.query_async(&mut *c).await?;
-    Ok(())
-}
-
-/// Removes a schedule; true if it existed.
-///
-/// # Errors
-/// Redis errors.
-pub async fn remove(b: &Broker, name: &str) -> Result<bool, Error> {
-    let k = b.keys();
-    let mut c = b.conn().await?;
-    let (n, _): (i64, i64) = redis::pipe()
-        .atomic()
-        .zrem(k.schedules(), name)
-        .del(k.schedule(name))
-        .query_async(&mut *c)
-        .await?;
-    Ok(n > 0)
-}
-
 fn parse(h: &HashMap<String, String>) -> Option<(Schedule, Spec)> {
     let spec = match (h.get("cron"), h.get("every")) {
         (Some(c), _) => Spec::Cron(c.clone()),
@@ -179,62 +115,10 @@ fn parse(h: &HashMap<String, String>) -> Option<(Schedule, Spec)> {
     Some((s, spec))
 }
 
-/// Every schedule, by name.
-///
-/// # Errors
-/// Redis errors.
-pub async fn list(b: &Broker) -> Result<Vec<Schedule>, Error> {
-    let mut c = b.conn().await?;
-    let names: Vec<String> = c.zrange(b.keys().schedules(), 0, -1).await?;
-    let mut out = Vec::new();
-    for n in names {
-        let h: HashMap<String, String> = c.hgetall(b.keys().schedule(&n)).await?;
-        if let Some((s, _)) = parse(&h) {
-            out.push(s);
-        }
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
-}
-
-/// One beat: fires every due schedule once (`lua/fire.lua`). Returns how many jobs this
-/// call created (ticks another beat fired first are not counted).
-///
-/// # Errors
-/// Redis errors.
-pub async fn beat_once(b: &Broker) -> Result<usize, Error> {
-    let now = now_ms();
-    let mut c = b.conn().await?;
-    let due: Vec<(String, f64)> = c
-        .zrangebyscore_limit_withscores(b.keys().schedules(), "-inf", now, 0, 100)
-        .await?;
-    let mut fired = 0;
-    for (name, tick) in due {
-        let tick = tick as u64;
-        let h: HashMap<String, String> = c.hgetall(b.keys().schedule(&name)).await?;
-        let Some((s, spec)) = parse(&h) else { continue };
-        // Missed ticks are not replayed: the next tick is counted from now.
-        let Some(next) = spec.next_after(tick.max(now)) else {
-            continue;
-        };
-        let mut job: NewJob = b.new_job(&s.executor, s.params.clone());
-        job.extra
-            .push(("schedule".into(), format!("{name}@{}", rfc3339(tick))));
-        if b.scripts()
-            .fire(&mut *c, &name, tick, next, &job)
-            .await?
-            .is_some()
-        {
-            fired += 1;
-        }
-    }
-    Ok(fired)
-}
-
 /// Beats every `every` until `stop` turns true, logging what it fires.
 pub async fn beat(b: Broker, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
-        match beat_once(&b).await {
+        match b.beat_once().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(fired = n, "beat"),
             Err(e) => tracing::warn!(error = %e, "beat failed; retrying"),
@@ -246,6 +130,122 @@ pub async fn beat(b: Broker, every: Duration, mut stop: tokio::sync::watch::Rece
         if *stop.borrow() {
             return;
         }
+    }
+}
+
+impl Broker {
+    /// Adds (or replaces) a schedule; its first tick is the next one from now.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad name, executor or spec; Redis errors.
+    pub async fn add_schedule(
+        &self,
+        name: &str,
+        executor: &str,
+        params: &Value,
+        spec: &Spec,
+    ) -> Result<(), Error> {
+        if name.is_empty()
+            || name.len() > 128
+            || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::Invalid(
+                "schedule name must be 1-128 characters, no spaces".into(),
+            ));
+        }
+        validate_executor(executor)?;
+        spec.check()?;
+        let first = spec
+            .next_after(now_ms())
+            .ok_or_else(|| Error::Invalid("the schedule never fires".into()))?;
+        let (kind, value) = match spec {
+            Spec::Cron(c) => ("cron", c.clone()),
+            Spec::Every(d) => ("every", humantime::format_duration(*d).to_string()),
+        };
+        let k = self.keys();
+        let mut c = self.conn().await?;
+        let mut p = redis::pipe();
+        p.atomic()
+            .del(k.schedule(name))
+            .hset_multiple(
+                k.schedule(name),
+                &[
+                    ("name", name),
+                    ("executor", executor),
+                    ("params", &params.to_string()),
+                    (kind, &value),
+                    ("next_tick", &rfc3339(first)),
+                ],
+            )
+            .zadd(k.schedules(), name, first);
+        let () = p.query_async(&mut *c).await?;
+        Ok(())
+    }
+    /// Removes a schedule; true if it existed.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn remove_schedule(&self, name: &str) -> Result<bool, Error> {
+        let k = self.keys();
+        let mut c = self.conn().await?;
+        let (n, _): (i64, i64) = redis::pipe()
+            .atomic()
+            .zrem(k.schedules(), name)
+            .del(k.schedule(name))
+            .query_async(&mut *c)
+            .await?;
+        Ok(n > 0)
+    }
+    /// Every schedule, by name.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn schedules(&self) -> Result<Vec<Schedule>, Error> {
+        let mut c = self.conn().await?;
+        let names: Vec<String> = c.zrange(self.keys().schedules(), 0, -1).await?;
+        let mut out = Vec::new();
+        for n in names {
+            let h: HashMap<String, String> = c.hgetall(self.keys().schedule(&n)).await?;
+            if let Some((s, _)) = parse(&h) {
+                out.push(s);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+    /// One beat: fires every due schedule once (`lua/fire.lua`). Returns how many jobs this
+    /// call created (ticks another beat fired first are not counted).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn beat_once(&self) -> Result<usize, Error> {
+        let now = now_ms();
+        let mut c = self.conn().await?;
+        let due: Vec<(String, f64)> = c
+            .zrangebyscore_limit_withscores(self.keys().schedules(), "-inf", now, 0, 100)
+            .await?;
+        let mut fired = 0;
+        for (name, tick) in due {
+            let tick = tick as u64;
+            let h: HashMap<String, String> = c.hgetall(self.keys().schedule(&name)).await?;
+            let Some((s, spec)) = parse(&h) else { continue };
+            // Missed ticks are not replayed: the next tick is counted from now.
+            let Some(next) = spec.next_after(tick.max(now)) else {
+                continue;
+            };
+            let mut job: NewJob = self.new_job(&s.executor, s.params.clone());
+            job.extra
+                .push(("schedule".into(), format!("{name}@{}", rfc3339(tick))));
+            if self
+                .scripts()
+                .fire(&mut *c, &name, tick, next, &job)
+                .await?
+                .is_some()
+            {
+                fired += 1;
+            }
+        }
+        Ok(fired)
     }
 }
 

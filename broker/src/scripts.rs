@@ -933,16 +933,11 @@ impl Scripts {
     }
 
     /// Runs `lua/stop.lua`: a waiting job is CANCELED at once; a running one gets a stop
-    /// request (pushed on the `stop` list, capped at `stop_cap`, and published).
+    /// request (pushed on the `stop` list, capped at `stop_list_cap`, and published).
     ///
     /// # Returns
     /// CANCELED, or RUNNING when the executor has been asked to stop it.
-    pub async fn stop<C: ConnectionLike>(
-        &self,
-        c: &mut C,
-        id: JobId,
-        stop_cap: usize,
-    ) -> Result<Status, Error> {
+    pub async fn stop<C: ConnectionLike>(&self, c: &mut C, id: JobId) -> Result<Status, Error> {
         let k = &self.keys;
         let v: Value = self
             .stop
@@ -953,7 +948,7 @@ impl Scripts {
             .key(k.events())
             .arg(k.prefix())
             .arg(id.0)
-            .arg(stop_cap.max(1))
+            .arg(self.list_cap.max(1))
             .invoke_async(c)
             .await?;
         Reply::parse("stop", v)?

@@ -75,9 +75,11 @@ pub struct JobContext {
 }
 
 impl JobContext {
-    /// Records progress (any JSON); a stop request seen here cancels [`JobContext::stop`].
+    /// Records progress (any JSON, or a kind's typed record such as
+    /// [`broker::solver::Progress`]); a stop request seen here cancels [`JobContext::stop`].
     /// Failures are logged, never fatal to the job.
-    pub async fn progress(&self, progress: &Value) {
+    pub async fn progress(&self, progress: &impl serde::Serialize) {
+        let progress = &serde_json::to_value(progress).unwrap_or(Value::Null);
         let r = self
             .log
             .call("progress", self.id, &self.token, || {

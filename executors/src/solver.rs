@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::watch;
 
-use broker::http::compat::stableconfigs::{EXCEPTION, TBN_EXCEPTION};
+use broker::solver::{Failure, Progress};
 
 use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
 use crate::tbn::{solve, Problem, Request, TbnError};
@@ -35,12 +35,12 @@ impl Executor for SolverExecutor {
 }
 
 fn fatal_tbn(e: &TbnError) -> JobError {
-    JobError::Fatal(format!("{TBN_EXCEPTION}{e}"))
+    JobError::Fatal(Failure::Tbn(e.to_string()).to_error())
 }
 
 async fn run_solver(job: JobInput, ctx: JobContext) -> Result<Value, JobError> {
     let request: Request = serde_json::from_value(job.params.clone())
-        .map_err(|e| JobError::Fatal(format!("{EXCEPTION}invalid request: {e}")))?;
+        .map_err(|e| JobError::Fatal(Failure::Other(format!("invalid request: {e}")).to_error()))?;
     let problem = Problem::parse(&request).map_err(|e| fatal_tbn(&e))?;
     let stop = Arc::new(AtomicBool::new(false));
     let (progress_tx, mut progress_rx) = watch::channel((0usize, request.init_k));
@@ -58,7 +58,7 @@ async fn run_solver(job: JobInput, ctx: JobContext) -> Result<Value, JobError> {
                         let (count, k) = *progress_rx.borrow_and_update();
                         if last != Some((count, k)) {
                             last = Some((count, k));
-                            ctx.progress(&json!({"count": count, "k": k})).await;
+                            ctx.progress(&Progress { count: count as u64, k: k as u64 }).await;
                         }
                         tokio::time::sleep(PROGRESS_EVERY).await;
                     }
@@ -94,11 +94,12 @@ async fn run_solver(job: JobInput, ctx: JobContext) -> Result<Value, JobError> {
         }
         Ok(Err(e)) => return Err(fatal_tbn(&e)),
         Err(panic) => {
-            return Err(JobError::Fatal(format!(
-                "{EXCEPTION}the solver crashed: {panic}"
-            )))
+            return Err(JobError::Fatal(
+                Failure::Other(format!("the solver crashed: {panic}")).to_error(),
+            ))
         }
     };
     tracing::info!(job = %job.id, count = answer.count, entropy = answer.entropy, elapsed_ms = started.elapsed().as_millis() as u64, "solved");
-    serde_json::to_value(&answer).map_err(|e| JobError::Fatal(format!("{EXCEPTION}{e}")))
+    serde_json::to_value(&answer)
+        .map_err(|e| JobError::Fatal(Failure::Other(e.to_string()).to_error()))
 }

@@ -197,7 +197,7 @@ async fn event_streams_end_with_their_client_are_capped_and_die_with_their_key()
     let mut stream = r.bytes_stream();
     stream.next().await.expect("snapshot").unwrap();
     // A revoked key's stream ends (it is looked up again every few seconds).
-    broker::apikeys::revoke(b, &s.alice).await.unwrap();
+    b.revoke_key(&s.alice).await.unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(chunk) = stream.next().await {
             if chunk.is_err() {

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use broker::apikeys::{self, Role};
+use broker::apikeys::Role;
 use serde_json::Value;
 
 use crate::harness::{TestApi, TestRedis};
@@ -40,13 +40,15 @@ impl Stack {
         // Both may run every code-running kind: the attacks test what a granted client
         // still cannot do (attacks/owners.rs tests the grants themselves).
         let code = ["command", "gridlabd", "spark", "solver"].map(String::from);
-        let alice = apikeys::create_granted(b, "alice", Role::Client, Some(&code))
+        let alice = b
+            .create_key_granted("alice", Role::Client, Some(&code))
             .await
             .unwrap();
-        let bob = apikeys::create_granted(b, "bob", Role::Client, Some(&code))
+        let bob = b
+            .create_key_granted("bob", Role::Client, Some(&code))
             .await
             .unwrap();
-        let admin = apikeys::create(b, "root", Role::Admin).await.unwrap();
+        let admin = b.create_key("root", Role::Admin).await.unwrap();
         Stack {
             redis,
             api,

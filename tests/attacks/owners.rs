@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::Stack;
-use broker::apikeys::{self, Role};
+use broker::apikeys::Role;
 
 /// `body` with every run of digits replaced by `N`: two answers that differ only in an id.
 fn shape(body: &Value) -> String {
@@ -31,7 +31,7 @@ async fn a_key_submits_only_to_the_kinds_it_was_granted() {
     let s = Stack::start(|_| {}).await;
     let b = &s.api.broker;
     // A client key with no grant: the open kinds only (solver).
-    let carol = apikeys::create(b, "carol", Role::Client).await.unwrap();
+    let carol = b.create_key("carol", Role::Client).await.unwrap();
     // The command executor registers its actions; wumai and Jetstream map onto them.
     s.redis.cli(&["HSET", "actions", "hello", "command"]);
     let seq = s.job_seq();
@@ -93,7 +93,8 @@ async fn a_key_submits_only_to_the_kinds_it_was_granted() {
         )
         .await;
     assert_eq!(status, 201);
-    let dave = apikeys::create_granted(b, "dave", Role::Client, Some(&["command".into()]))
+    let dave = b
+        .create_key_granted("dave", Role::Client, Some(&["command".into()]))
         .await
         .unwrap();
     let (status, _) = s

@@ -7,7 +7,7 @@
 use base64::Engine;
 use warp::{Filter, Rejection};
 
-use crate::apikeys::{self, Account};
+use crate::apikeys::Account;
 use crate::client::Broker;
 use crate::http::errors::Denied;
 
@@ -29,10 +29,7 @@ pub fn account(broker: Broker) -> impl Filter<Extract = (Account,), Error = Reje
                         (None, None) => None,
                     }
                     .ok_or_else(|| warp::reject::custom(Denied::Unauthenticated))?;
-                    match apikeys::lookup(&broker, &key)
-                        .await
-                        .map_err(Rejection::from)?
-                    {
+                    match broker.key_account(&key).await.map_err(Rejection::from)? {
                         Some(acct) if user.as_deref().is_none_or(|u| u == acct.owner) => Ok(acct),
                         _ => Err(warp::reject::custom(Denied::Unauthenticated)),
                     }

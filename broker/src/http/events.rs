@@ -130,7 +130,7 @@ pub async fn follow(
             if checked.elapsed() >= RECHECK_KEY {
                 checked = Instant::now();
                 if let Some(sha) = &who.key_sha {
-                    if !matches!(crate::apikeys::lookup_sha(&b, sha).await, Ok(Some(_))) {
+                    if !matches!(b.key_account_by_sha(sha).await, Ok(Some(_))) {
                         return; // the key was revoked (or Redis is away): end the stream
                     }
                 }

@@ -10,7 +10,7 @@ use crate::client::Broker;
 use crate::error::Error;
 use crate::http::errors::Denied;
 use crate::http::jobs::parse_body;
-use crate::schedules::{self as sch, Spec};
+use crate::schedules::Spec;
 
 /// Body of `PUT /schedules/{name}`: give `cron` or `every`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -44,7 +44,7 @@ fn admin(who: &Account) -> Result<(), Rejection> {
               (status = 403, description = "Not an admin", body = crate::http::openapi::ErrorBody)))]
 pub async fn list(b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
     admin(&who)?;
-    Ok(warp::reply::json(&json!({"schedules": sch::list(&b).await?})).into_response())
+    Ok(warp::reply::json(&json!({"schedules": b.schedules().await?})).into_response())
 }
 
 /// `PUT /schedules/{name}`.
@@ -69,7 +69,8 @@ pub async fn put(
         ),
         _ => return Err(Error::Invalid("give exactly one of cron and every".into()).into()),
     };
-    sch::add(&b, &name, &req.executor, &req.params, &spec).await?;
+    b.add_schedule(&name, &req.executor, &req.params, &spec)
+        .await?;
     Ok(warp::reply::json(&json!({"name": name, "status": "scheduled"})).into_response())
 }
 
@@ -84,7 +85,7 @@ pub async fn delete(
     who: Account,
 ) -> Result<warp::reply::Response, Rejection> {
     admin(&who)?;
-    if !sch::remove(&b, &name).await? {
+    if !b.remove_schedule(&name).await? {
         return Ok(crate::http::errors::reply(
             warp::http::StatusCode::NOT_FOUND,
             "not_found",

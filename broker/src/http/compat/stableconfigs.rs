@@ -28,13 +28,7 @@ use crate::client::Broker;
 use crate::error::Error;
 use crate::job::{Job, JobId, Status};
 
-/// The executor kind of StableConfigs tasks.
-pub const KIND: &str = "solver";
-/// Prefix of the error text of a task that failed with a TBN error (401 here); the solver
-/// executor (`executors::solver`) writes it.
-pub const TBN_EXCEPTION: &str = "TBNException: ";
-/// Prefix of the error text of a task that failed otherwise (402 here).
-pub const EXCEPTION: &str = "Exception: ";
+use crate::solver::{Failure, Progress, KIND};
 
 fn reply(status: StatusCode, body: &Value) -> warp::reply::Response {
     warp::reply::with_status(warp::reply::json(body), status).into_response()
@@ -116,22 +110,9 @@ fn task_id(raw: &str) -> Option<JobId> {
     raw.parse::<u64>().ok().filter(|n| *n > 0).map(JobId)
 }
 
-fn progress(job: &Job) -> (u64, u64) {
-    let p = job.progress.clone().unwrap_or(Value::Null);
-    let init_k = job
-        .params
-        .get("init_k")
-        .and_then(Value::as_u64)
-        .unwrap_or(1);
-    (
-        p.get("count").and_then(Value::as_u64).unwrap_or(0),
-        p.get("k").and_then(Value::as_u64).unwrap_or(init_k),
-    )
-}
-
 /// The answer for a task's job, by its status (see the module table).
 pub fn status_answer(job: &Job, code_words: bool) -> warp::reply::Response {
-    let (count, k) = progress(job);
+    let Progress { count, k } = Progress::of(job);
     let terminated = || {
         answer(
             StatusCode::UNAUTHORIZED,
@@ -164,17 +145,10 @@ pub fn status_answer(job: &Job, code_words: bool) -> warp::reply::Response {
             ),
         ),
         Status::Canceled => terminated(),
-        Status::Failed => {
-            let error = job.error.clone().unwrap_or_default();
-            match error.strip_prefix(TBN_EXCEPTION) {
-                Some(m) => answer(StatusCode::UNAUTHORIZED, "TBNException", m),
-                None => answer(
-                    StatusCode::PAYMENT_REQUIRED,
-                    "Exception",
-                    error.strip_prefix(EXCEPTION).unwrap_or(&error),
-                ),
-            }
-        }
+        Status::Failed => match Failure::of_error(job.error.as_deref().unwrap_or_default()) {
+            Failure::Tbn(m) => answer(StatusCode::UNAUTHORIZED, "TBNException", m),
+            Failure::Other(m) => answer(StatusCode::PAYMENT_REQUIRED, "Exception", m),
+        },
     }
 }
 
