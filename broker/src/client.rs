@@ -229,6 +229,52 @@ impl Broker {
         }
     }
 
+    /// The submit request of `who` for `executor`, with the configured defaults: the one
+    /// core request every face, the CLI and the workflow planner build (then set typed
+    /// durations and call [`Broker::attach`]).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for a kind `who` may not submit to.
+    pub fn job_for(
+        &self,
+        who: &crate::apikeys::Account,
+        executor: &str,
+        params: Value,
+    ) -> Result<NewJob, Error> {
+        self.admit(who, executor)?;
+        let mut job = self.new_job(executor, params);
+        job.owner = who.owner.clone();
+        Ok(job)
+    }
+
+    /// Adds to `job` what travels beside its params: a Stand `cluster`, the files it starts
+    /// with (`inputs`, checked by the outbound policy) and a `callback_url` (checked too).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a refused URL or a bad input.
+    pub fn attach(
+        &self,
+        job: &mut NewJob,
+        cluster: Option<&str>,
+        inputs: &[crate::inputs::Input],
+        callback_url: Option<&str>,
+    ) -> Result<(), Error> {
+        if let Some(url) = callback_url {
+            self.outbound().check("callback_url", url)?;
+        }
+        let inputs = crate::inputs::encode(inputs, self.outbound())?;
+        for (field, value) in [
+            ("cluster", cluster.map(String::from)),
+            ("inputs", inputs),
+            ("callback_url", callback_url.map(String::from)),
+        ] {
+            if let Some(v) = value {
+                job.extra.push((field.to_string(), v));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a submit request before it reaches Redis.
     ///
     /// # Errors

@@ -325,24 +325,36 @@ impl Broker {
                 ))
             }
         };
+        // The node's own settings win over its template's (stored in milliseconds).
         let from_template = |f: &str| template.as_ref().and_then(|t| t.field(f)).map(String::from);
-        let template_ms = |f: &str| from_template(f).map(|ms| format!("{ms}ms"));
-        let mut body = crate::http::jobs::SubmitBody {
-            executor,
-            params,
-            run_at: None,
-            delay: None,
-            timeout: n.timeout.clone().or_else(|| template_ms("timeout")),
-            max_attempts: n
-                .max_attempts
-                .or_else(|| from_template("max_attempts").and_then(|v| v.parse().ok())),
-            backoff: n.backoff.clone().or_else(|| template_ms("backoff")),
-            result_ttl: template_ms("result_ttl"),
-            cluster: n.cluster.clone().or_else(|| from_template("cluster")),
-            inputs: inputs.to_vec(),
-            callback_url: None,
+        let template_ms = |f: &str| {
+            from_template(f)
+                .and_then(|ms| ms.parse::<u64>().ok())
+                .map(Duration::from_millis)
         };
-        let mut job = body.to_job(self, who)?;
+        let own = |f: &str, text: &Option<String>| -> Result<Option<Duration>, Error> {
+            text.as_deref()
+                .map(|t| crate::job::parse_duration(f, t))
+                .transpose()
+        };
+        let mut job = self.job_for(who, &executor, params)?;
+        if let Some(d) = own("timeout", &n.timeout)?.or_else(|| template_ms("timeout")) {
+            job.timeout = d;
+        }
+        if let Some(d) = own("backoff", &n.backoff)?.or_else(|| template_ms("backoff")) {
+            job.backoff = d;
+        }
+        if let Some(d) = template_ms("result_ttl") {
+            job.result_ttl = d;
+        }
+        if let Some(m) = n
+            .max_attempts
+            .or_else(|| from_template("max_attempts").and_then(|v| v.parse().ok()))
+        {
+            job.max_attempts = m;
+        }
+        let cluster = n.cluster.clone().or_else(|| from_template("cluster"));
+        self.attach(&mut job, cluster.as_deref(), inputs, None)?;
         Broker::validate(&job)?;
         // Written after the check: `pipeline` is a field only the scripts and this set.
         if let Some(t) = template {

@@ -69,9 +69,7 @@ impl SubmitBody {
     /// [`Error::Forbidden`] for a kind the key may not submit to; [`Error::Invalid`] for a
     /// bad field.
     pub fn to_job(&mut self, b: &Broker, who: &Account) -> Result<NewJob, Error> {
-        b.admit(who, &self.executor)?;
-        let mut job = b.new_job(&self.executor, std::mem::take(&mut self.params));
-        job.owner = who.owner.clone();
+        let mut job = b.job_for(who, &self.executor, std::mem::take(&mut self.params))?;
         job.timeout = duration("timeout", &self.timeout, job.timeout)?;
         job.backoff = duration("backoff", &self.backoff, job.backoff)?;
         job.result_ttl = duration("result_ttl", &self.result_ttl, job.result_ttl)?;
@@ -88,19 +86,12 @@ impl SubmitBody {
             }
             (None, None) => None,
         };
-        if let Some(url) = &self.callback_url {
-            b.outbound().check("callback_url", url)?;
-        }
-        let inputs = crate::inputs::encode(&self.inputs, b.outbound())?;
-        for (field, value) in [
-            ("cluster", &self.cluster),
-            ("inputs", &inputs),
-            ("callback_url", &self.callback_url),
-        ] {
-            if let Some(v) = value {
-                job.extra.push((field.to_string(), v.clone()));
-            }
-        }
+        b.attach(
+            &mut job,
+            self.cluster.as_deref(),
+            &self.inputs,
+            self.callback_url.as_deref(),
+        )?;
         Ok(job)
     }
 }

@@ -80,9 +80,7 @@ async fn submit(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, Error>
     })?;
     cfg.insert("action".into(), Value::String(name));
     cfg.insert("version".into(), Value::String(version));
-    b.admit(who, &kind)?;
-    let mut job = b.new_job(kind, Value::Object(cfg));
-    job.owner = who.owner.clone();
+    let job = b.job_for(who, &kind, Value::Object(cfg))?;
     let (id, status) = b.submit(&job).await?;
     Ok(json!({
         "id": id, "status": status, "url": format!("/jobs/{id}"), "events": format!("/jobs/{id}/events"),

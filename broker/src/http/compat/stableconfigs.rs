@@ -92,11 +92,10 @@ pub async fn task(
             ));
         }
     }
-    if let Err(e) = b.admit(&who, KIND) {
-        return Ok(from_error(&e));
-    }
-    let mut job = b.new_job(KIND, params);
-    job.owner = who.owner.clone();
+    let mut job = match b.job_for(&who, KIND, params) {
+        Ok(job) => job,
+        Err(e) => return Ok(from_error(&e)),
+    };
     job.timeout = b.config().solver_timeout;
     // A solve is deterministic: another attempt would fail the same way.
     job.max_attempts = 1;

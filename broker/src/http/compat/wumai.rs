@@ -164,9 +164,7 @@ async fn handle(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, (i64, 
             if b.action_kind(&action).await.map_err(e)?.is_none() {
                 params.insert("action".into(), Value::String(snake(&action)));
             }
-            b.admit(who, &kind).map_err(e)?;
-            let mut job = b.new_job(kind, Value::Object(params));
-            job.owner = who.owner.clone();
+            let mut job = b.job_for(who, &kind, Value::Object(params)).map_err(e)?;
             job.max_attempts = try_max as u32;
             job.backoff = std::time::Duration::from_secs(try_period);
             job.extra.push(("backoff_mode".into(), "linear".into()));
