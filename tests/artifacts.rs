@@ -3,7 +3,7 @@
 //! upload streams without the server's memory growing, downloads byte for byte (and by
 //! range), bad names and oversize bodies are refused, and the artifacts go when the job
 //! expires; in-process, the store handle keeps its contract (put, fetch, copy, list, remove).
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use broker::artifacts::StoreKind;
@@ -68,9 +68,8 @@ async fn round_trip(kind: StoreKind) {
     let store = TestStore::start(kind).await;
     let port = free_port();
     let server = Proc(
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
+        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
             .arg("serve")
-            .env_remove("SLUICE_CONFIG")
             .env("SLUICE_REDIS_URL", redis.url_for("api"))
             .env("SLUICE_PORT", port.to_string())
             .env("SLUICE_AUTH", "off")

@@ -1,11 +1,10 @@
 //! The `sluice` binary against a real Redis: what a user types, what they see.
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::harness::TestRedis;
 
 fn sluice(redis: &TestRedis, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .env_remove("SLUICE_CONFIG")
+    crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
         .env("SLUICE_REDIS_URL", &redis.url)
         .args(args)
         .output()
@@ -90,8 +89,7 @@ fn errors_are_one_line_and_a_nonzero_exit() {
 
 #[test]
 fn an_unreachable_redis_is_a_clear_error() {
-    let o = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .env_remove("SLUICE_CONFIG")
+    let o = crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
         .env("SLUICE_REDIS_URL", "redis://127.0.0.1:1")
         .args(["status", "1"])
         .output()
@@ -109,7 +107,7 @@ fn submit_wait_follows_the_job_to_its_end() {
     let worker = std::thread::spawn(move || {
         // Act as an executor from another process: claim once it is queued, then complete.
         for _ in 0..200 {
-            let o = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            let o = crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
                 .env("SLUICE_REDIS_URL", &url)
                 .args(["claim", "x"])
                 .output()
@@ -118,7 +116,7 @@ fn submit_wait_follows_the_job_to_its_end() {
                 serde_json::from_str::<serde_json::Value>(String::from_utf8_lossy(&o.stdout).trim())
             {
                 let token = v["token"].as_str().unwrap_or_default().to_string();
-                Command::new(env!("CARGO_BIN_EXE_sluice"))
+                crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
                     .env("SLUICE_REDIS_URL", &url)
                     .args(["complete", "1", &token, "42"])
                     .output()

@@ -2,7 +2,7 @@
 //! GridLAB-D models with the PyPI package `gridlabd` 6.0.0 (`pip install gridlabd==6.0.0`,
 //! see .ci/run; SLUICE_GRIDLABD_PYTHON may name another interpreter); jobs are submitted
 //! and their artifacts fetched over HTTP as a user would.
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use broker::artifacts::StoreKind;
@@ -70,7 +70,7 @@ async fn stack_on(kind: StoreKind) -> Stack {
     let store = TestStore::start(kind).await;
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |c| store.apply(c)).await;
-    let executor = Command::new(env!("CARGO_BIN_EXE_sluice-gridlabd"))
+    let executor = crate::harness::command(env!("CARGO_BIN_EXE_sluice-gridlabd"))
         .env("SLUICE_REDIS_URL", redis.url_for("exec"))
         .envs(store.env())
         .env("SLUICE_LEASE", "10s")

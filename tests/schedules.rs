@@ -6,8 +6,7 @@ use std::time::Duration;
 use crate::harness::{Proc, TestRedis};
 
 fn sluice(redis: &TestRedis, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .env_remove("SLUICE_CONFIG")
+    crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
         .env("SLUICE_REDIS_URL", &redis.url)
         .args(args)
         .output()
@@ -16,9 +15,8 @@ fn sluice(redis: &TestRedis, args: &[&str]) -> std::process::Output {
 
 fn beat(redis: &TestRedis) -> Proc {
     Proc(
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
+        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
             .args(["beat", "--every", "20ms"])
-            .env_remove("SLUICE_CONFIG")
             .env("SLUICE_REDIS_URL", redis.url_for("api"))
             .env("SLUICE_LOG", "warn")
             .stdout(Stdio::null())

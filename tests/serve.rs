@@ -13,9 +13,8 @@ async fn sigterm_ends_streams_and_exits_zero() {
     let redis = TestRedis::start();
     let port = free_port();
     let mut child = Proc(
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
+        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
             .arg("serve")
-            .env_remove("SLUICE_CONFIG")
             .env("SLUICE_REDIS_URL", redis.url_for("api"))
             .env("SLUICE_PORT", port.to_string())
             .env("SLUICE_AUTH", "off")
@@ -94,9 +93,8 @@ async fn sigterm_ends_streams_and_exits_zero() {
 fn serve_refuses_a_redis_that_may_evict_jobs() {
     let redis = TestRedis::start_with(&["--maxmemory-policy", "allkeys-lru"]);
     let run = |allow: &str| {
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
+        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
             .arg("serve")
-            .env_remove("SLUICE_CONFIG")
             .env("SLUICE_REDIS_URL", redis.url_for("api"))
             .env("SLUICE_PORT", free_port().to_string())
             .env("SLUICE_ALLOW_EVICTION", allow)
@@ -127,9 +125,8 @@ async fn json_logs_to_daily_files_with_an_access_line_per_request() {
     let logs = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut child = Proc(
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
+        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
             .arg("serve")
-            .env_remove("SLUICE_CONFIG")
             .env("SLUICE_REDIS_URL", redis.url_for("api"))
             .env("SLUICE_PORT", port.to_string())
             .env("SLUICE_AUTH", "off")

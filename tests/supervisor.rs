@@ -84,10 +84,9 @@ fn start_stack() -> Stack {
     .unwrap();
     let (redis_port, api_port) = (free_port(), free_port());
     let supervisord = Proc(
-        Command::new("supervisord")
+        crate::harness::command("supervisord")
             .arg("-c")
             .arg(&conf)
-            .env_remove("SLUICE_CONFIG")
             .env("SLUICE_RUN", d)
             .env("SLUICE_BIN_DIR", &bin_dir)
             .env("SLUICE_REDIS_PORT", redis_port.to_string())

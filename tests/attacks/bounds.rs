@@ -3,7 +3,7 @@
 //! take the server's memory, event streams end when their client goes (and are capped per
 //! key), and no request adds a metric series.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -302,9 +302,8 @@ async fn many_large_bodies_at_once_keep_memory_near_the_limit() {
     let redis = TestRedis::start();
     let port = free_port();
     let child = Proc(
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
+        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
             .arg("serve")
-            .env_remove("SLUICE_CONFIG")
             .env("SLUICE_REDIS_URL", redis.url_for("api"))
             .env("SLUICE_PORT", port.to_string())
             .env("SLUICE_AUTH", "off")

@@ -3,7 +3,7 @@
 //! test's own client (a [`Broker`]) whose submits and stops are recorded in the same file.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use broker::{Broker, JobId, NewJob, Status};
@@ -139,7 +139,7 @@ impl Cluster {
             .append(true)
             .open(self.redis.dir().join("executors.log"))
             .expect("executor log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice-command"))
+        let child = crate::harness::command(env!("CARGO_BIN_EXE_sluice-command"))
             .arg("--config")
             .arg(&self.actions)
             .arg("--exec-size")

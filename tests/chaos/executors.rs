@@ -218,7 +218,7 @@ async fn a_stalled_executor_back_after_its_lease_changes_nothing() {
         "a late call of the stale executor was accepted"
     );
     assert!(
-        killed < Duration::from_millis(1500),
+        killed < Duration::from_secs(4), // a heartbeat after SIGCONT; generous for a busy CI
         "children lived {killed:?} after SIGCONT"
     );
     for id in &ids {

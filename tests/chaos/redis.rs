@@ -132,7 +132,7 @@ async fn redis_outage_answers_503_fast_and_everything_recovers() {
     let mut c = Cluster::start(&aof("always")).await;
     let port = free_port();
     let _api = Proc(
-        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
             .arg("serve")
             .env("SLUICE_REDIS_URL", c.redis.url_for("api"))
             .env("SLUICE_PORT", port.to_string())

@@ -168,6 +168,19 @@ impl Drop for TestApi {
     }
 }
 
+/// A command for `program` whose environment holds none of the test process' own `SLUICE_*`
+/// settings (a developer's SLUICE_CONFIG, SLUICE_PREFIX, ... never reach a spawned program):
+/// every test spawns its programs through this.
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SLUICE_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
 /// A child process a test started; killed (SIGKILL) on drop, so a failing test leaks none.
 pub struct Proc(pub std::process::Child);
 
@@ -205,9 +218,8 @@ where
     V: AsRef<std::ffi::OsStr>,
 {
     Proc(
-        std::process::Command::new(program)
+        command(program)
             .args(args)
-            .env_remove("SLUICE_CONFIG")
             .env("SLUICE_REDIS_URL", redis.url_for("exec"))
             .env("SLUICE_LOG", "warn")
             .envs(env)

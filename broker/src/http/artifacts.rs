@@ -283,6 +283,36 @@ fn percent_decode(raw: &str) -> Result<String, Rejection> {
     String::from_utf8(out).map_err(|_| Error::Invalid(format!("{raw:?} is not UTF-8")).into())
 }
 
+/// This module's routes, in the order they are tried (see [`crate::http::routes`]).
+pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
+    use warp::Filter;
+    vec![
+        // artifacts list
+        warp::path("jobs")
+            .and(c.job_id())
+            .and(warp::path!("artifacts"))
+            .and(warp::get())
+            .and(c.caller())
+            .and_then(list)
+            .boxed(),
+        // artifact get
+        warp::path("jobs")
+            .and(download(c.broker.clone(), c.who()))
+            .boxed(),
+        // artifact put
+        warp::path("jobs")
+            .and(c.job_id())
+            .and(warp::path("artifacts"))
+            .and(warp::path::param::<String>())
+            .and(warp::path::end())
+            .and(warp::put())
+            .and(c.caller())
+            .and(warp::body::stream())
+            .and_then(upload)
+            .boxed(),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,3 +97,35 @@ pub async fn delete(
     b.remove_cluster(cluster_id(&raw)?).await?;
     Ok(warp::http::StatusCode::NO_CONTENT.into_response())
 }
+
+/// This module's routes, in the order they are tried (see [`crate::http::routes`]).
+pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
+    use warp::Filter;
+    vec![
+        // clusters list
+        warp::path!("clusters")
+            .and(warp::get())
+            .and(c.caller())
+            .and_then(list)
+            .boxed(),
+        // cluster get
+        warp::path!("clusters" / String)
+            .and(warp::get())
+            .and(c.caller())
+            .and_then(get)
+            .boxed(),
+        // cluster put
+        warp::path!("clusters" / String)
+            .and(warp::put())
+            .and(c.caller())
+            .and(c.json_body())
+            .and_then(put)
+            .boxed(),
+        // cluster delete
+        warp::path!("clusters" / String)
+            .and(warp::delete())
+            .and(c.caller())
+            .and_then(delete)
+            .boxed(),
+    ]
+}

@@ -181,3 +181,20 @@ pub async fn follow(
     )
     .into_response())
 }
+
+/// This module's routes, in the order they are tried (see [`crate::http::routes`]).
+pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
+    use warp::Filter;
+    vec![
+        // events
+        warp::path("jobs")
+            .and(c.job_id())
+            .and(warp::path!("events"))
+            .and(warp::get())
+            .and(c.caller())
+            .and(c.closing())
+            .and(c.streams())
+            .and_then(follow)
+            .boxed(),
+    ]
+}

@@ -259,3 +259,42 @@ pub async fn act(
     };
     Ok(warp::reply::json(&json!({"id": id, "status": status})).into_response())
 }
+
+/// This module's routes, in the order they are tried (see [`crate::http::routes`]).
+pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
+    use warp::Filter;
+    vec![
+        // submit
+        warp::path!("jobs")
+            .and(warp::post())
+            .and(c.caller())
+            .and(c.json_body())
+            .and_then(submit)
+            .boxed(),
+        // list
+        warp::path!("jobs")
+            .and(warp::get())
+            .and(warp::query::<ListQuery>())
+            .and(c.caller())
+            .and_then(list)
+            .boxed(),
+        // get
+        warp::path("jobs")
+            .and(c.job_id())
+            .and(warp::path::end())
+            .and(warp::get())
+            .and(c.caller())
+            .and_then(get)
+            .boxed(),
+        // act
+        warp::path("jobs")
+            .and(c.job_id())
+            .and(warp::path::param::<String>())
+            .and(warp::path::end())
+            .and(warp::post())
+            .and(c.caller())
+            .and(c.action_body())
+            .and_then(act)
+            .boxed(),
+    ]
+}

@@ -2,13 +2,20 @@
 //! onto the Lua scripts); no endpoint keeps state of its own, so any number of API servers
 //! over one Redis behave as one.
 //!
+//! Each module below exports `routes(&Ctx)` (its paths, beside its handlers and request
+//! types); [`routes`] tries them in order. [`Ctx`] hands every route the broker, the caller's
+//! account and the body limit.
+//!
 //! - `jobs.rs`: `POST /jobs`, `GET /jobs`, `GET /jobs/{id}`, `POST /jobs/{id}/{action}`
 //! - `events.rs`: `GET /jobs/{id}/events` (server-sent events)
-//! - `ops.rs`: `GET /healthz`, `GET /metrics`
-//! - `compat/`: the wumai (`POST /`) and Jetstream Centro (`POST /api/v1/new-run/`) faces
+//! - `artifacts.rs`: `GET|PUT /jobs/{id}/artifacts[/{name}]`
+//! - `workflows.rs`: `/workflows`; `clusters.rs`: `/clusters` (Stand's records)
 //! - `schedules.rs`: `GET /schedules`, `PUT|DELETE /schedules/{name}` (admin)
-//! - `openapi.rs`: `GET /openapi.json` (generated) and `GET /apidocs`
-//! - `auth.rs`: API keys (bearer or basic); `errors.rs`: the one rejection handler
+//! - `ops.rs`: `GET /healthz`, `GET /metrics`; `openapi.rs`: `/openapi.json`, `/apidocs`
+//! - `compat/`: the faces of the replaced systems: Stand, StableConfigs, wumai (`POST /`),
+//!   Jetstream Centro (`POST /api/v1/new-run/`), the Workflow Service (`/v1/pipelines`)
+//! - `auth.rs`: API keys (bearer or basic); `errors.rs`: the one rejection handler;
+//!   `server.rs`: the connection loop and its bounds
 
 pub mod artifacts;
 pub mod auth;
@@ -131,7 +138,74 @@ fn optional_body(limit: u64) -> impl Filter<Extract = (bytes::Bytes,), Error = R
 const SWEEP_EVERY: u64 = 10;
 
 /// One route of the API, type-erased.
-type Route = BoxedFilter<(warp::reply::Response,)>;
+pub type Route = BoxedFilter<(warp::reply::Response,)>;
+
+/// What every route is built from: the broker, the caller's account, the body limit, and
+/// the server-wide state a few routes need (shutdown signal, open streams, metrics).
+#[derive(Clone)]
+pub struct Ctx {
+    /// The broker the handlers call.
+    pub broker: Broker,
+    who: BoxedFilter<(crate::apikeys::Account,)>,
+    /// Largest JSON body (`max_content_length`).
+    pub limit: u64,
+    closing: watch::Receiver<bool>,
+    streams: events::Open,
+    metrics: PrometheusHandle,
+}
+
+impl Ctx {
+    /// The broker, for a handler.
+    pub fn broker(&self) -> BoxedFilter<(Broker,)> {
+        let b = self.broker.clone();
+        warp::any().map(move || b.clone()).boxed()
+    }
+
+    /// The calling account (401 without a valid key).
+    pub fn who(&self) -> BoxedFilter<(crate::apikeys::Account,)> {
+        self.who.clone()
+    }
+
+    /// The broker and the calling account: what most handlers take first.
+    pub fn caller(&self) -> BoxedFilter<(Broker, crate::apikeys::Account)> {
+        self.broker().and(self.who()).boxed()
+    }
+
+    /// A JSON body of at most `limit` bytes (411 without Content-Length, 413 beyond).
+    pub fn json_body(&self) -> BoxedFilter<(bytes::Bytes,)> {
+        warp::body::content_length_limit(self.limit)
+            .and(warp::body::bytes())
+            .boxed()
+    }
+
+    /// Turns true when the server shuts down (endless responses end then).
+    pub fn closing(&self) -> BoxedFilter<(watch::Receiver<bool>,)> {
+        let c = self.closing.clone();
+        warp::any().map(move || c.clone()).boxed()
+    }
+
+    /// The event streams open on this server.
+    pub fn streams(&self) -> BoxedFilter<(events::Open,)> {
+        let o = self.streams.clone();
+        warp::any().map(move || o.clone()).boxed()
+    }
+
+    /// A job id path segment (400 for one that is not a number).
+    pub fn job_id(&self) -> BoxedFilter<(JobId,)> {
+        job_id().boxed()
+    }
+
+    /// The optional small JSON body of a job action (`lock` takes one).
+    pub fn action_body(&self) -> BoxedFilter<(bytes::Bytes,)> {
+        optional_body(ACTION_BODY_LIMIT).boxed()
+    }
+
+    /// The process' Prometheus recorder.
+    pub fn metrics(&self) -> BoxedFilter<(PrometheusHandle,)> {
+        let h = self.metrics.clone();
+        warp::any().map(move || h.clone()).boxed()
+    }
+}
 
 /// The first of `routes` that matches; their order is the precedence.
 fn one_of(routes: Vec<Route>) -> Route {
@@ -148,305 +222,18 @@ fn one_of(routes: Vec<Route>) -> Route {
 
 /// All routes of the native API, with the JSON rejection handler and the access log.
 /// `closing` turns true when the server is shutting down; endless responses (SSE) end then,
-/// so that a graceful shutdown does not wait for them forever.
+/// so that a graceful shutdown does not wait for them forever. Each module exports its own
+/// routes from one [`Ctx`]; their order here is the precedence (Stand's header-guarded
+/// routes before the native ones on the same paths).
 pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl warp::Reply,)> {
-    let handle = metrics_handle();
-    let broker = {
-        let b = b.clone();
-        warp::any().map(move || b.clone())
+    let c = Ctx {
+        who: auth::account(b.clone()).boxed(),
+        limit: b.config().max_content_length,
+        broker: b,
+        closing,
+        streams: events::Open::default(),
+        metrics: metrics_handle(),
     };
-    let who = auth::account(b.clone());
-    let limit = b.config().max_content_length;
-    let open_streams = events::Open::default();
-
-    let submit: Route = warp::path!("jobs")
-        .and(warp::post())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(jobs::submit)
-        .boxed();
-    let list: Route = warp::path!("jobs")
-        .and(warp::get())
-        .and(warp::query::<jobs::ListQuery>())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(jobs::list)
-        .boxed();
-    let get: Route = warp::path("jobs")
-        .and(job_id())
-        .and(warp::path::end())
-        .and(warp::get())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(jobs::get)
-        .boxed();
-    let events: Route = warp::path("jobs")
-        .and(job_id())
-        .and(warp::path!("events"))
-        .and(warp::get())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(warp::any().map(move || closing.clone()))
-        .and(warp::any().map(move || open_streams.clone()))
-        .and_then(events::follow)
-        .boxed();
-    let act: Route = warp::path("jobs")
-        .and(job_id())
-        .and(warp::path::param::<String>())
-        .and(warp::path::end())
-        .and(warp::post())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(optional_body(ACTION_BODY_LIMIT))
-        .and_then(jobs::act)
-        .boxed(); // Stand's face: the same paths, chosen by Stand's X-Auth-Token header.
-    let stand = warp::header::<String>("x-auth-token")
-        .map(|_| ())
-        .untuple_one();
-    let stand_get: Route = warp::path("jobs")
-        .and(job_id())
-        .and(warp::path::end())
-        .and(warp::get())
-        .and(stand)
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(compat::stand::get)
-        .boxed();
-    let stand_stop: Route = warp::path("jobs")
-        .and(job_id())
-        .and(warp::path!("stop"))
-        .and(warp::post())
-        .and(stand)
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(compat::stand::stop)
-        .boxed();
-    let stand_lock: Route = warp::path("jobs")
-        .and(job_id())
-        .and(warp::path!("lock"))
-        .and(warp::get().or(warp::post()).unify())
-        .and(stand)
-        .and(warp::method())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(optional_body(ACTION_BODY_LIMIT))
-        .and_then(compat::stand::lock)
-        .boxed();
-    let stand_unlock: Route = warp::path("jobs")
-        .and(job_id())
-        .and(warp::path!("unlock"))
-        .and(warp::post())
-        .and(stand)
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(compat::stand::unlock)
-        .boxed();
-    let clusters_list: Route = warp::path!("clusters")
-        .and(warp::get())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(clusters::list)
-        .boxed();
-    let cluster_get: Route = warp::path!("clusters" / String)
-        .and(warp::get())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(clusters::get)
-        .boxed();
-    let cluster_put: Route = warp::path!("clusters" / String)
-        .and(warp::put())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(clusters::put)
-        .boxed();
-    let cluster_delete: Route = warp::path!("clusters" / String)
-        .and(warp::delete())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(clusters::delete)
-        .boxed();
-    let artifacts_list: Route = warp::path("jobs")
-        .and(job_id())
-        .and(warp::path!("artifacts"))
-        .and(warp::get())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(artifacts::list)
-        .boxed();
-    let artifact_put: Route = warp::path("jobs")
-        .and(job_id())
-        .and(warp::path("artifacts"))
-        .and(warp::path::param::<String>())
-        .and(warp::path::end())
-        .and(warp::put())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(warp::body::stream())
-        .and_then(artifacts::upload)
-        .boxed();
-    let artifact_get: Route = warp::path("jobs")
-        .and(artifacts::download(b.clone(), who.clone()))
-        .boxed();
-    let sc_task: Route = warp::path!("task")
-        .and(warp::post())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(compat::stableconfigs::task)
-        .boxed();
-    let sc_status: Route = warp::path!("status" / String)
-        .and(warp::get())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(compat::stableconfigs::status)
-        .boxed();
-    let sc_terminate: Route = warp::path!("terminate" / String)
-        .and(warp::delete())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(compat::stableconfigs::terminate)
-        .boxed();
-    let workflow_create: Route = warp::path!("workflows")
-        .and(warp::post())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(workflows::create)
-        .boxed();
-    let workflow_get: Route = warp::path!("workflows" / String)
-        .and(warp::get())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(workflows::get)
-        .boxed();
-    let workflow_stop: Route = warp::path!("workflows" / String / "stop")
-        .and(warp::post())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(workflows::stop)
-        .boxed();
-    let ws_create: Route = warp::path!("v1" / "pipelines")
-        .and(warp::post())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(compat::workflow_service::create)
-        .boxed();
-    let ws_list: Route = warp::path!("v1" / "pipelines")
-        .and(warp::get())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(compat::workflow_service::list)
-        .boxed();
-    let ws_get: Route = warp::path!("v1" / "pipelines" / String)
-        .and(warp::get())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(compat::workflow_service::get)
-        .boxed();
-    let ws_put: Route = warp::path!("v1" / "pipelines" / String)
-        .and(warp::put())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(compat::workflow_service::put)
-        .boxed();
-    let ws_delete: Route = warp::path!("v1" / "pipelines" / String)
-        .and(warp::delete())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(compat::workflow_service::delete)
-        .boxed();
-    let ws_run: Route = warp::path!("v1" / "pipelines" / String / "runs")
-        .and(warp::post())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(compat::workflow_service::start_run)
-        .boxed();
-    let ws_runs: Route = warp::path!("v1" / "pipelines" / String / "runs")
-        .and(warp::get())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(compat::workflow_service::list_runs)
-        .boxed();
-    let ws_run_get: Route = warp::path!("v1" / "pipelines" / String / "runs" / String)
-        .and(warp::get())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(compat::workflow_service::get_run)
-        .boxed();
-    let ws_console: Route = warp::path!("v1" / "pipelines" / String / "runs" / String / "console")
-        .and(warp::get())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(compat::workflow_service::console)
-        .boxed();
-    let healthz: Route = warp::path!("healthz")
-        .and(warp::get())
-        .and(broker.clone())
-        .and_then(ops::healthz)
-        .boxed();
-    let metrics: Route = warp::path!("metrics")
-        .and(warp::get())
-        .and(broker.clone())
-        .and(warp::any().map(move || handle.clone()))
-        .and_then(ops::metrics)
-        .boxed();
-    let wumai: Route = warp::path::end()
-        .and(warp::post())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(warp::header::optional::<String>("x-request-id"))
-        .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(compat::wumai::post)
-        .boxed();
-    let jetstream: Route = warp::path!("api" / "v1" / "new-run")
-        .and(warp::post())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(compat::jetstream::new_run)
-        .boxed();
-    let schedules_list: Route = warp::path!("schedules")
-        .and(warp::get())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(schedules::list)
-        .boxed();
-    let schedules_put: Route = warp::path!("schedules" / String)
-        .and(warp::put())
-        .and(broker.clone())
-        .and(who.clone())
-        .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(schedules::put)
-        .boxed();
-    let schedules_delete: Route = warp::path!("schedules" / String)
-        .and(warp::delete())
-        .and(broker.clone())
-        .and(who.clone())
-        .and_then(schedules::delete)
-        .boxed();
-    let openapi: Route = warp::path!("openapi.json")
-        .and(warp::get())
-        .and_then(openapi::openapi_json)
-        .boxed();
-    let apidocs: Route = warp::path!("apidocs")
-        .and(warp::get())
-        .and_then(openapi::apidocs)
-        .boxed();
     let log = warp::log::custom(|info| {
         let route = route_label(info.path());
         let status = info.status().as_u16().to_string();
@@ -484,48 +271,24 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
 
     // Each route is boxed and the `or` chain folded flat: a nested chain of two dozen
     // filter types took rustc minutes to compile.
-    one_of(vec![
-        stand_get,
-        stand_stop,
-        stand_lock,
-        stand_unlock,
-        submit,
-        list,
-        get,
-        events,
-        act,
-        healthz,
-        metrics,
-        openapi,
-        apidocs,
-        wumai,
-        schedules_list,
-        schedules_put,
-        schedules_delete,
-        jetstream,
-        clusters_list,
-        cluster_get,
-        cluster_put,
-        cluster_delete,
-        artifacts_list,
-        artifact_get,
-        artifact_put,
-        sc_task,
-        sc_status,
-        sc_terminate,
-        workflow_create,
-        workflow_get,
-        workflow_stop,
-        ws_create,
-        ws_list,
-        ws_get,
-        ws_put,
-        ws_delete,
-        ws_run,
-        ws_runs,
-        ws_run_get,
-        ws_console,
-    ])
+    one_of(
+        [
+            compat::stand::routes(&c),
+            jobs::routes(&c),
+            events::routes(&c),
+            ops::routes(&c),
+            openapi::routes(&c),
+            compat::wumai::routes(&c),
+            schedules::routes(&c),
+            compat::jetstream::routes(&c),
+            clusters::routes(&c),
+            artifacts::routes(&c),
+            compat::stableconfigs::routes(&c),
+            workflows::routes(&c),
+            compat::workflow_service::routes(&c),
+        ]
+        .concat(),
+    )
     .recover(errors::handle_rejection)
     .unify()
     .with(log)

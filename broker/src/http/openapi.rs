@@ -128,3 +128,20 @@ fetch('/openapi.json').then(r => r.json()).then(doc => {
   document.getElementById('ops').innerHTML = out.join('\n');
 });
 </script></body></html>"#;
+
+/// This module's routes, in the order they are tried (see [`crate::http::routes`]).
+pub fn routes(_: &crate::http::Ctx) -> Vec<crate::http::Route> {
+    use warp::Filter;
+    vec![
+        // openapi
+        warp::path!("openapi.json")
+            .and(warp::get())
+            .and_then(openapi_json)
+            .boxed(),
+        // apidocs
+        warp::path!("apidocs")
+            .and(warp::get())
+            .and_then(apidocs)
+            .boxed(),
+    ]
+}

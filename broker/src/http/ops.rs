@@ -146,3 +146,23 @@ pub async fn metrics(
     }
     Ok(warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response())
 }
+
+/// This module's routes, in the order they are tried (see [`crate::http::routes`]).
+pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
+    use warp::Filter;
+    vec![
+        // healthz
+        warp::path!("healthz")
+            .and(warp::get())
+            .and(c.broker())
+            .and_then(healthz)
+            .boxed(),
+        // metrics
+        warp::path!("metrics")
+            .and(warp::get())
+            .and(c.broker())
+            .and(c.metrics())
+            .and_then(metrics)
+            .boxed(),
+    ]
+}

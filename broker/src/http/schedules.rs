@@ -94,3 +94,29 @@ pub async fn delete(
     }
     Ok(warp::reply::json(&json!({"name": name, "status": "removed"})).into_response())
 }
+
+/// This module's routes, in the order they are tried (see [`crate::http::routes`]).
+pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
+    use warp::Filter;
+    vec![
+        // schedules list
+        warp::path!("schedules")
+            .and(warp::get())
+            .and(c.caller())
+            .and_then(list)
+            .boxed(),
+        // schedules put
+        warp::path!("schedules" / String)
+            .and(warp::put())
+            .and(c.caller())
+            .and(c.json_body())
+            .and_then(put)
+            .boxed(),
+        // schedules delete
+        warp::path!("schedules" / String)
+            .and(warp::delete())
+            .and(c.caller())
+            .and_then(delete)
+            .boxed(),
+    ]
+}

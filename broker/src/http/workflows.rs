@@ -133,3 +133,29 @@ pub async fn get(raw: String, b: Broker, who: Account) -> Result<warp::reply::Re
     }
     Ok(warp::reply::json(&view(&wf)).into_response())
 }
+
+/// This module's routes, in the order they are tried (see [`crate::http::routes`]).
+pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
+    use warp::Filter;
+    vec![
+        // workflow create
+        warp::path!("workflows")
+            .and(warp::post())
+            .and(c.caller())
+            .and(c.json_body())
+            .and_then(create)
+            .boxed(),
+        // workflow get
+        warp::path!("workflows" / String)
+            .and(warp::get())
+            .and(c.caller())
+            .and_then(get)
+            .boxed(),
+        // workflow stop
+        warp::path!("workflows" / String / "stop")
+            .and(warp::post())
+            .and(c.caller())
+            .and_then(stop)
+            .boxed(),
+    ]
+}

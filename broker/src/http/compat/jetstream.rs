@@ -110,6 +110,20 @@ pub async fn new_run(
     })
 }
 
+/// This module's routes, in the order they are tried (see [`crate::http::routes`]).
+pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
+    use warp::Filter;
+    vec![
+        // jetstream
+        warp::path!("api" / "v1" / "new-run")
+            .and(warp::post())
+            .and(c.caller())
+            .and(c.json_body())
+            .and_then(new_run)
+            .boxed(),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -241,3 +241,29 @@ pub async fn terminate(
         Err(e) => from_error(&e),
     })
 }
+
+/// This module's routes, in the order they are tried (see [`crate::http::routes`]).
+pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
+    use warp::Filter;
+    vec![
+        // sc task
+        warp::path!("task")
+            .and(warp::post())
+            .and(c.caller())
+            .and(c.json_body())
+            .and_then(task)
+            .boxed(),
+        // sc status
+        warp::path!("status" / String)
+            .and(warp::get())
+            .and(c.caller())
+            .and_then(status)
+            .boxed(),
+        // sc terminate
+        warp::path!("terminate" / String)
+            .and(warp::delete())
+            .and(c.caller())
+            .and_then(terminate)
+            .boxed(),
+    ]
+}

@@ -272,6 +272,59 @@ pub async fn unlock(
     })
 }
 
+/// This module's routes, in the order they are tried (see [`crate::http::routes`]).
+pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
+    use warp::Filter;
+    vec![
+        // stand get
+        warp::path("jobs")
+            .and(c.job_id())
+            .and(warp::path::end())
+            .and(warp::get())
+            .and(stand())
+            .and(c.caller())
+            .and_then(get)
+            .boxed(),
+        // stand stop
+        warp::path("jobs")
+            .and(c.job_id())
+            .and(warp::path!("stop"))
+            .and(warp::post())
+            .and(stand())
+            .and(c.caller())
+            .and_then(stop)
+            .boxed(),
+        // stand lock
+        warp::path("jobs")
+            .and(c.job_id())
+            .and(warp::path!("lock"))
+            .and(warp::get().or(warp::post()).unify())
+            .and(stand())
+            .and(warp::method())
+            .and(c.caller())
+            .and(c.action_body())
+            .and_then(lock)
+            .boxed(),
+        // stand unlock
+        warp::path("jobs")
+            .and(c.job_id())
+            .and(warp::path!("unlock"))
+            .and(warp::post())
+            .and(stand())
+            .and(c.caller())
+            .and_then(unlock)
+            .boxed(),
+    ]
+}
+
+/// Stand's face: the same paths as the native API, chosen by Stand's X-Auth-Token header.
+fn stand() -> impl warp::Filter<Extract = (), Error = warp::Rejection> + Clone {
+    use warp::Filter;
+    warp::header::<String>("x-auth-token")
+        .map(|_| ())
+        .untuple_one()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

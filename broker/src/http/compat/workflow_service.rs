@@ -286,3 +286,67 @@ pub async fn console(
     };
     answer(r.await, StatusCode::OK)
 }
+
+/// This module's routes, in the order they are tried (see [`crate::http::routes`]).
+pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
+    use warp::Filter;
+    vec![
+        // ws create
+        warp::path!("v1" / "pipelines")
+            .and(warp::post())
+            .and(c.caller())
+            .and(c.json_body())
+            .and_then(create)
+            .boxed(),
+        // ws list
+        warp::path!("v1" / "pipelines")
+            .and(warp::get())
+            .and(c.caller())
+            .and_then(list)
+            .boxed(),
+        // ws get
+        warp::path!("v1" / "pipelines" / String)
+            .and(warp::get())
+            .and(c.caller())
+            .and_then(get)
+            .boxed(),
+        // ws put
+        warp::path!("v1" / "pipelines" / String)
+            .and(warp::put())
+            .and(c.caller())
+            .and(c.json_body())
+            .and_then(put)
+            .boxed(),
+        // ws delete
+        warp::path!("v1" / "pipelines" / String)
+            .and(warp::delete())
+            .and(c.caller())
+            .and_then(delete)
+            .boxed(),
+        // ws run
+        warp::path!("v1" / "pipelines" / String / "runs")
+            .and(warp::post())
+            .and(c.caller())
+            .and(c.json_body())
+            .and_then(start_run)
+            .boxed(),
+        // ws runs
+        warp::path!("v1" / "pipelines" / String / "runs")
+            .and(warp::get())
+            .and(c.caller())
+            .and_then(list_runs)
+            .boxed(),
+        // ws run get
+        warp::path!("v1" / "pipelines" / String / "runs" / String)
+            .and(warp::get())
+            .and(c.caller())
+            .and_then(get_run)
+            .boxed(),
+        // ws console
+        warp::path!("v1" / "pipelines" / String / "runs" / String / "console")
+            .and(warp::get())
+            .and(c.caller())
+            .and_then(console)
+            .boxed(),
+    ]
+}

@@ -197,6 +197,21 @@ pub async fn post(
     })
 }
 
+/// This module's routes, in the order they are tried (see [`crate::http::routes`]).
+pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
+    use warp::Filter;
+    vec![
+        // wumai
+        warp::path::end()
+            .and(warp::post())
+            .and(c.caller())
+            .and(warp::header::optional::<String>("x-request-id"))
+            .and(c.json_body())
+            .and_then(post)
+            .boxed(),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
