@@ -15,7 +15,7 @@ use crate::apikeys::Account;
 use crate::artifacts::validate_name;
 use crate::client::Broker;
 use crate::error::Error;
-use crate::http::jobs::visible;
+use crate::http::access::visible;
 use crate::job::JobId;
 
 /// `GET /jobs/{id}/artifacts`.
@@ -48,7 +48,7 @@ pub async fn upload(
 ) -> Result<warp::reply::Response, Rejection> {
     let name = percent_decode(&raw_name)?;
     validate_name(&name)?;
-    crate::http::jobs::steerable(&b, &who, id).await?;
+    crate::http::access::steerable(&b, &who, id).await?;
     let limit = b.config().max_artifact_size;
     let body = body.map(|chunk| {
         chunk

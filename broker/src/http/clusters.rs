@@ -10,7 +10,7 @@ use crate::client::Broker;
 use crate::clusters::Cluster;
 use crate::error::Error;
 use crate::http::errors::Denied;
-use crate::http::jobs::parse_body;
+use crate::http::parse_body;
 
 fn admin(who: &Account) -> Result<(), Rejection> {
     if who.role == Role::Admin {

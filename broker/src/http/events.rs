@@ -21,7 +21,7 @@ use warp::{Rejection, Reply};
 use crate::apikeys::{Account, Role};
 use crate::client::Broker;
 use crate::error::Error;
-use crate::http::jobs::visible;
+use crate::http::access::visible;
 use crate::job::{JobId, Status};
 
 /// How long one blocking read waits before the job hash is looked at again.

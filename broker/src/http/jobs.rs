@@ -12,6 +12,8 @@ use warp::{Rejection, Reply};
 use crate::apikeys::{Account, Role};
 use crate::client::{Broker, ListFilter};
 use crate::error::Error;
+use crate::http::access::{inputs_visible, steerable, visible};
+use crate::http::parse_body;
 use crate::job::{Job, JobId, NewJob, Status};
 
 /// The body of `POST /jobs`. Durations are humantime strings ("90s", "5m").
@@ -44,16 +46,6 @@ pub struct SubmitBody {
     pub inputs: Vec<crate::inputs::Input>,
     /// POSTed `{"pipeline_run_uuid", "state"}` on each state change (best effort).
     pub callback_url: Option<String>,
-}
-
-/// Parses a JSON body into `T`, naming what is wrong (field, type, position).
-pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Error> {
-    if body.is_empty() {
-        return Err(Error::Invalid(
-            "request body is empty; send a JSON object".into(),
-        ));
-    }
-    serde_json::from_slice(body).map_err(|e| Error::Invalid(format!("body: {e}")))
 }
 
 fn duration(field: &str, v: &Option<String>, default: Duration) -> Result<Duration, Error> {
@@ -120,50 +112,6 @@ pub async fn submit(
         StatusCode::CREATED,
     );
     Ok(warp::reply::with_header(reply, "location", format!("/jobs/{id}")).into_response())
-}
-
-/// Refuses inputs that copy the artifacts of a job the caller may not see (400, worded as
-/// for a job that does not exist: no existence leak).
-///
-/// # Errors
-/// [`Error::Invalid`] naming the input.
-pub async fn inputs_visible(
-    b: &Broker,
-    who: &Account,
-    inputs: &[crate::inputs::Input],
-) -> Result<(), Error> {
-    for input in inputs {
-        if let Some(j) = input.job {
-            if visible(b, who, JobId(j)).await.is_err() {
-                return Err(Error::Invalid(format!(
-                    "input {:?}: job {j} not found",
-                    input.name
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Reads a job the caller may see; another owner's job is "not found" (no existence leak).
-pub async fn visible(b: &Broker, who: &Account, id: JobId) -> Result<Job, Error> {
-    let job = b.get(id).await?;
-    if who.may_see(job.field("owner")) {
-        Ok(job)
-    } else {
-        Err(Error::NotFound(id))
-    }
-}
-
-/// Reads a job the caller may steer (stop, lock, retry, upload to); any other job is "not
-/// found", as for [`visible`] (no existence leak).
-pub async fn steerable(b: &Broker, who: &Account, id: JobId) -> Result<Job, Error> {
-    let job = b.get(id).await?;
-    if who.may_act(job.field("owner")) {
-        Ok(job)
-    } else {
-        Err(Error::NotFound(id))
-    }
 }
 
 /// `GET /jobs/{id}`.

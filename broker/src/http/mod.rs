@@ -14,9 +14,10 @@
 //! - `ops.rs`: `GET /healthz`, `GET /metrics`; `openapi.rs`: `/openapi.json`, `/apidocs`
 //! - `compat/`: the faces of the replaced systems: Stand, StableConfigs, wumai (`POST /`),
 //!   Jetstream Centro (`POST /api/v1/new-run/`), the Workflow Service (`/v1/pipelines`)
-//! - `auth.rs`: API keys (bearer or basic); `errors.rs`: the one rejection handler;
+//! - `access.rs`: who may see and steer which job; `auth.rs`: API keys (bearer or basic); `errors.rs`: the one rejection handler;
 //!   `server.rs`: the connection loop and its bounds
 
+pub mod access;
 pub mod artifacts;
 pub mod auth;
 pub mod clusters;
@@ -136,6 +137,19 @@ fn optional_body(limit: u64) -> impl Filter<Extract = (bytes::Bytes,), Error = R
 
 /// Ticks between two sweeps of expired jobs' artifacts.
 const SWEEP_EVERY: u64 = 10;
+
+/// Parses a JSON body into `T`, naming what is wrong (field, type, position).
+///
+/// # Errors
+/// [`Error::Invalid`] for an empty or malformed body.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &bytes::Bytes) -> Result<T, Error> {
+    if body.is_empty() {
+        return Err(Error::Invalid(
+            "request body is empty; send a JSON object".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| Error::Invalid(format!("body: {e}")))
+}
 
 /// One route of the API, type-erased.
 pub type Route = BoxedFilter<(warp::reply::Response,)>;

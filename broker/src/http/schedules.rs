@@ -9,7 +9,7 @@ use crate::apikeys::{Account, Role};
 use crate::client::Broker;
 use crate::error::Error;
 use crate::http::errors::Denied;
-use crate::http::jobs::parse_body;
+use crate::http::parse_body;
 use crate::schedules::Spec;
 
 /// Body of `PUT /schedules/{name}`: give `cron` or `every`.

@@ -8,7 +8,7 @@ use warp::{Rejection, Reply};
 use crate::apikeys::Account;
 use crate::client::Broker;
 use crate::error::Error;
-use crate::http::jobs::parse_body;
+use crate::http::parse_body;
 use crate::workflows::{Workflow, WorkflowBody};
 
 /// `POST /workflows` -> 201 `{id, status, jobs: {node: job id}}` with a Location header;
@@ -26,9 +26,9 @@ pub async fn create(
 ) -> Result<warp::reply::Response, Rejection> {
     let req: WorkflowBody = parse_body(&body)?;
     let wf = b.plan_workflow(&req, &who).await?;
-    crate::http::jobs::inputs_visible(&b, &who, &req.inputs).await?;
+    crate::http::access::inputs_visible(&b, &who, &req.inputs).await?;
     for node in &req.nodes {
-        crate::http::jobs::inputs_visible(&b, &who, &node.inputs).await?;
+        crate::http::access::inputs_visible(&b, &who, &node.inputs).await?;
     }
     let (id, jobs) = b.submit_workflow(&wf).await?;
     let by_name: serde_json::Map<String, Value> = wf

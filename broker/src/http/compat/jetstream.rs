@@ -66,7 +66,7 @@ pub fn check(cfg: &Map<String, Value>) -> Result<(String, String), Error> {
 }
 
 async fn submit(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, Error> {
-    let cfg: Value = crate::http::jobs::parse_body(body)?;
+    let cfg: Value = crate::http::parse_body(body)?;
     let Value::Object(mut cfg) = cfg else {
         return Err(Error::Invalid(
             "body: must be a JSON object (a pipeline config.json)".into(),

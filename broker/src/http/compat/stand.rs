@@ -113,14 +113,14 @@ fn from_error(e: &Error) -> warp::reply::Response {
 
 /// The job if the caller may see it (the native rule: another owner's job is not found).
 async fn visible(b: &Broker, who: &Account, id: JobId) -> Result<Job, warp::reply::Response> {
-    crate::http::jobs::visible(b, who, id)
+    crate::http::access::visible(b, who, id)
         .await
         .map_err(|e| from_error(&e))
 }
 
 /// The job if the caller may steer it (its owner or an admin); any other is not found.
 async fn steerable(b: &Broker, who: &Account, id: JobId) -> Result<Job, warp::reply::Response> {
-    crate::http::jobs::steerable(b, who, id)
+    crate::http::access::steerable(b, who, id)
         .await
         .map_err(|e| from_error(&e))
 }

@@ -15,7 +15,7 @@ use warp::{Rejection, Reply};
 use crate::apikeys::Account;
 use crate::client::Broker;
 use crate::error::Error;
-use crate::http::jobs::parse_body;
+use crate::http::parse_body;
 use crate::inputs::Input;
 use crate::job::{Job, JobId};
 use crate::pipelines::{run_history, run_state, Pipeline, PipelineBody};
@@ -192,7 +192,7 @@ pub async fn start_run(
         } else {
             parse_body(&body)?
         };
-        crate::http::jobs::inputs_visible(&b, &who, &req.inputs).await?;
+        crate::http::access::inputs_visible(&b, &who, &req.inputs).await?;
         let started = b
             .run_pipeline(pid, &who, &req.inputs, req.callback_url.as_deref())
             .await?;
@@ -230,7 +230,7 @@ pub async fn list_runs(
 async fn run_of(b: &Broker, who: &Account, raw: &str, run: &str) -> Result<Job, Error> {
     let pid = number("pipeline", raw)?;
     let id = JobId(number("pipeline run", run)?);
-    let job = crate::http::jobs::visible(b, who, id)
+    let job = crate::http::access::visible(b, who, id)
         .await
         .map_err(|_| Error::Missing(format!("pipeline run {run}")))?;
     if job.field("pipeline") != Some(pid.to_string().as_str()) {

@@ -130,7 +130,7 @@ async fn handle(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, (i64, 
     match action.as_str() {
         "DescribeJob" => {
             let id = job_id(&obj)?;
-            let job = crate::http::jobs::visible(b, who, id).await.map_err(e)?;
+            let job = crate::http::access::visible(b, who, id).await.map_err(e)?;
             Ok(json!({
                 "id": job.id, "action": job.params.get("action").cloned().unwrap_or(Value::Null),
                 "status": status_word(job.status), "result": &job.result, "error": job.error.as_deref().unwrap_or_default(),
@@ -140,7 +140,9 @@ async fn handle(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, (i64, 
         }
         "CancelJob" => {
             let id = job_id(&obj)?;
-            crate::http::jobs::steerable(b, who, id).await.map_err(e)?;
+            crate::http::access::steerable(b, who, id)
+                .await
+                .map_err(e)?;
             let status = b.stop(id).await.map_err(e)?;
             Ok(json!({"id": id, "status": status_word(status)}))
         }
