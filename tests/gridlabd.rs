@@ -39,6 +39,35 @@ module residential;
 object house { name h; no_such_property 12; }
 "#;
 
+/// Three hours of a house that prints, warns and asserts its floor area equals ${VALUE}.
+const ASSERTS: &str = r#"
+clock {
+  timezone PST+8PDT;
+  starttime '2020-01-01 00:00:00';
+  stoptime '2020-01-01 03:00:00';
+}
+module tape;
+module assert;
+module residential { implicit_enduses NONE; }
+#print writing house1.csv
+#warning this is only a warning
+object house {
+  name house1;
+  floor_area 1000;
+  heating_system_type HEAT_PUMP;
+  object assert {
+    target "floor_area";
+    relation "==";
+    value ${VALUE};
+  };
+  object recorder {
+    property air_temperature,floor_area;
+    interval 3600;
+    file house1.csv;
+  };
+}
+"#;
+
 /// A year at one-second steps (a recorder every second forces them): hours of work.
 const YEAR: &str = r#"
 clock {
@@ -389,5 +418,44 @@ async fn stop_kills_a_year_long_simulation_within_a_second() {
     assert!(
         gone < Duration::from_secs(1),
         "stop to CANCELED with the python child gone took {gone:?}"
+    );
+}
+
+// See: issue 21, part 1 (`#print` failed good runs).
+#[tokio::test]
+async fn prints_warnings_and_passing_asserts_complete_and_a_failing_assert_fails_naming_it() {
+    let s = stack().await;
+    let passing = s
+        .submit(json!({"model_text": ASSERTS, "options": {"VALUE": 1000}}))
+        .await;
+    let failing = s
+        .submit(json!({"model_text": ASSERTS, "options": {"VALUE": 5}}))
+        .await;
+    let done = |id| {
+        wait_for(
+            s.broker(),
+            id,
+            |j| j.status.is_terminal(),
+            Duration::from_secs(60),
+        )
+    };
+    let j = done(passing).await;
+    assert_eq!(j.status, Status::Completed, "{j:?}");
+    let log = s.download(passing, "gridlabd.attempt-1.log").await;
+    assert!(
+        log.contains("writing house1.csv"),
+        "the #print line is in the log: {log}"
+    );
+    assert!(log.contains("this is only a warning"), "{log}");
+    assert!(s
+        .download(passing, "house1.csv")
+        .await
+        .contains("floor_area"));
+    let j = done(failing).await;
+    assert_eq!(j.status, Status::Failed, "{j:?}");
+    let error = j.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("assert failed on") && error.contains("floor_area"),
+        "{error}"
     );
 }

@@ -331,9 +331,12 @@ async fn run_gridlabd(
 
     let artifacts =
         crate::staging::keep_outputs(&store, job.id, workdir, &placed, &log_name).await?;
+    // Success is the engine's own word: exit 0 and no ERROR or FATAL line. A model's
+    // `#print` and `#warning` lines (`model.glm(128): text`) only explain a failure.
+    let engine_error = lines.notable.iter().any(|l| is_error_line(l));
     let why = failure(&lines.notable);
     match (status.code(), why) {
-        (Some(0), None) => Ok(json!({
+        (Some(0), _) if !engine_error => Ok(json!({
             "exit_code": 0,
             "model": model,
             "artifacts": artifacts,
