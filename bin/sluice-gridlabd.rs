@@ -24,9 +24,9 @@ struct Args {
     /// among a job's files; refused by default, as they run the client's code.
     #[arg(long, env = "SLUICE_GRIDLABD_UNSAFE_GLM")]
     allow_unsafe_glm: bool,
-    /// Simulations run at once.
-    #[arg(long, default_value_t = 2)]
-    exec_size: usize,
+    /// Simulations run at once (default SLUICE_EXEC_SIZE, else 2).
+    #[arg(long)]
+    exec_size: Option<usize>,
     #[command(flatten)]
     process: ProcessArgs,
 }
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let (config, mut opts) = args.process.load("gridlabd")?;
-    opts.exec_size = args.exec_size.max(1);
+    opts.exec_size = args.exec_size.or(config.exec_size).unwrap_or(2).max(1);
     opts.pick_size = opts.exec_size;
     let (python, allow_unsafe) = (args.python, args.allow_unsafe_glm);
     executors::serve("sluice-gridlabd", config, opts, |_| async move {

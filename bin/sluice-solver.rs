@@ -14,7 +14,7 @@ use executors::solver::SolverExecutor;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    /// Solves run at once (default: the number of cores).
+    /// Solves run at once (default SLUICE_EXEC_SIZE, else the number of cores).
     #[arg(long)]
     exec_size: Option<usize>,
     #[command(flatten)]
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), String> {
     let (config, mut opts) = args.process.load("solver")?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    opts.exec_size = args.exec_size.unwrap_or(cores).max(1);
+    opts.exec_size = args.exec_size.or(config.exec_size).unwrap_or(cores).max(1);
     opts.pick_size = opts.exec_size;
     executors::serve("sluice-solver", config, opts, |_| async move {
         Ok(Arc::new(SolverExecutor) as Arc<dyn executors::Executor>)

@@ -18,9 +18,9 @@ struct Args {
     /// spark-submit to run (default: $SPARK_HOME/bin/spark-submit, else spark-submit on PATH).
     #[arg(long, env = "SLUICE_SPARK_SUBMIT")]
     spark_submit: Option<PathBuf>,
-    /// Jobs run at once (default SLUICE_EXEC_SIZE or 10; each is a JVM: keep it small).
-    #[arg(long, default_value_t = 2)]
-    exec_size: usize,
+    /// Jobs run at once (default SLUICE_EXEC_SIZE, else 2: each is a JVM, keep it small).
+    #[arg(long)]
+    exec_size: Option<usize>,
     #[command(flatten)]
     process: ProcessArgs,
 }
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let (config, mut opts) = args.process.load("spark")?;
-    opts.exec_size = args.exec_size.max(1);
+    opts.exec_size = args.exec_size.or(config.exec_size).unwrap_or(2).max(1);
     opts.pick_size = opts.exec_size;
     let program = args.spark_submit.unwrap_or_else(SparkExecutor::locate);
     executors::serve("sluice-spark", config, opts, |_| async move {

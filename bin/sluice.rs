@@ -35,6 +35,7 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("sluice: {e}");
             ExitCode::from(2)

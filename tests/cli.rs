@@ -132,3 +132,120 @@ fn submit_wait_follows_the_job_to_its_end() {
     let job: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON job");
     assert_eq!(job["result"], 42);
 }
+
+/// `sluice <args>` started in the background with its stderr piped.
+fn spawn(redis: &TestRedis, args: &[&str], env: &[(&str, &str)]) -> crate::harness::Proc {
+    crate::harness::Proc(
+        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
+            .env("SLUICE_REDIS_URL", &redis.url)
+            .envs(env.iter().copied())
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start sluice"),
+    )
+}
+
+/// Waits (up to 10 s) for a child to exit; its exit code.
+fn exit_code(p: &mut crate::harness::Proc) -> Option<i32> {
+    for _ in 0..200 {
+        if let Ok(Some(s)) = p.try_wait() {
+            return s.code();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
+// See: issue 22 (follow commands ignored Ctrl-C and SIGTERM).
+#[test]
+fn waiting_commands_end_on_ctrl_c_and_sigterm() {
+    let redis = TestRedis::start();
+    assert!(sluice(&redis, &["submit", "x"]).status.success());
+    for (args, signal) in [
+        (&["events", "--follow"][..], "-INT"),
+        (&["tick", "--every", "1s"][..], "-TERM"),
+        (&["submit", "x", "--wait"][..], "-INT"),
+    ] {
+        let mut p = spawn(&redis, args, &[]);
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        assert!(p.try_wait().unwrap().is_none(), "{args:?} waits");
+        let pid = p.id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success());
+        assert_eq!(exit_code(&mut p), Some(130), "{args:?} after {signal}");
+    }
+}
+
+// See: issue 22 (`submit --wait` on a failed job said "invalid request").
+#[test]
+fn submit_wait_on_a_failed_job_says_how_it_ended() {
+    let redis = TestRedis::start();
+    let url = redis.url.clone();
+    let worker = std::thread::spawn(move || {
+        for _ in 0..200 {
+            let o = crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
+                .env("SLUICE_REDIS_URL", &url)
+                .args(["claim", "x"])
+                .output()
+                .expect("claim");
+            if let Ok(v) =
+                serde_json::from_str::<serde_json::Value>(String::from_utf8_lossy(&o.stdout).trim())
+            {
+                let token = v["token"].as_str().unwrap_or_default().to_string();
+                crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
+                    .env("SLUICE_REDIS_URL", &url)
+                    .args(["fail", "1", &token, "disk full", "--no-retry"])
+                    .output()
+                    .expect("fail");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    let o = sluice(&redis, &["submit", "x", "--wait", "--max-attempts", "1"]);
+    worker.join().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("sluice: job 1 ended FAILED: disk full"),
+        "{err}"
+    );
+    assert!(!err.contains("invalid request"), "{err}");
+}
+
+// See: issue 22 (SLUICE_EXEC_SIZE was ignored by sluice-spark and sluice-gridlabd).
+#[test]
+fn every_executor_takes_its_exec_size_from_the_environment() {
+    let redis = TestRedis::start();
+    for program in [
+        env!("CARGO_BIN_EXE_sluice-spark"),
+        env!("CARGO_BIN_EXE_sluice-gridlabd"),
+        env!("CARGO_BIN_EXE_sluice-solver"),
+    ] {
+        let mut p = crate::harness::Proc(
+            crate::harness::command(program)
+                .env("SLUICE_REDIS_URL", redis.url_for("exec"))
+                .env("SLUICE_EXEC_SIZE", "5")
+                .env("SLUICE_LOG", "info")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start executor"),
+        );
+        let pipe = p.stderr.take().expect("stderr");
+        let mut started = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)) {
+            let line = line.unwrap_or_default();
+            if line.contains("executor started") {
+                started = line;
+                break;
+            }
+        }
+        assert!(started.contains("exec_size=5"), "{program}: {started}");
+    }
+}

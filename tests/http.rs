@@ -653,3 +653,21 @@ async fn lists_answer_over_an_empty_or_crowded_keyspace() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0]["id"], j["id"]);
 }
+
+// See: issue 22 (with Redis paused, /healthz answered 200 after 3 s).
+#[tokio::test]
+async fn healthz_answers_503_within_redis_timeout_while_redis_is_paused() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| c.redis_timeout = Duration::from_millis(500)).await;
+    let (status, _) = api.call(reqwest::Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, 200);
+    redis.cli(&["CLIENT", "PAUSE", "3000", "ALL"]);
+    let (status, v) = tokio::time::timeout(
+        Duration::from_millis(2500),
+        api.call(reqwest::Method::GET, "/healthz", None, None),
+    )
+    .await
+    .expect("an answer before Redis wakes up");
+    assert_eq!(status, 503, "{v}");
+    redis.cli(&["CLIENT", "UNPAUSE"]);
+}

@@ -117,6 +117,17 @@ fn serve_refuses_a_redis_that_may_evict_jobs() {
         child.try_wait().unwrap().is_none(),
         "with SLUICE_ALLOW_EVICTION=on it runs"
     );
+    // Its log on a pipe (as under supervisord) is plain text: no colour codes.
+    let _ = child.kill();
+    let mut err = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut err);
+    }
+    assert!(err.contains("serving"), "{err}");
+    assert!(
+        !err.contains('\x1b'),
+        "colour codes in a piped log: {err:?}"
+    );
 }
 
 #[tokio::test]

@@ -61,7 +61,7 @@ pub async fn submit(b: &Broker, job: &NewJob, wait: bool) -> Result<(), Error> {
             out(pretty(&job));
             return match job.status {
                 Status::Completed => Ok(()),
-                s => Err(Error::Invalid(format!(
+                s => Err(Error::Ended(format!(
                     "job {id} ended {s}: {}",
                     job.error.unwrap_or_default()
                 ))),
@@ -513,6 +513,22 @@ pub enum AclCommand {
 /// # Errors
 /// The command's error, for `main` to print as one line.
 pub async fn dispatch(
+    b: Broker,
+    command: Command,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    // `serve` and `beat` end gracefully on SIGTERM/SIGINT themselves; every other command
+    // (`events --follow`, `tick --every`, `submit --wait`, ...) just stops.
+    if matches!(command, Command::Serve | Command::Beat { .. }) {
+        return run_command(b, command, shutdown).await;
+    }
+    tokio::select! {
+        r = run_command(b, command, std::future::pending()) => r,
+        () = shutdown => Err(Error::Interrupted),
+    }
+}
+
+async fn run_command(
     b: Broker,
     command: Command,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,

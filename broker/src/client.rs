@@ -171,9 +171,21 @@ impl Broker {
     /// # Errors
     /// When Redis does not answer.
     pub async fn ping(&self) -> Result<(), Error> {
-        let mut c = self.conn().await?;
-        redis::cmd("PING").query_async::<String>(&mut *c).await?;
-        Ok(())
+        // Bounded as a whole: a paused or stuck Redis answers nothing, and health must say
+        // so within `redis_timeout`, not when Redis wakes up.
+        let limit = self.config.redis_timeout;
+        tokio::time::timeout(limit, async {
+            let mut c = self.conn().await?;
+            redis::cmd("PING").query_async::<String>(&mut *c).await?;
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Unavailable(format!(
+                "no answer within {}",
+                humantime::format_duration(limit)
+            )))
+        })
     }
 
     /// Refuses a Redis that could evict job keys: `maxmemory-policy` must be `noeviction`

@@ -40,8 +40,9 @@ pub struct Config {
     pub timeout: Duration,
     /// Jobs an executor claims per round (wumai: 10).
     pub pick_size: usize,
-    /// Jobs an executor runs at once (wumai: 10).
-    pub exec_size: usize,
+    /// Jobs an executor runs at once (`SLUICE_EXEC_SIZE`); None: the kind's own default
+    /// (10 for command, as wumai; 2 for spark and gridlabd; the cores for the solver).
+    pub exec_size: Option<usize>,
     /// Most ids kept on Stand's `stop` list when nobody reads it.
     pub stop_list_cap: usize,
     /// Redis connections per process pool.
@@ -125,7 +126,7 @@ impl Default for Config {
             backoff: Duration::from_secs(1),
             timeout: Duration::from_secs(600),
             pick_size: 10,
-            exec_size: 10,
+            exec_size: None,
             stop_list_cap: 1000,
             pool_size: 16,
             redis_timeout: Duration::from_secs(1),
@@ -310,7 +311,7 @@ impl Config {
             }
             "log_dir" => self.log_dir = (!v.is_empty()).then(|| v.into()),
             "solver_timeout" => self.solver_timeout = dur()?,
-            "max_artifact_size" => self.max_artifact_size = num(name, v, 1u64)?,
+            "max_artifact_size" => self.max_artifact_size = bytes(name, v)?,
             "stableconfigs_words" => {
                 if v != "readme" && v != "code" {
                     return Err(format!("stableconfigs_words: {v:?} must be readme or code"));
@@ -357,13 +358,13 @@ impl Config {
             "backoff" => self.backoff = dur()?,
             "timeout" => self.timeout = dur()?,
             "pick_size" => self.pick_size = num(name, v, 1usize)?,
-            "exec_size" => self.exec_size = num(name, v, 1usize)?,
+            "exec_size" => self.exec_size = Some(num(name, v, 1usize)?),
             "stop_list_cap" => self.stop_list_cap = num(name, v, 1usize)?,
             "pool_size" => self.pool_size = num(name, v, 1u32)?,
             "redis_timeout" => self.redis_timeout = dur()?,
             "header_timeout" => self.header_timeout = dur()?.max(Duration::from_millis(100)),
             "body_timeout" => self.body_timeout = dur()?.max(Duration::from_millis(100)),
-            "max_content_length" => self.max_content_length = num(name, v, 1u64)?,
+            "max_content_length" => self.max_content_length = bytes(name, v)?,
             _ => {
                 return Err(format!(
                     "unknown setting {name:?}; known: {}",
@@ -372,6 +373,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// A size in bytes: a number, or with a unit ("16 MiB", "1 GiB", "512kB").
+fn bytes(name: &str, v: &str) -> Result<u64, String> {
+    match v.trim().parse::<bytesize::ByteSize>() {
+        Ok(b) if b.as_u64() >= 1 => Ok(b.as_u64()),
+        _ => Err(format!(
+            "{name}: {v:?} is not a size like 16777216, \"16 MiB\" or \"1 GiB\""
+        )),
     }
 }
 
@@ -440,6 +451,34 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default()
             .contains("cannot read"));
+    }
+
+    #[test]
+    fn sizes_take_units_and_exec_size_is_kept_for_every_kind() {
+        let mut c = Config::default();
+        assert!(c.set("max_content_length", "16 MiB").is_ok());
+        assert_eq!(c.max_content_length, 16 * 1024 * 1024);
+        assert!(c.set("max_artifact_size", "1 GiB").is_ok());
+        assert_eq!(c.max_artifact_size, 1 << 30);
+        assert!(c.set("max_content_length", "4096").is_ok());
+        assert_eq!(c.max_content_length, 4096);
+        assert!(c.set("max_content_length", "lots").is_err());
+        assert_eq!(
+            Config::default().exec_size,
+            None,
+            "each kind has its own default"
+        );
+        let c = Config::load(env(&[("SLUICE_EXEC_SIZE", "5")])).unwrap_or_default();
+        assert_eq!(c.exec_size, Some(5));
+        assert_eq!(
+            crate::keys::Keys::new("t1").job(crate::JobId(1)),
+            "t1:job_1"
+        );
+        assert_eq!(
+            crate::keys::Keys::new("t1:").job(crate::JobId(1)),
+            "t1:job_1"
+        );
+        assert_eq!(crate::keys::Keys::new("").job(crate::JobId(1)), "job_1");
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub enum Error {
     /// The request itself is wrong (bad field, bad value).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// A followed job ended other than COMPLETED (`sluice submit --wait`).
+    #[error("{0}")]
+    Ended(String),
+    /// A signal (Ctrl-C, SIGTERM) ended a command that waits.
+    #[error("interrupted")]
+    Interrupted,
     /// The caller holds too much at once (event streams per key) or asks too often.
     #[error("too many: {0}")]
     TooMany(String),

@@ -43,9 +43,12 @@ pub struct Keys {
 impl Keys {
     /// A schema whose every key starts with `prefix` (may be empty).
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self {
-            prefix: prefix.into(),
+        let mut prefix = prefix.into();
+        // `SLUICE_PREFIX=t1` means keys `t1:job_1`, not `t1job_1`.
+        if !prefix.is_empty() && !prefix.ends_with([':', '_', '-', '.', '/', '{', '}']) {
+            prefix.push(':');
         }
+        Self { prefix }
     }
 
     /// The prefix, as the Lua scripts receive it in `ARGV[1]`.

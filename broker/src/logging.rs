@@ -38,7 +38,10 @@ pub fn init(config: &Config, program: &str, filter: &str) -> Guard {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_ansi(config.log_dir.is_none());
+        // Colour only for a person at a terminal: never in files, pipes or supervisord's logs.
+        .with_ansi(
+            config.log_dir.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        );
     let _ = if config.log_format == "json" {
         builder.json().flatten_event(true).try_init()
     } else {

@@ -162,7 +162,7 @@ impl Options {
                 &uuid::Uuid::new_v4().simple().to_string()[..6]
             ),
             pick_size: config.pick_size,
-            exec_size: config.exec_size,
+            exec_size: config.exec_size.unwrap_or(10),
             // Often enough to notice a stop within half a second, and at least 3 per lease.
             heartbeat: (config.lease / 3).min(Duration::from_millis(500)),
             grace: Duration::from_secs(10),
