@@ -671,3 +671,50 @@ async fn healthz_answers_503_within_redis_timeout_while_redis_is_paused() {
     assert_eq!(status, 503, "{v}");
     redis.cli(&["CLIENT", "UNPAUSE"]);
 }
+
+// See: issue 22 (`GET /jobs?limit=1` returned 4 jobs and no `next`).
+#[tokio::test]
+async fn a_page_holds_exactly_limit_jobs_and_the_pages_hold_each_job_once() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    for _ in 0..25 {
+        api.call(
+            reqwest::Method::POST,
+            "/jobs",
+            None,
+            Some(json!({"executor": "x"})),
+        )
+        .await;
+    }
+    for limit in [1usize, 4, 25, 100] {
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (status, v) = api
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/jobs?limit={limit}&cursor={cursor}"),
+                    None,
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{v}");
+            let page = v["jobs"].as_array().cloned().unwrap_or_default();
+            assert!(
+                page.len() <= limit,
+                "limit {limit}: a page of {}",
+                page.len()
+            );
+            seen.extend(page.iter().filter_map(|j| j["id"].as_u64()));
+            match v["next"].as_str() {
+                Some(n) => {
+                    assert_eq!(page.len(), limit, "only the last page is short");
+                    cursor = n.to_string();
+                }
+                None => break,
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=25).collect::<Vec<u64>>(), "limit {limit}");
+    }
+}

@@ -362,9 +362,12 @@ impl Broker {
             .collect())
     }
 
-    /// Lists jobs matching `filter`, scanning from `cursor` (None = start) until `limit`
-    /// jobs are found or the keyspace is done. Listing adds no index to keep in step: it
-    /// SCANs `job_*` hashes, so it costs nothing on the job path.
+    /// Lists at most `limit` jobs matching `filter`, scanning from `cursor` (None = start).
+    /// Listing adds no index to keep in step: it SCANs `job_*` hashes, so it costs nothing on
+    /// the job path. A cursor is `<scan cursor>` or, when a page ended inside a SCAN batch,
+    /// `<scan cursor>.<last id>`: the next page reads that batch again (by id) after that id.
+    /// As with SCAN, a job created or expired during the listing may be missed or seen twice;
+    /// every job present throughout is listed once.
     ///
     /// # Errors
     /// [`Error::Invalid`] for a malformed cursor; Redis errors.
@@ -375,13 +378,20 @@ impl Broker {
         limit: usize,
     ) -> Result<Page, Error> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let mut cursor: u64 = match cursor {
-            None | Some("") => 0,
-            Some(c) => c.parse().map_err(|_| {
-                Error::Invalid(format!(
-                    "cursor must be a number from a previous page, got {c:?}"
-                ))
-            })?,
+        let bad = |c: &str| {
+            Error::Invalid(format!(
+                "cursor must be a `next` from a previous page, got {c:?}"
+            ))
+        };
+        let (mut cursor, mut after): (u64, u64) = match cursor {
+            None | Some("") => (0, 0),
+            Some(c) => match c.split_once('.') {
+                None => (c.parse().map_err(|_| bad(c))?, 0),
+                Some((scan, id)) => (
+                    scan.parse().map_err(|_| bad(c))?,
+                    id.parse().map_err(|_| bad(c))?,
+                ),
+            },
         };
         let mut c = self.conn().await?;
         let mut jobs = Vec::new();
@@ -406,22 +416,34 @@ impl Broker {
                 }
                 p.query_async(&mut *c).await?
             };
-            for job in hashes
+            let mut batch: Vec<Job> = hashes
                 .into_iter()
                 .filter_map(|h| Job::from_hash(h).ok().flatten())
-            {
-                let keep = filter.status.is_none_or(|s| s == job.status)
-                    && filter.executor.as_ref().is_none_or(|e| *e == job.executor)
-                    && filter
-                        .owner
-                        .as_deref()
-                        .is_none_or(|o| Some(o) == job.field("owner"));
-                if keep {
-                    jobs.push(job);
+                .filter(|job| {
+                    job.id.0 > after
+                        && filter.status.is_none_or(|s| s == job.status)
+                        && filter.executor.as_ref().is_none_or(|e| *e == job.executor)
+                        && filter
+                            .owner
+                            .as_deref()
+                            .is_none_or(|o| Some(o) == job.field("owner"))
+                })
+                .collect();
+            batch.sort_by_key(|j| j.id);
+            for job in batch {
+                if jobs.len() == limit {
+                    // The page is full inside this batch: resume it after the last id.
+                    let last = jobs.last().map_or(0, |j: &Job| j.id.0);
+                    return Ok(Page {
+                        jobs,
+                        next: Some(format!("{cursor}.{last}")),
+                    });
                 }
+                jobs.push(job);
             }
+            after = 0;
             cursor = next;
-            if cursor == 0 || jobs.len() >= limit {
+            if cursor == 0 || jobs.len() == limit {
                 break;
             }
         }
