@@ -154,6 +154,32 @@ pub fn error_line(lines: &[String]) -> Option<String> {
         .map(String::from)
 }
 
+/// Is `line` Spark's own log4j line (`26/11/28 11:00:00 INFO ShutdownHookManager: ...`)?
+fn is_spark_log(line: &str) -> bool {
+    let l = line.trim_start();
+    let b = l.as_bytes();
+    b.len() > 18
+        && b[2] == b'/'
+        && b[5] == b'/'
+        && b[11] == b':'
+        && ["INFO", "WARN", "DEBUG", "TRACE"].iter().any(|lvl| {
+            l.get(18..)
+                .is_some_and(|rest| rest.trim_start().starts_with(lvl))
+        })
+}
+
+/// The last line of a failed run's output that is not Spark's own INFO/WARN log: what the
+/// application said last (`sys.exit("bad input")`, `SystemExit: ...`), when no line reads
+/// as an error.
+pub fn last_own_line(lines: &[String]) -> Option<String> {
+    lines
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty() && !is_spark_log(l))
+        .map(String::from)
+}
+
 /// The `spark` executor.
 #[derive(Debug, Clone)]
 pub struct SparkExecutor {
@@ -245,7 +271,9 @@ async fn run_spark(program: PathBuf, job: JobInput, ctx: JobContext) -> Result<V
             "log": log_name,
         }));
     }
-    let why = error_line(&o.tail).unwrap_or_else(|| "no error line in its output".into());
+    let why = error_line(&o.tail)
+        .or_else(|| last_own_line(&o.tail))
+        .unwrap_or_else(|| "no output".into());
     let code = status
         .code()
         .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
@@ -258,6 +286,27 @@ async fn run_spark(program: PathBuf, job: JobInput, ctx: JobContext) -> Result<V
 mod tests {
     use super::*;
     use broker::clusters::Cluster;
+
+    // See: issue 22 (a failed spark-submit said "no error line" while its log ended with
+    // python's error, then Spark's shutdown lines).
+    #[test]
+    fn a_failure_names_what_the_app_said_last_before_sparks_shutdown_lines() {
+        let out: Vec<String> = [
+            "Traceback (most recent call last):",
+            "  File \"/tmp/app.py\", line 3, in <module>",
+            "    raise SystemExit(\"bad input: no rows\")",
+            "SystemExit: bad input: no rows",
+            "26/11/28 11:00:00 INFO ShutdownHookManager: Shutdown hook called",
+            "26/11/28 11:00:00 INFO ShutdownHookManager: Deleting directory /tmp/spark-1",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(error_line(&out), None);
+        assert_eq!(
+            last_own_line(&out).as_deref(),
+            Some("SystemExit: bad input: no rows")
+        );
+    }
 
     fn job(v: Value) -> SparkJob {
         serde_json::from_value(v).expect("valid spark params")
