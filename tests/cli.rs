@@ -100,12 +100,14 @@ fn an_unreachable_redis_is_a_clear_error() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
-#[test]
-fn submit_wait_follows_the_job_to_its_end() {
-    let redis = TestRedis::start();
+/// Stands for the claimed job's lease token in [`claim_then`]'s arguments.
+const TOKEN: &str = "{token}";
+
+/// Acts as an executor from another process: claims a job of kind `x` once one is queued,
+/// then runs `sluice <then>` with its token.
+fn claim_then(redis: &TestRedis, then: &'static [&'static str]) -> std::thread::JoinHandle<()> {
     let url = redis.url.clone();
-    let worker = std::thread::spawn(move || {
-        // Act as an executor from another process: claim once it is queued, then complete.
+    std::thread::spawn(move || {
         for _ in 0..200 {
             let o = crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
                 .env("SLUICE_REDIS_URL", &url)
@@ -115,17 +117,27 @@ fn submit_wait_follows_the_job_to_its_end() {
             if let Ok(v) =
                 serde_json::from_str::<serde_json::Value>(String::from_utf8_lossy(&o.stdout).trim())
             {
-                let token = v["token"].as_str().unwrap_or_default().to_string();
+                let token = v["token"].as_str().unwrap_or_default();
+                let args: Vec<&str> = then
+                    .iter()
+                    .map(|a| if *a == TOKEN { token } else { a })
+                    .collect();
                 crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
                     .env("SLUICE_REDIS_URL", &url)
-                    .args(["complete", "1", &token, "42"])
+                    .args(args)
                     .output()
-                    .expect("complete");
+                    .expect("sluice");
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-    });
+    })
+}
+
+#[test]
+fn submit_wait_follows_the_job_to_its_end() {
+    let redis = TestRedis::start();
+    let worker = claim_then(&redis, &["complete", "1", TOKEN, "42"]);
     let o = sluice(&redis, &["submit", "x", "--wait"]);
     worker.join().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -185,28 +197,7 @@ fn waiting_commands_end_on_ctrl_c_and_sigterm() {
 #[test]
 fn submit_wait_on_a_failed_job_says_how_it_ended() {
     let redis = TestRedis::start();
-    let url = redis.url.clone();
-    let worker = std::thread::spawn(move || {
-        for _ in 0..200 {
-            let o = crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
-                .env("SLUICE_REDIS_URL", &url)
-                .args(["claim", "x"])
-                .output()
-                .expect("claim");
-            if let Ok(v) =
-                serde_json::from_str::<serde_json::Value>(String::from_utf8_lossy(&o.stdout).trim())
-            {
-                let token = v["token"].as_str().unwrap_or_default().to_string();
-                crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
-                    .env("SLUICE_REDIS_URL", &url)
-                    .args(["fail", "1", &token, "disk full", "--no-retry"])
-                    .output()
-                    .expect("fail");
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    });
+    let worker = claim_then(&redis, &["fail", "1", TOKEN, "disk full", "--no-retry"]);
     let o = sluice(&redis, &["submit", "x", "--wait", "--max-attempts", "1"]);
     worker.join().unwrap();
     let err = stderr(&o);

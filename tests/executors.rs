@@ -90,15 +90,17 @@ async fn wait_status(b: &Broker, id: JobId, want: Status, within: Duration) -> b
 
 /// True while `pid` is a live process (a zombie counts as dead).
 fn alive(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
+    // "/proc//stat" is the kernel's own file: an empty pid is no process.
+    !pid.trim().is_empty()
+        && std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false)
 }
 
 #[tokio::test]
@@ -148,7 +150,8 @@ async fn stop_kills_the_child_and_its_grandchildren_within_a_second() {
         dir.path().join("grandchild.pid"),
     );
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !(child.exists() && grandchild.exists()) {
+    // A pid file exists before its number is written: wait for both numbers.
+    while read(&child).is_empty() || read(&grandchild).is_empty() {
         assert!(Instant::now() < deadline, "the child never wrote its pids");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -632,24 +632,7 @@ async fn lists_answer_over_an_empty_or_crowded_keyspace() {
             Some(json!({"executor": "x"})),
         )
         .await;
-    let mut seen = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let (status, v) = api
-            .call(
-                reqwest::Method::GET,
-                &format!("/jobs?limit=10&cursor={cursor}"),
-                None,
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{v}");
-        seen.extend(v["jobs"].as_array().cloned().unwrap_or_default());
-        match v["next"].as_str() {
-            Some(n) => cursor = n.to_string(),
-            None => break,
-        }
-    }
+    let seen: Vec<Value> = pages(&api, 10).await.concat();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0]["id"], j["id"]);
 }
@@ -687,34 +670,43 @@ async fn a_page_holds_exactly_limit_jobs_and_the_pages_hold_each_job_once() {
         .await;
     }
     for limit in [1usize, 4, 25, 100] {
-        let mut seen = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let (status, v) = api
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/jobs?limit={limit}&cursor={cursor}"),
-                    None,
-                    None,
-                )
-                .await;
-            assert_eq!(status, 200, "{v}");
-            let page = v["jobs"].as_array().cloned().unwrap_or_default();
+        let pages = pages(&api, limit).await;
+        for (i, page) in pages.iter().enumerate() {
+            let last = i + 1 == pages.len();
             assert!(
-                page.len() <= limit,
-                "limit {limit}: a page of {}",
+                page.len() == limit || (last && page.len() <= limit),
+                "limit {limit}: page {i} of {}",
                 page.len()
             );
-            seen.extend(page.iter().filter_map(|j| j["id"].as_u64()));
-            match v["next"].as_str() {
-                Some(n) => {
-                    assert_eq!(page.len(), limit, "only the last page is short");
-                    cursor = n.to_string();
-                }
-                None => break,
-            }
         }
+        let mut seen: Vec<u64> = pages
+            .concat()
+            .iter()
+            .filter_map(|j| j["id"].as_u64())
+            .collect();
         seen.sort_unstable();
         assert_eq!(seen, (1..=25).collect::<Vec<u64>>(), "limit {limit}");
+    }
+}
+
+/// Every page of `GET /jobs?limit=` followed through its `next` cursors.
+async fn pages(api: &TestApi, limit: usize) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, v) = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/jobs?limit={limit}&cursor={cursor}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        pages.push(v["jobs"].as_array().cloned().unwrap_or_default());
+        match v["next"].as_str() {
+            Some(n) => cursor = n.to_string(),
+            None => return pages,
+        }
     }
 }
