@@ -710,3 +710,56 @@ async fn pages(api: &TestApi, limit: usize) -> Vec<Vec<Value>> {
         }
     }
 }
+
+// See: issue 21, part 3 (every poll resent the whole model).
+#[tokio::test]
+async fn a_caller_chooses_the_fields_of_a_job_and_of_its_snapshot() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    let model = "x".repeat(17_000);
+    let (_, made) = api
+        .call(
+            reqwest::Method::POST,
+            "/jobs",
+            None,
+            Some(json!({"executor": "gridlabd", "params": {"model_text": model}})),
+        )
+        .await;
+    let id = made["id"].as_u64().unwrap();
+    let (status, whole) = api
+        .call(reqwest::Method::GET, &format!("/jobs/{id}"), None, None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(whole["params"]["model_text"].is_string());
+    let (status, few) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/jobs/{id}?fields=status,attempt"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut keys: Vec<&str> = few
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["attempt", "id", "status"], "{few}");
+    // The event stream's snapshot too.
+    let r = Client::new()
+        .get(api.url(&format!("/jobs/{id}/events?fields=status")))
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    let first = futures::StreamExt::next(&mut body)
+        .await
+        .expect("snapshot")
+        .unwrap();
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.contains("\"status\":\"PENDING\""), "{text}");
+    assert!(!text.contains("model_text"), "{text}");
+}

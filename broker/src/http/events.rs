@@ -91,7 +91,7 @@ impl Drop for Slot {
 }
 
 /// `GET /jobs/{id}/events`.
-#[utoipa::path(get, path = "/jobs/{id}/events", tag = "jobs", params(("id" = u64, Path, description = "Job id")),
+#[utoipa::path(get, path = "/jobs/{id}/events", tag = "jobs", params(("id" = u64, Path, description = "Job id"), crate::http::jobs::FieldsQuery),
     responses(
         (status = 200, description = "Server-sent events: `snapshot` (the job), then one per event (claimed, progress, completed, ...), data = the event's fields as JSON", content_type = "text/event-stream", body = String),
         (status = 404, description = "No such job", body = crate::http::openapi::ErrorBody),
@@ -99,6 +99,7 @@ impl Drop for Slot {
         (status = 503, description = "The server holds too many streams, or Redis is away", body = crate::http::openapi::ErrorBody)))]
 pub async fn follow(
     id: JobId,
+    q: crate::http::jobs::FieldsQuery,
     b: Broker,
     who: Account,
     mut closing: watch::Receiver<bool>,
@@ -112,9 +113,10 @@ pub async fn follow(
     let (tx, rx) = mpsc::channel::<Result<Sse, Infallible>>(64);
     let snapshot = Sse::default()
         .event("snapshot")
-        .json_data(&job)
+        .json_data(crate::http::jobs::pick(&job, q.fields.as_deref()))
         .unwrap_or_default();
     let done = job.status.is_terminal();
+    let fields = q.fields;
     tokio::spawn(async move {
         let _slot = slot;
         if tx.send(Ok(snapshot)).await.is_err() || done {
@@ -164,7 +166,7 @@ pub async fn follow(
                 Ok(j) => {
                     let last = Sse::default()
                         .event("snapshot")
-                        .json_data(&j)
+                        .json_data(crate::http::jobs::pick(&j, fields.as_deref()))
                         .unwrap_or_default();
                     let _ = tx.send(Ok(last)).await;
                     return;
@@ -191,6 +193,7 @@ pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
             .and(c.job_id())
             .and(warp::path!("events"))
             .and(warp::get())
+            .and(warp::query::<crate::http::jobs::FieldsQuery>())
             .and(c.caller())
             .and(c.closing())
             .and(c.streams())

@@ -114,15 +114,40 @@ pub async fn submit(
     Ok(warp::reply::with_header(reply, "location", format!("/jobs/{id}")).into_response())
 }
 
-/// `GET /jobs/{id}`.
-#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = u64, Path, description = "Job id")),
+/// `?fields=status,result,...`: only these fields of the job (and its `id`), so that a
+/// poller does not fetch a large `params` (a GridLAB-D model) every time.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FieldsQuery {
+    /// Comma-separated field names (default: every field).
+    pub fields: Option<String>,
+}
+
+/// `job` as JSON, cut to `fields` (comma-separated) when given; `id` is always there.
+pub fn pick(job: &Job, fields: Option<&str>) -> Value {
+    let mut v = serde_json::to_value(job).unwrap_or(Value::Null);
+    if let (Some(want), Value::Object(map)) = (fields, &mut v) {
+        let want: Vec<&str> = want.split(',').map(str::trim).collect();
+        map.retain(|k, _| k == "id" || want.contains(&k.as_str()));
+    }
+    v
+}
+
+/// `GET /jobs/{id}[?fields=status,result,...]`.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = u64, Path, description = "Job id"), FieldsQuery),
     responses(
         (status = 200, description = "The job", body = Job),
         (status = 400, description = "Bad id", body = crate::http::openapi::ErrorBody),
         (status = 404, description = "No such job (or not yours)", body = crate::http::openapi::ErrorBody),
         (status = 503, description = "Redis unavailable", body = crate::http::openapi::ErrorBody)))]
-pub async fn get(id: JobId, b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
-    Ok(warp::reply::json(&visible(&b, &who, id).await?).into_response())
+pub async fn get(
+    id: JobId,
+    q: FieldsQuery,
+    b: Broker,
+    who: Account,
+) -> Result<warp::reply::Response, Rejection> {
+    let job = visible(&b, &who, id).await?;
+    Ok(warp::reply::json(&pick(&job, q.fields.as_deref())).into_response())
 }
 
 /// Query of `GET /jobs`.
@@ -231,6 +256,7 @@ pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
             .and(c.job_id())
             .and(warp::path::end())
             .and(warp::get())
+            .and(warp::query::<FieldsQuery>())
             .and(c.caller())
             .and_then(get)
             .boxed(),
