@@ -1087,7 +1087,8 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 }
 
 /// Keeps every Lua header honest (the fix for header drift): KEYS documented = KEYS the
-/// wrapper passes = KEYS the body uses; every error code a body (with its includes) can
+/// wrapper sends (each wrapper called against a recording connection, not read from this
+/// file's text) = KEYS the body uses; every error code a body (with its includes) can
 /// return is documented and has an `Error` mapping; no include survives expansion.
 #[cfg(test)]
 mod header_tests {
@@ -1109,31 +1110,132 @@ mod header_tests {
             .collect()
     }
 
-    /// Number of `.key(` calls in the Rust wrapper of `name` in this file: the keys of the
-    /// first builder chain after `self.<name>` (it ends at the first line with `;`, or at
-    /// the call when the chain is the call).
-    fn wrapper_keys(name: &str) -> usize {
-        let me = include_str!("scripts.rs");
-        let mut starts = Vec::new();
-        for pat in [
-            format!("self\n            .{name}\n"),
-            format!("self.{name}.prepare_invoke()"),
-        ] {
-            starts.extend(me.match_indices(&pat).map(|(i, _)| i));
-        }
-        let i = starts.into_iter().min().unwrap_or(0);
-        let mut count = 0;
-        for line in me[i..].lines().skip(1) {
-            count += line.matches(".key(").count();
-            if line.contains(';') || line.contains("invoke_async") {
-                break;
+    /// A connection that answers every command with `{-1}` and records, per script SHA,
+    /// the KEYS count each EVALSHA sent: what the wrappers actually pass.
+    #[derive(Default)]
+    struct Recorder {
+        sent: std::collections::HashMap<String, usize>,
+    }
+
+    impl Recorder {
+        fn record(&mut self, cmd: &redis::Cmd) {
+            let args: Vec<Vec<u8>> = cmd
+                .args_iter()
+                .filter_map(|a| match a {
+                    redis::Arg::Simple(b) => Some(b.to_vec()),
+                    _ => None,
+                })
+                .collect();
+            if args
+                .first()
+                .is_some_and(|a| a.eq_ignore_ascii_case(b"EVALSHA"))
+            {
+                let sha = String::from_utf8_lossy(&args[1]).into_owned();
+                let n = String::from_utf8_lossy(&args[2])
+                    .parse()
+                    .unwrap_or(usize::MAX);
+                self.sent.insert(sha, n);
             }
         }
-        count
+    }
+
+    impl ConnectionLike for Recorder {
+        fn req_packed_command<'a>(
+            &'a mut self,
+            cmd: &'a redis::Cmd,
+        ) -> redis::RedisFuture<'a, Value> {
+            self.record(cmd);
+            Box::pin(async { Ok(Value::Array(vec![Value::Int(-1)])) })
+        }
+
+        fn req_packed_commands<'a>(
+            &'a mut self,
+            cmd: &'a redis::Pipeline,
+            _offset: usize,
+            count: usize,
+        ) -> redis::RedisFuture<'a, Vec<Value>> {
+            for c in cmd.cmd_iter() {
+                self.record(c);
+            }
+            Box::pin(async move { Ok(vec![Value::Array(vec![Value::Int(-1)]); count]) })
+        }
+
+        fn get_db(&self) -> i64 {
+            0
+        }
+    }
+
+    /// The KEYS count each script's wrapper sends, by script name: every wrapper called once
+    /// against a [`Recorder`].
+    fn wrapper_keys() -> std::collections::HashMap<&'static str, usize> {
+        let s = Scripts::new(Keys::new(""), 10);
+        let mut r = Recorder::default();
+        let job = NewJob {
+            executor: "x".into(),
+            params: serde_json::json!({}),
+            max_attempts: 1,
+            backoff: Duration::ZERO,
+            timeout: Duration::ZERO,
+            result_ttl: Duration::ZERO,
+            run_at: None,
+            owner: String::new(),
+            extra: Vec::new(),
+        };
+        let id = JobId(1);
+        let actor = Actor {
+            owner: "o",
+            guard: "",
+            kinds: "*".into(),
+        };
+        let wf = crate::workflows::NewWorkflow {
+            name: "w".into(),
+            owner: String::new(),
+            on_failure: crate::workflows::OnFailure::All,
+            result_ttl: Duration::ZERO,
+            inputs: "[]".into(),
+            nodes: vec![crate::workflows::NewNode {
+                name: "a".into(),
+                parents: Vec::new(),
+                job: job.clone(),
+            }],
+        };
+        futures::executor::block_on(async {
+            let c = &mut r;
+            let _ = s.fire(c, "n", 1, 2, &job).await;
+            let _ = s.submit(c, &job).await;
+            let _ = s.claim(c, "x", "w", 1, Duration::from_secs(1)).await;
+            let _ = s.heartbeat(c, id, "t", Duration::from_secs(1)).await;
+            let _ = s.progress(c, id, "t", &serde_json::json!({})).await;
+            let _ = s.log(c, id, "t", "line").await;
+            let _ = s.complete(c, id, "t", b"").await;
+            let _ = s.fail(c, id, "t", "e", true).await;
+            let _ = s.timeout(c, id, "t", "e").await;
+            let _ = s.cancel(c, id, "t").await;
+            let _ = s.release(c, id, "t").await;
+            let _ = s.stop(c, id).await;
+            let _ = s.lock(c, id, "h", false).await;
+            let _ = s.unlock(c, id).await;
+            let _ = s.retry(c, id).await;
+            let _ = s.reap(c, 1, 5).await;
+            let _ = s.promote(c, 1).await;
+            let _ = s.seq_floor(c, 1).await;
+            let _ = s.cluster_put(c, 1, &[("name", "n".into())]).await;
+            let _ = s.cluster_rm(c, 1).await;
+            let _ = s.workflow_create(c, &wf).await;
+            let _ = s.workflow_stop(c, 1).await;
+            let _ = s.pipeline_put(c, Some(1), "o", "", &[]).await;
+            let _ = s.pipeline_rm(c, 1, "").await;
+            let _ = s.pipeline_run(c, 1, &actor, "", "", &job).await;
+        });
+        s.hashes()
+            .into_iter()
+            .filter_map(|(name, sha)| Some((name, *r.sent.get(sha)?)))
+            .collect()
     }
 
     #[test]
     fn keys_documented_used_and_passed_agree() {
+        let sent = wrapper_keys();
         for (name, src) in SOURCES {
             let documented = numbers_after(header(src), "KEYS[");
             let n = documented.len();
@@ -1149,9 +1251,9 @@ mod header_tests {
                 "{name}.lua: body uses KEYS up to {used}, header documents {n}"
             );
             assert_eq!(
-                wrapper_keys(name),
-                n,
-                "{name}.lua: Rust wrapper passes a different KEYS count"
+                sent.get(name).copied(),
+                Some(n),
+                "{name}.lua: its Rust wrapper sends a different KEYS count (None: not called)"
             );
         }
     }
