@@ -99,9 +99,11 @@ async fn kill_9_of_random_executors_loses_no_job() {
     while started.elapsed() < window {
         tokio::time::sleep(Duration::from_millis(1000 + rng.below(1000))).await;
         let i = rng.below(execs.len() as u64) as usize;
-        let at = now_us() / 1000;
         execs[i].signal(Signal::SIGKILL);
         let _ = execs[i].proc.wait();
+        // The moment it is surely dead: a job it completed between the signal and its death
+        // was not orphaned (its last event before this is its completion).
+        let at = now_us() / 1000;
         kills.push((execs[i].pid, at));
         execs[i] = c.executor(8, &[]);
     }
