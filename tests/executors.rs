@@ -88,19 +88,10 @@ async fn wait_status(b: &Broker, id: JobId, want: Status, within: Duration) -> b
     }
 }
 
-/// True while `pid` is a live process (a zombie counts as dead).
+/// True while the pid written in a pid file is a live process; an empty or unreadable one
+/// (a file not yet written) is no process.
 fn alive(pid: &str) -> bool {
-    // "/proc//stat" is the kernel's own file: an empty pid is no process.
-    !pid.trim().is_empty()
-        && std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false)
+    pid.trim().parse().is_ok_and(crate::harness::alive)
 }
 
 #[tokio::test]

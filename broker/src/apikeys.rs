@@ -92,11 +92,19 @@ impl Account {
     /// `open_executors`: the kinds every key may use (by default the solver, which runs no
     /// code of the client's choosing).
     pub fn may_run(&self, kind: &str, open: &[String]) -> bool {
-        match (&self.executors, self.role) {
-            (Some(grant), _) => grant.iter().any(|k| k == kind || k == "*"),
-            (None, Role::Admin) => true,
-            (None, _) => open.iter().any(|k| k == kind || k == "*"),
-        }
+        self.allowed(open)
+            .is_none_or(|kinds| kinds.iter().any(|k| k == kind))
+    }
+
+    /// The executor kinds this account may submit to, or None for every kind: its grant,
+    /// else (an admin) every kind, else `open`; a list holding `*` is every kind.
+    fn allowed<'a>(&'a self, open: &'a [String]) -> Option<&'a [String]> {
+        let list = match (&self.executors, self.role) {
+            (Some(grant), _) => grant.as_slice(),
+            (None, Role::Admin) => return None,
+            (None, _) => open,
+        };
+        (!list.iter().any(|k| k == "*")).then_some(list)
     }
 }
 
@@ -123,15 +131,9 @@ impl Account {
     /// The executor kinds this account may submit to as a script argument: `*` for any,
     /// else `,a,b,` (each kind between commas).
     pub fn kinds(&self, open: &[String]) -> String {
-        let list = match (&self.executors, self.role) {
-            (Some(grant), _) => grant.as_slice(),
-            (None, Role::Admin) => return "*".into(),
-            (None, _) => open,
-        };
-        if list.iter().any(|k| k == "*") {
-            "*".into()
-        } else {
-            format!(",{},", list.join(","))
+        match self.allowed(open) {
+            None => "*".into(),
+            Some(list) => format!(",{},", list.join(",")),
         }
     }
 }

@@ -118,6 +118,14 @@ impl Serialize for Status {
     }
 }
 
+/// [`parse_duration`] of a field a request may leave out.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the field and the text.
+pub fn parse_optional_duration(field: &str, text: Option<&str>) -> Result<Option<Duration>, Error> {
+    text.map(|t| parse_duration(field, t)).transpose()
+}
+
 /// The largest value of each duration a request may give, checked before any script runs
 /// (README "Limits"): a per-attempt `timeout` of 30 days, a retry `backoff` of 1 day, a
 /// `result_ttl`, a `delay` (or a `run_at` that far ahead) and a schedule's `every` of 365 days.

@@ -332,10 +332,8 @@ impl Broker {
                 .and_then(|ms| ms.parse::<u64>().ok())
                 .map(Duration::from_millis)
         };
-        let own = |f: &str, text: &Option<String>| -> Result<Option<Duration>, Error> {
-            text.as_deref()
-                .map(|t| crate::job::parse_duration(f, t))
-                .transpose()
+        let own = |f: &str, text: &Option<String>| {
+            crate::job::parse_optional_duration(f, text.as_deref())
         };
         let mut job = self.job_for(who, &executor, params)?;
         if let Some(d) = own("timeout", &n.timeout)?.or_else(|| template_ms("timeout")) {

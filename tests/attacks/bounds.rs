@@ -138,16 +138,7 @@ async fn event_streams_end_with_their_client_are_capped_and_die_with_their_key()
     let s = Stack::start(|_| {}).await;
     let b = &s.api.broker;
     // A job that never ends (no executor runs).
-    let (_, j) = s
-        .call(
-            &s.alice,
-            Method::POST,
-            "/jobs",
-            Some(json!({"executor": "solver",
-            "params": {"monomers": [["a"]]}})),
-        )
-        .await;
-    let id = j["id"].as_u64().unwrap();
+    let id = s.solver_job(&s.alice).await;
     let clients = || {
         s.redis
             .cli(&["CLIENT", "LIST"])
@@ -233,16 +224,7 @@ async fn random_paths_add_no_metric_series_and_artifacts_are_inert() {
     assert!(text.contains("route=\"other\""), "{text}");
 
     // An uploaded page is not served as a page of the API's origin.
-    let (_, j) = s
-        .call(
-            &s.alice,
-            Method::POST,
-            "/jobs",
-            Some(json!({"executor": "solver",
-            "params": {"monomers": [["a"]]}})),
-        )
-        .await;
-    let id = j["id"].as_u64().unwrap();
+    let id = s.solver_job(&s.alice).await;
     for (name, body) in [
         ("page.html", "<script>fetch('/jobs')</script>"),
         (

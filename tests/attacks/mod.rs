@@ -81,6 +81,16 @@ impl Stack {
         keys
     }
 
+    /// Submits a small solver job (the open kind: no executor runs it here) as `key`; its id.
+    pub async fn solver_job(&self, key: &str) -> u64 {
+        let body = serde_json::json!({"executor": "solver", "params": {"monomers": [["a"]]}});
+        let (status, made) = self
+            .call(key, reqwest::Method::POST, "/jobs", Some(body))
+            .await;
+        assert_eq!(status, 201, "{made}");
+        made["id"].as_u64().expect("an id")
+    }
+
     /// The ids handed out so far (`job_seq`).
     pub fn job_seq(&self) -> String {
         self.redis.cli(&["GET", "job_seq"]).trim().to_string()

@@ -358,15 +358,7 @@ async fn a_job_id_reused_after_a_restore_inherits_no_artifacts() {
     let b = &s.api.broker;
     let http = reqwest::Client::new();
     // alice's job 1 with a file.
-    let (_, j) = s
-        .call(
-            &s.alice,
-            Method::POST,
-            "/jobs",
-            Some(json!({"executor": "solver", "params": {"monomers": [["a"]]}})),
-        )
-        .await;
-    let old = j["id"].as_u64().unwrap();
+    let old = s.solver_job(&s.alice).await;
     let put = http
         .put(s.api.url(&format!("/jobs/{old}/artifacts/secret.csv")))
         .bearer_auth(&s.alice)
@@ -379,15 +371,7 @@ async fn a_job_id_reused_after_a_restore_inherits_no_artifacts() {
     // are not. Within a sweep the counter passes every stored id.
     s.redis.cli(&["DEL", &format!("job_{old}"), "job_seq"]);
     b.sweep_artifacts().await.unwrap();
-    let (_, j) = s
-        .call(
-            &s.bob,
-            Method::POST,
-            "/jobs",
-            Some(json!({"executor": "solver", "params": {"monomers": [["a"]]}})),
-        )
-        .await;
-    let new = j["id"].as_u64().unwrap();
+    let new = s.solver_job(&s.bob).await;
     assert!(
         new > old,
         "job {new} took the id of a job whose files were stored"

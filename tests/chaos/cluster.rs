@@ -312,19 +312,6 @@ pub fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// True while `pid` is a live (non-zombie) process.
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
 /// Median and maximum of some durations (zero when empty).
 pub fn median_max(mut d: Vec<Duration>) -> (Duration, Duration) {
     d.sort();

@@ -10,8 +10,9 @@ use nix::sys::signal::Signal;
 use serde_json::json;
 
 use super::checker::Durability;
-use super::cluster::{alive, children, median_max, size, Client, Cluster, Exec, Rng, LEASE};
+use super::cluster::{children, median_max, size, Client, Cluster, Exec, Rng, LEASE};
 use super::history::{now_us, Event};
+use crate::harness::alive;
 
 /// Redis without persistence: these scenarios never crash it.
 pub const NO_PERSIST: [&str; 4] = ["--save", "", "--appendonly", "no"];

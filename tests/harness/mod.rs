@@ -181,6 +181,19 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
     cmd
 }
 
+/// True while `pid` is a live process (a zombie counts as dead).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
 /// A child process a test started; killed (SIGKILL) on drop, so a failing test leaks none.
 pub struct Proc(pub std::process::Child);
 

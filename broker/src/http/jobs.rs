@@ -49,8 +49,7 @@ pub struct SubmitBody {
 }
 
 fn duration(field: &str, v: &Option<String>, default: Duration) -> Result<Duration, Error> {
-    v.as_deref()
-        .map_or(Ok(default), |text| crate::job::parse_duration(field, text))
+    Ok(crate::job::parse_optional_duration(field, v.as_deref())?.unwrap_or(default))
 }
 
 impl SubmitBody {
