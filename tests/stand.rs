@@ -400,21 +400,13 @@ fn cli(redis: &TestRedis, args: &[&str]) -> String {
 
 /// A one-node workflow running a spark job on cluster 1: (its job, the workflow id).
 async fn in_workflow(b: &broker::Broker) -> (broker::JobId, u64) {
-    let body: broker::workflows::WorkflowBody = serde_json::from_value(json!({
-        "name": "stand",
-        "nodes": [{"name": "s", "executor": "spark", "params": {"app": "a.py"}, "cluster": "1"}]
-    }))
-    .unwrap();
-    let wf = b
-        .plan_workflow(
-            &body,
-            &broker::apikeys::Account {
-                owner: String::new(),
-                ..broker::apikeys::Account::local()
-            },
-        )
-        .await
-        .unwrap();
-    let (id, jobs) = b.submit_workflow(&wf).await.unwrap();
+    let (id, jobs) = crate::workflows::plan(
+        b,
+        json!({
+            "name": "stand",
+            "nodes": [{"name": "s", "executor": "spark", "params": {"app": "a.py"}, "cluster": "1"}]
+        }),
+    )
+    .await;
     (jobs[0], id)
 }

@@ -498,7 +498,8 @@ async fn a_workflow_survives_kill_9_of_its_executor_mid_run() {
     );
 }
 
-async fn plan(b: &broker::Broker, body: Value) -> (u64, Vec<JobId>) {
+/// Plans and submits a workflow body as an ownerless admin (the broker call, no HTTP).
+pub async fn plan(b: &broker::Broker, body: Value) -> (u64, Vec<JobId>) {
     let body: broker::workflows::WorkflowBody = serde_json::from_value(body).unwrap();
     let wf = b
         .plan_workflow(
