@@ -30,5 +30,5 @@ local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 
 local refused = check_lease(job_key, token)
 if refused then return refused end
-return {1, end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id, 'FAILED',
+return {1, end_attempt(job_key, leases_key, delayed_key, prefix, id, 'FAILED',
   ARGV[4], ARGV[5] == '1', now_ms())}

@@ -32,6 +32,6 @@ if not due or tonumber(due) ~= tonumber(tick) then return {0} end
 redis.call('ZADD', schedules_key, next_tick, name)
 redis.call('HSET', key_schedule(prefix, name), 'last_tick', rfc3339(tonumber(tick)),
   'next_tick', rfc3339(tonumber(next_tick)))
-local id, status = create_job(seq_key, delayed_key, events_key, prefix, {unpack(ARGV, 5)})
+local id, status = create_job(seq_key, delayed_key, prefix, {unpack(ARGV, 5)})
 if not id then return {-7, status} end
 return {1, id, status}

@@ -44,7 +44,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT'
     if lost > max_lost then
       err = err .. '; lost its executor ' .. lost .. ' times, more than max_lost_leases ('
         .. max_lost .. '): it may be what kills them'
-      end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id, 'FAILED', err,
+      end_attempt(job_key, leases_key, delayed_key, prefix, id, 'FAILED', err,
         false, now)
       failed = failed + 1
     else

@@ -27,6 +27,6 @@ local seq_key, delayed_key, events_key = KEYS[1], KEYS[2], KEYS[3]
 local prefix = ARGV[1]
 --- @include "includes/create_job"
 
-local id, status = create_job(seq_key, delayed_key, events_key, prefix, {unpack(ARGV, 2)})
+local id, status = create_job(seq_key, delayed_key, prefix, {unpack(ARGV, 2)})
 if not id then return {-7, status} end
 return {1, id, status}

@@ -29,5 +29,5 @@ local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 
 local refused = check_lease(job_key, token)
 if refused then return refused end
-return {1, end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id, 'TIMED_OUT',
+return {1, end_attempt(job_key, leases_key, delayed_key, prefix, id, 'TIMED_OUT',
   ARGV[4], true, now_ms())}

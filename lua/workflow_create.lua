@@ -66,7 +66,7 @@ for n, node in ipairs(nodes) do
       a[#a + 1] = v
     end
   end
-  ids[n] = create_job(seq_key, delayed_key, events_key, prefix, a)
+  ids[n] = create_job(seq_key, delayed_key, prefix, a)
 end
 for p, children in pairs(kids) do
   local list = {}

@@ -12,7 +12,7 @@
   Includes (transitively) time, emit, enqueue.
   cluster_refusal(prefix, cluster) -> nil, or 'CLUSTER_NOT_FOUND' | 'CLUSTER_DISABLED'
   job_extras(a) -> {field = value} of the extra pairs
-  create_job(seq_key, delayed_key, events_key, prefix, a) -> id, status
+  create_job(seq_key, delayed_key, prefix, a) -> id, status
                                                           or nil, 'CLUSTER_NOT_FOUND' | 'CLUSTER_DISABLED'
 ]]
 --- @include "includes/keys"
@@ -34,7 +34,7 @@ local function job_extras(a)
   return extra
 end
 
-local function create_job(seq_key, delayed_key, events_key, prefix, a)
+local function create_job(seq_key, delayed_key, prefix, a)
   local executor = a[1]
   local extra = job_extras(a)
   local refusal = cluster_refusal(prefix, extra.cluster)

@@ -5,14 +5,14 @@
   straight back on the queue when backoff is 0), else end the job with `final_status`; a job
   whose stop was requested ends CANCELED instead, whatever the attempts left.
   Includes (transitively) time, emit, enqueue, finish.
-  end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id, final_status,
+  end_attempt(job_key, leases_key, delayed_key, prefix, id, final_status,
               error, retryable, now) -> new status
 ]]
 --- @include "includes/time"
 --- @include "includes/emit"
 --- @include "includes/enqueue"
 --- @include "includes/finish"
-local function end_attempt(job_key, leases_key, delayed_key, events_key, prefix, id,
+local function end_attempt(job_key, leases_key, delayed_key, prefix, id,
                            final_status, err, retryable, now)
   local at = rfc3339(now)
   local f = redis.call('HMGET', job_key, 'attempt', 'max_attempts', 'backoff', 'executor',

@@ -51,7 +51,6 @@ end
 local function workflow_cancel_member(prefix, id, why, at, cap)
   local key = key_job(prefix, id)
   local m = redis.call('HMGET', key, 'status', 'executor', 'stop_requested')
-  local events_key = key_of(prefix, 'events')
   if m[1] == 'PENDING' or m[1] == 'SCHEDULED' then
     announce_stop(key_of(prefix, 'stop'), id, cap)
     redis.call('LREM', key_queue(prefix, m[2]), 1, id)
@@ -104,7 +103,6 @@ local function workflow_after(prefix, id, wf, status, at)
   local w = redis.call('HMGET', wf_key, unpack(WORKFLOW_FIELDS))
   if not w[1] or w[7] then return false end
   local done = redis.call('HINCRBY', wf_key, 'done', 1)
-  local events_key = key_of(prefix, 'events')
   if status == 'COMPLETED' then
     redis.call('HINCRBY', wf_key, 'completed', 1)
     for _, kid in ipairs(workflow_ids(redis.call('HGET', key_job(prefix, id), 'dependents'))) do
