@@ -22,6 +22,8 @@
   ARGV[10] result_ttl     ms, default
   ARGV[11] guard          the pipeline must be owned by this account ('' = any: admin)
   ARGV[12] kinds          executor kinds the caller may submit to, as ',a,b,' ('*' = any)
+  ARGV[13] held           unix ms until which the run waits for its files (a multipart
+                          run, made ready by unhold.lua); '' = none
 
   Returns:
     {1, id, status, sequence}   the run's job, its status and number
@@ -51,6 +53,7 @@ local a = {p[1], p[2], p[3] or ARGV[7], p[4] or ARGV[8], p[5] or ARGV[9], p[6] o
 if p[7] then a[#a + 1] = 'cluster' a[#a + 1] = p[7] end
 if ARGV[5] ~= '' then a[#a + 1] = 'inputs' a[#a + 1] = ARGV[5] end
 if ARGV[6] ~= '' then a[#a + 1] = 'callback_url' a[#a + 1] = ARGV[6] end
+if ARGV[13] ~= '' then a[#a + 1] = 'held' a[#a + 1] = ARGV[13] end
 local id, status = create_job(seq_key, delayed_key, prefix, a)
 redis.call('ZADD', runs_key, sequence, id)
 redis.call('ZREMRANGEBYRANK', runs_key, 0, -RUNS_KEPT - 1)

@@ -281,30 +281,35 @@ async fn an_uploaded_model_runs_with_its_outputs_landing_in_the_bucket() {
 
 async fn uploaded_model_runs(kind: StoreKind) -> (Stack, JobId) {
     let s = stack_on(kind).await;
-    // Submitted with a delay, so its model and input can be uploaded before it runs.
+    // One multipart request: the job, then its model and the file the model includes. The
+    // job is claimable only once both are stored (no delay, no race with the executor).
+    let form = reqwest::multipart::Form::new()
+        .text(
+            "job",
+            json!({"executor": "gridlabd", "max_attempts": 1,
+                   "params": {"model": "house.glm", "inputs": ["settings.glm"]}})
+            .to_string(),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::text(format!("#include \"settings.glm\"\n{HOUSE}"))
+                .file_name("house.glm"),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::text("#define AREA=777\n").file_name("settings.glm"),
+        );
     let r = Client::new()
         .post(s.api.url("/jobs"))
-        .json(
-            &json!({"executor": "gridlabd", "delay": "2s", "max_attempts": 1,
-                      "params": {"model": "house.glm", "inputs": ["settings.glm"]}}),
-        )
+        .multipart(form)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let id = JobId(r.json::<Value>().await.unwrap()["id"].as_u64().unwrap());
-    for (name, text) in [
-        ("house.glm", format!("#include \"settings.glm\"\n{HOUSE}")),
-        ("settings.glm", "#define AREA=777\n".to_string()),
-    ] {
-        let r = Client::new()
-            .put(s.api.url(&format!("/jobs/{id}/artifacts/{name}")))
-            .body(text)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "upload {name}: {}", r.status());
-    }
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "PENDING", "{v}");
+    assert_eq!(v["files"][1], json!({"name": "settings.glm", "size": 17}), "{v}");
+    let id = JobId(v["id"].as_u64().unwrap());
     let j = wait_for(
         s.broker(),
         id,
@@ -457,5 +462,39 @@ async fn prints_warnings_and_passing_asserts_complete_and_a_failing_assert_fails
     assert!(
         error.contains("assert failed on") && error.contains("floor_area"),
         "{error}"
+    );
+}
+
+/// `sluice submit --file`: the CLI stores the model and its include file, then the job runs.
+#[tokio::test]
+async fn the_cli_submits_a_model_with_its_include_file_in_one_command() {
+    let s = stack().await;
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("house.glm");
+    let settings = dir.path().join("settings.glm");
+    std::fs::write(&model, format!("#include \"settings.glm\"\n{HOUSE}")).unwrap();
+    std::fs::write(&settings, "#define AREA=555\n").unwrap();
+    let out = tokio::process::Command::from(crate::harness::command(env!("CARGO_BIN_EXE_sluice")))
+        .env("SLUICE_REDIS_URL", &s._redis.url)
+        .envs(s.store.env())
+        .args(["submit", "gridlabd", "--max-attempts", "1", "--wait", "--file"])
+        .arg(&model)
+        .arg("--file")
+        .arg(&settings)
+        .arg(r#"{"model": "house.glm", "inputs": ["settings.glm"]}"#)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    let id = JobId(job["id"].as_u64().unwrap());
+    let csv = s.download(id, "house1.csv").await;
+    assert!(
+        csv.lines()
+            .filter(|l| l.starts_with("2020-01-01 "))
+            .all(|l| l.ends_with(",+555")),
+        "the included settings set the area: {csv}"
     );
 }

@@ -32,11 +32,23 @@ pub fn json_arg(name: &str, text: &str) -> Result<Value, Error> {
 }
 
 /// `sluice submit`: prints the id; with `wait`, follows the job to its end and prints it.
+/// With `files`, the job is held until each file is stored as its artifact (named by the
+/// file's name), then made ready ([`crate::uploads`]).
 ///
 /// # Errors
-/// Broker errors; with `wait`, a job that ends other than COMPLETED.
-pub async fn submit(b: &Broker, job: &NewJob, wait: bool) -> Result<(), Error> {
-    let (id, status) = b.submit(job).await?;
+/// Broker errors; a file that cannot be read; with `wait`, a job that ends other than
+/// COMPLETED.
+pub async fn submit(
+    b: &Broker,
+    job: &NewJob,
+    files: &[std::path::PathBuf],
+    wait: bool,
+) -> Result<(), Error> {
+    let (id, status) = if files.is_empty() {
+        b.submit(job).await?
+    } else {
+        submit_with_files(b, job, files).await?
+    };
     if !wait {
         out(format!("{id} {status}"));
         return Ok(());
@@ -68,6 +80,24 @@ pub async fn submit(b: &Broker, job: &NewJob, wait: bool) -> Result<(), Error> {
             };
         }
     }
+}
+
+async fn submit_with_files(
+    b: &Broker,
+    job: &NewJob,
+    files: &[std::path::PathBuf],
+) -> Result<(JobId, Status), Error> {
+    let id = b.submit_held(job).await?;
+    use futures_util::StreamExt;
+    let opened = futures_util::stream::iter(files).then(|path| async move {
+        let bad = |why: String| Error::Invalid(format!("--file {}: {why}", path.display()));
+        let name = path.file_name().and_then(|n| n.to_str());
+        let name = name.ok_or_else(|| bad("no file name".into()))?;
+        let file = tokio::fs::File::open(path).await.map_err(|e| bad(e.to_string()))?;
+        Ok((name.to_string(), tokio_util::io::ReaderStream::new(file)))
+    });
+    let (status, _) = b.fill_held(id, job.run_at, Box::pin(opened)).await?;
+    Ok((id, status))
 }
 
 /// `sluice status ID`: the job as JSON.
@@ -239,6 +269,10 @@ pub struct SubmitArgs {
     /// Run on this cluster (see `sluice clusters`); refused if missing or disabled.
     #[arg(long)]
     pub cluster: Option<u64>,
+    /// A file the job starts with, stored as its artifact under the file's name before the
+    /// job can run (repeatable: `--file feeder.glm --file weather.csv`).
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<std::path::PathBuf>,
 }
 
 impl SubmitArgs {
@@ -562,7 +596,7 @@ async fn run_command(
             let _ = beat.await;
             Ok(())
         }
-        Command::Submit(s) => submit(&b, &s.to_job(&b)?, s.wait).await,
+        Command::Submit(s) => submit(&b, &s.to_job(&b)?, &s.files, s.wait).await,
         Command::Status { id } => status(&b, id).await,
         Command::Stop { id } => moved(id, b.stop(id).await),
         Command::Lock { id, holder, force } => moved(id, b.lock(id, &holder, force).await),

@@ -65,6 +65,9 @@ pub enum Error {
     /// The caller holds too much at once (event streams per key) or asks too often.
     #[error("too many: {0}")]
     TooMany(String),
+    /// A file is over its size limit (`max_artifact_size`).
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// The caller is known but may not do this (an executor kind its key was not granted).
     #[error("forbidden: {0}")]
     Forbidden(String),

@@ -23,6 +23,7 @@
 //! - [`workflows`]: DAGs of jobs (`POST /workflows`), checked and ordered before Redis.
 //! - [`pipelines`]: named job templates and their numbered runs (the Workflow Service's).
 //! - [`inputs`]: the files a job starts with (URLs or other jobs' artifacts).
+//! - [`uploads`]: a job and its files in one request: held until every file is stored.
 //! - [`outbound`]: the one policy for requests to addresses a client chose (no SSRF).
 //! - [`apikeys`]: API keys and roles, stored hashed in Redis.
 //! - [`acl`]: the Redis ACL users of each process class (executor, API, admin CLI).
@@ -55,6 +56,7 @@ pub mod pool;
 pub mod schedules;
 pub mod scripts;
 pub mod solver;
+pub mod uploads;
 pub mod workflows;
 
 pub use client::{Broker, Event, ListFilter, Page};

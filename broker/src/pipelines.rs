@@ -271,12 +271,19 @@ impl Broker {
         who: &Account,
         inputs: &[crate::inputs::Input],
         callback_url: Option<&str>,
+        held: bool,
     ) -> Result<Started, Error> {
         let inputs = crate::inputs::encode(inputs, self.outbound())?.unwrap_or_default();
         if let Some(url) = callback_url {
             self.outbound().check("callback_url", url)?;
         }
-        let defaults = self.new_job("", Value::Null);
+        let mut defaults = self.new_job("", Value::Null);
+        if held {
+            // Waits for its files (crate::uploads): SCHEDULED until unhold.lua.
+            defaults
+                .extra
+                .push(("held".into(), crate::uploads::hold_deadline()));
+        }
         let mut c = self.conn().await?;
         let (id, status, sequence) = self
             .scripts()

@@ -99,6 +99,7 @@ transitions![
     retry,
     reap,
     promote,
+    unhold,
     seq_floor,
     log,
     cluster_put,
@@ -285,17 +286,13 @@ impl Scripts {
 
     /// Appends a job's ARGV in the order of `lua/includes/create_job.lua`.
     fn job_args(&self, inv: &mut ScriptInvocation<'_>, job: &NewJob) -> Result<(), Error> {
-        let run_at = job
-            .run_at
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, ms);
         inv.arg(&job.executor)
             .arg(encode(&job.params)?)
             .arg(job.max_attempts)
             .arg(ms(job.backoff))
             .arg(ms(job.timeout))
             .arg(ms(job.result_ttl))
-            .arg(run_at)
+            .arg(job.run_at.map_or(0, unix_ms))
             .arg(&job.owner)
             .arg(self.list_cap);
         for (f, v) in &job.extra {
@@ -746,6 +743,13 @@ impl Scripts {
             .arg(ms(defaults.result_ttl))
             .arg(actor.guard)
             .arg(&actor.kinds)
+            .arg(
+                defaults
+                    .extra
+                    .iter()
+                    .find(|(f, _)| f == "held")
+                    .map_or("", |(_, v)| v.as_str()),
+            )
             .invoke_async(c)
             .await?;
         let r = Reply::parse("pipeline_run", v)?;
@@ -1062,6 +1066,33 @@ impl Scripts {
         Ok(Reply::parse("promote", v)?.int(0).unwrap_or(0) as u64)
     }
 
+    /// Runs `lua/unhold.lua`: a held job (its files now stored) becomes PENDING, or
+    /// SCHEDULED until `run_at`.
+    ///
+    /// # Errors
+    /// NotFound; IllegalTransition when the job is no longer held (stopped meanwhile).
+    pub async fn unhold<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        id: JobId,
+        run_at: Option<SystemTime>,
+    ) -> Result<Status, Error> {
+        let k = &self.keys;
+        let v: Value = self
+            .unhold
+            .key(k.delayed())
+            .key(k.events())
+            .arg(k.prefix())
+            .arg(id.0)
+            .arg(run_at.map_or(0, unix_ms))
+            .arg(self.list_cap.max(1))
+            .invoke_async(c)
+            .await?;
+        Reply::parse("unhold", v)?
+            .check("unhold", id, "start")?
+            .status("unhold", 0)
+    }
+
     /// Runs `lua/seq_floor.lua`: the job id counter becomes at least `floor`.
     pub async fn seq_floor<C: ConnectionLike>(&self, c: &mut C, floor: u64) -> Result<u64, Error> {
         let v: Value = self
@@ -1218,6 +1249,7 @@ mod header_tests {
             let _ = s.retry(c, id).await;
             let _ = s.reap(c, 1, 5).await;
             let _ = s.promote(c, 1).await;
+            let _ = s.unhold(c, id, None).await;
             let _ = s.seq_floor(c, 1).await;
             let _ = s.cluster_put(c, 1, &[("name", "n".into())]).await;
             let _ = s.cluster_rm(c, 1).await;

@@ -8,7 +8,10 @@
   enabled = true; it is announced on Stand's `start` list (enqueue's announce_start) when
   it is ready: at once, or, for a workflow member waiting for parents, at its release.
   A workflow member created with field waiting_on > 0 (parents not yet completed) is
-  SCHEDULED in no queue or set until includes/workflow releases it.
+  SCHEDULED in no queue or set until includes/workflow releases it. A job created with
+  field held = <unix ms> (a multipart submit) is SCHEDULED, parked in the delayed set until
+  that deadline, while its files are uploaded: unhold.lua makes it ready, promote.lua
+  cancels it if the deadline passes first.
   Includes (transitively) time, emit, enqueue.
   cluster_refusal(prefix, cluster) -> nil, or 'CLUSTER_NOT_FOUND' | 'CLUSTER_DISABLED'
   job_extras(a) -> {field = value} of the extra pairs
@@ -44,7 +47,8 @@ local function create_job(seq_key, delayed_key, prefix, a)
   local id = redis.call('INCR', seq_key)
   local job_key = key_job(prefix, id)
   local run_at = tonumber(a[7]) or 0
-  local blocked = (tonumber(extra.waiting_on) or 0) > 0
+  local held = tonumber(extra.held)
+  local blocked = (tonumber(extra.waiting_on) or 0) > 0 or held ~= nil
   local status = (blocked or run_at > now) and 'SCHEDULED' or 'PENDING'
   redis.call('HSET', job_key, 'id', id, 'executor', executor, 'status', status,
     'params', a[2], 'attempt', 0, 'max_attempts', a[3], 'backoff', a[4],
@@ -56,7 +60,9 @@ local function create_job(seq_key, delayed_key, prefix, a)
   if extra.cluster and not blocked then
     announce_start(prefix, id, extra.workflow, a[9])
   end
-  if blocked then
+  if held then
+    redis.call('ZADD', delayed_key, held, id)  -- until unhold.lua, or canceled at the deadline
+  elseif blocked then
     -- waits for its parents (includes/workflow)
   elseif status == 'SCHEDULED' then
     redis.call('HSET', job_key, 'run_at', rfc3339(run_at))

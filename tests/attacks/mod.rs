@@ -9,6 +9,7 @@ mod callbacks; // failure texts are escaped for Slack; a silent callback receive
 mod job_code; // job code reaches neither the executor's credentials nor Redis
 mod owners; // a client acts only on its own things and submits only to granted kinds
 mod ssrf; // job inputs, callbacks and webhooks cannot reach loopback or private addresses
+mod uploads; // a job and its files in one request: held until stored, bounded, owners and grants
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

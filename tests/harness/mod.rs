@@ -100,6 +100,9 @@ pub struct TestApi {
     /// The broker the server uses.
     pub broker: Broker,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Its own artifact directory (unless the tweak names one): a server's artifact sweep
+    /// deletes the files of jobs its Redis does not know, so servers never share one.
+    _artifacts: tempfile::TempDir,
 }
 
 impl TestApi {
@@ -107,9 +110,11 @@ impl TestApi {
     /// The server connects as the API's ACL user; [`TestApi::broker`], for the test's own
     /// calls, as the admin CLI's.
     pub async fn start(redis: &TestRedis, tweak: impl FnOnce(&mut Config)) -> Self {
+        let artifacts = tempfile::tempdir().expect("artifact dir");
         let mut config = Config {
             redis_url: redis.url.clone(),
             auth: false,
+            artifact_dir: artifacts.path().to_path_buf(),
             ..Config::default()
         };
         tweak(&mut config);
@@ -131,6 +136,7 @@ impl TestApi {
             base,
             broker: b,
             stop: Some(tx),
+            _artifacts: artifacts,
         }
     }
 

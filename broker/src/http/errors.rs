@@ -50,6 +50,7 @@ pub fn status(e: &Error) -> StatusCode {
         Error::Invalid(_) => StatusCode::BAD_REQUEST,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+        Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         e if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -68,6 +69,7 @@ fn code(e: &Error) -> &'static str {
         Error::Invalid(_) => "bad_request",
         Error::Forbidden(_) => "forbidden",
         Error::TooMany(_) => "too_many_requests",
+        Error::TooLarge(_) => "too_large",
         e if status(e) == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         _ => "internal",
     }

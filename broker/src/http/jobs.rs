@@ -113,6 +113,34 @@ pub async fn submit(
     Ok(warp::reply::with_header(reply, "location", format!("/jobs/{id}")).into_response())
 }
 
+/// `POST /jobs` as `multipart/form-data`: a part `job` (the JSON body of a plain submit)
+/// first, then each file as a part with a filename, stored as the job's artifact of that
+/// name. The job is claimable only once every file is stored; a failed upload cancels it.
+/// 201 `{id, status, files: [{name, size}]}` with a Location header.
+pub async fn submit_with_files(
+    b: Broker,
+    who: Account,
+    form: warp::multipart::FormData,
+) -> Result<warp::reply::Response, Rejection> {
+    let (b, who) = (&b, &who);
+    let done = crate::http::uploads::submit(b, form, "job", |body| async move {
+        let mut req: SubmitBody = parse_body(&body)?;
+        let job = req.to_job(b, who)?;
+        inputs_visible(b, who, &req.inputs).await?;
+        Ok((b.submit_held(&job).await?, job.run_at))
+    })
+    .await?;
+    let files: Vec<Value> = done
+        .files
+        .stored()
+        .iter()
+        .map(|(name, size)| json!({"name": name, "size": size}))
+        .collect();
+    let body = json!({"id": done.id, "status": done.status, "files": files});
+    let reply = warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED);
+    Ok(warp::reply::with_header(reply, "location", format!("/jobs/{}", done.id)).into_response())
+}
+
 /// `?fields=status,result,...`: only these fields of the job (and its `id`), so that a
 /// poller does not fetch a large `params` (a GridLAB-D model) every time.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -236,6 +264,13 @@ pub async fn act(
 pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
     use warp::Filter;
     vec![
+        // submit with files (multipart/form-data)
+        warp::path!("jobs")
+            .and(warp::post())
+            .and(c.caller())
+            .and(crate::http::uploads::form())
+            .and_then(submit_with_files)
+            .boxed(),
         // submit
         warp::path!("jobs")
             .and(warp::post())

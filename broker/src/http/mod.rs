@@ -29,6 +29,7 @@ pub mod openapi;
 pub mod ops;
 pub mod schedules;
 pub mod server;
+pub mod uploads;
 pub mod workflows;
 
 use std::future::Future;

@@ -73,9 +73,15 @@ impl Budget {
 }
 
 /// The bytes a request will hold in memory: its Content-Length, but nothing for an artifact
-/// upload (streamed to the store, never held whole).
+/// upload or a multipart submit (streamed to the store, never held whole; a multipart body's
+/// request part is capped at [`crate::http::uploads::REQUEST_PART_LIMIT`]).
 fn content_length(req: &http::Request<Incoming>) -> u64 {
-    if req.uri().path().contains("/artifacts/") {
+    let multipart = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if multipart || req.uri().path().contains("/artifacts/") {
         return 0;
     }
     req.headers()

@@ -194,9 +194,39 @@ pub async fn start_run(
         };
         crate::http::access::inputs_visible(&b, &who, &req.inputs).await?;
         let started = b
-            .run_pipeline(pid, &who, &req.inputs, req.callback_url.as_deref())
+            .run_pipeline(pid, &who, &req.inputs, req.callback_url.as_deref(), false)
             .await?;
         run_json(&b, &b.get(started.id).await?).await
+    };
+    answer(r.await, StatusCode::OK)
+}
+
+/// `POST /v1/pipelines/{id}/runs` as `multipart/form-data`, as the Workflow Service took
+/// input files: a first part `run` (its JSON body, `{}` for none), then each file as a part with
+/// a filename, stored as the run's artifact; the run starts once every file is stored.
+pub async fn start_run_with_files(
+    raw: String,
+    b: Broker,
+    who: Account,
+    form: warp::multipart::FormData,
+) -> Result<warp::reply::Response, Rejection> {
+    let r = async {
+        let pid = number("pipeline", &raw)?;
+        let (b, who) = (&b, &who);
+        let done = crate::http::uploads::submit(b, form, "run", |body| async move {
+            let req: RunBody = if body.is_empty() {
+                RunBody::default()
+            } else {
+                parse_body(&body)?
+            };
+            crate::http::access::inputs_visible(b, who, &req.inputs).await?;
+            let started = b
+                .run_pipeline(pid, who, &req.inputs, req.callback_url.as_deref(), true)
+                .await?;
+            Ok((started.id, None))
+        })
+        .await?;
+        run_json(b, &b.get(done.id).await?).await
     };
     answer(r.await, StatusCode::OK)
 }
@@ -322,6 +352,13 @@ pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
             .and(warp::delete())
             .and(c.caller())
             .and_then(delete)
+            .boxed(),
+        // ws run with files (multipart/form-data)
+        warp::path!("v1" / "pipelines" / String / "runs")
+            .and(warp::post())
+            .and(c.caller())
+            .and(crate::http::uploads::form())
+            .and_then(start_run_with_files)
             .boxed(),
         // ws run
         warp::path!("v1" / "pipelines" / String / "runs")
