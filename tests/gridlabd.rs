@@ -308,7 +308,11 @@ async fn uploaded_model_runs(kind: StoreKind) -> (Stack, JobId) {
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["status"], "PENDING", "{v}");
-    assert_eq!(v["files"][1], json!({"name": "settings.glm", "size": 17}), "{v}");
+    assert_eq!(
+        v["files"][1],
+        json!({"name": "settings.glm", "size": 17}),
+        "{v}"
+    );
     let id = JobId(v["id"].as_u64().unwrap());
     let j = wait_for(
         s.broker(),
@@ -477,7 +481,14 @@ async fn the_cli_submits_a_model_with_its_include_file_in_one_command() {
     let out = tokio::process::Command::from(crate::harness::command(env!("CARGO_BIN_EXE_sluice")))
         .env("SLUICE_REDIS_URL", &s._redis.url)
         .envs(s.store.env())
-        .args(["submit", "gridlabd", "--max-attempts", "1", "--wait", "--file"])
+        .args([
+            "submit",
+            "gridlabd",
+            "--max-attempts",
+            "1",
+            "--wait",
+            "--file",
+        ])
         .arg(&model)
         .arg("--file")
         .arg(&settings)

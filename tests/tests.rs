@@ -10,6 +10,7 @@ mod chaos; // recorded-history chaos runs with a checker: nothing lost, nothing 
 mod cli; // the `sluice` binary: one clear line and a non-zero exit on errors
 mod compat; // the wumai and Jetstream Centro faces
 mod delayed; // run_at, retry backoff and promote
+mod docs; // every console example of README.md and the folder READMEs runs as written
 mod events; // the capped event streams a job leaves behind
 mod executors; // the runtime and the command executor, real child processes
 mod expiry; // finished jobs expire after result_ttl; retry keeps them

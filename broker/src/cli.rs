@@ -93,7 +93,9 @@ async fn submit_with_files(
         let bad = |why: String| Error::Invalid(format!("--file {}: {why}", path.display()));
         let name = path.file_name().and_then(|n| n.to_str());
         let name = name.ok_or_else(|| bad("no file name".into()))?;
-        let file = tokio::fs::File::open(path).await.map_err(|e| bad(e.to_string()))?;
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| bad(e.to_string()))?;
         Ok((name.to_string(), tokio_util::io::ReaderStream::new(file)))
     });
     let (status, _) = b.fill_held(id, job.run_at, Box::pin(opened)).await?;

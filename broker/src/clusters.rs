@@ -295,6 +295,23 @@ impl Broker {
     }
 }
 
+/// Deserializes a cluster id given as a number (Stand's `"cluster": 1`) or as text, as text.
+///
+/// # Errors
+/// Neither a number nor a string.
+pub fn id_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Number(u64),
+        Text(String),
+    }
+    Ok(Option::<Id>::deserialize(d)?.map(|id| match id {
+        Id::Number(n) => n.to_string(),
+        Id::Text(t) => t,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

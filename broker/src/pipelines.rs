@@ -40,6 +40,7 @@ pub struct PipelineBody {
     /// How long a finished run is kept.
     pub result_ttl: Option<String>,
     /// Stand cluster id.
+    #[serde(default, deserialize_with = "crate::clusters::id_text")]
     pub cluster: Option<String>,
     /// The Workflow Service's docker pipelines: refused with an explanation.
     #[schema(ignore)]

@@ -70,6 +70,7 @@ pub struct NodeBody {
     /// Base retry delay.
     pub backoff: Option<String>,
     /// Stand cluster id.
+    #[serde(default, deserialize_with = "crate::clusters::id_text")]
     pub cluster: Option<String>,
     /// Files this node starts with, besides its parents' artifacts.
     #[serde(default)]

@@ -233,6 +233,13 @@ async fn run_spark(program: PathBuf, job: JobInput, ctx: JobContext) -> Result<V
     let log_name = format!("spark-submit.attempt-{}.log", job.attempt);
     tracing::info!(job = %job.id, program = %program.display(), ?args, "spark-submit");
     let dir = Workdir::create("spark", job.id, job.attempt, false).await?;
+    // The job's files (uploaded with it, inputs, a workflow parent's outputs) sit in the
+    // working directory, so `app` and `args` may name them relative to it.
+    let store = ctx.broker().artifacts();
+    if let Err(e) = crate::staging::artifacts_into(&store, job.id, &dir.root).await {
+        dir.remove().await;
+        return Err(e);
+    }
     // In the sandbox: the files the job names are readable, its directory writable, and the
     // network is there only for a cluster that is not local.
     let local = args.get(1).is_none_or(|m| m.starts_with("local"));

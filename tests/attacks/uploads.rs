@@ -91,12 +91,19 @@ async fn a_job_is_held_until_its_last_file_is_stored() {
         json!([{"name": "a.txt", "size": 5}, {"name": "b.txt", "size": 21}])
     );
     assert_eq!(field(&s, 1, "held"), "");
-    assert_eq!(s.redis.cli(&["LRANGE", "queue:command", "0", "-1"]).trim(), "1");
+    assert_eq!(
+        s.redis.cli(&["LRANGE", "queue:command", "0", "-1"]).trim(),
+        "1"
+    );
     let (status, body) = s
         .call(&s.alice, Method::GET, "/jobs/1/artifacts", None)
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["artifacts"].as_array().map(Vec::len), Some(2), "{body}");
+    assert_eq!(
+        body["artifacts"].as_array().map(Vec::len),
+        Some(2),
+        "{body}"
+    );
     // The history says what happened.
     let history = s.redis.cli(&["LRANGE", "history:job_1", "0", "-1"]);
     assert!(history.contains("SCHEDULED submitted"), "{history}");
@@ -157,7 +164,9 @@ async fn a_refused_or_broken_upload_leaves_no_runnable_job() {
     // its own limit.
     let huge = json!({"executor": "command", "params": {"pad": "x".repeat(1 << 20)}});
     for form in [
-        Form::new().part("file", file("a.txt", "x")).text("job", CAT),
+        Form::new()
+            .part("file", file("a.txt", "x"))
+            .text("job", CAT),
         Form::new().text("job", "{not json"),
         Form::new().text("job", huge.to_string()),
     ] {
@@ -182,7 +191,12 @@ async fn multipart_obeys_grants_and_owners() {
         .part("file", file("a.txt", "x"));
     let (status, v) = post(&s, &carol, "/jobs", form).await;
     assert_eq!(status, 403, "{v}");
-    assert_eq!(s.job_seq(), "", "no job was made: {}", s.redis.cli(&["KEYS", "*"]));
+    assert_eq!(
+        s.job_seq(),
+        "",
+        "no job was made: {}",
+        s.redis.cli(&["KEYS", "*"])
+    );
     assert_eq!(s.redis.cli(&["KEYS", "job_*"]).trim(), "");
 
     // alice's pipeline: bob's run with files is a 404, as for a pipeline that does not exist.
@@ -215,7 +229,10 @@ async fn multipart_obeys_grants_and_owners() {
         .filter_map(|a| a["name"].as_str())
         .collect();
     assert_eq!(names, ["in.txt"], "{run}");
-    assert_eq!(s.redis.cli(&["LRANGE", "queue:command", "0", "-1"]).trim(), "1");
+    assert_eq!(
+        s.redis.cli(&["LRANGE", "queue:command", "0", "-1"]).trim(),
+        "1"
+    );
 }
 
 #[tokio::test]
@@ -230,7 +247,9 @@ async fn a_held_job_whose_upload_never_ended_is_canceled_at_its_deadline() {
     let j = b.get(id).await.unwrap();
     assert_eq!(j.status, broker::Status::Canceled, "{j:?}");
     assert!(
-        j.error.unwrap_or_default().contains("did not finish uploading"),
+        j.error
+            .unwrap_or_default()
+            .contains("did not finish uploading"),
         "the job says why"
     );
     nothing_runnable(&s);

@@ -38,7 +38,9 @@ pub struct SubmitBody {
     pub backoff: Option<String>,
     /// How long the finished job is kept.
     pub result_ttl: Option<String>,
-    /// Stand cluster id.
+    /// Stand cluster id: a number, as Stand sends it (`"cluster": 1`), or its text.
+    #[serde(default, deserialize_with = "crate::clusters::id_text")]
+    #[schema(value_type = Option<u64>)]
     pub cluster: Option<String>,
     /// Files the job starts with: `{name, url}` or `{name, job, artifact}`, stored as its
     /// artifacts before it runs.

@@ -17,7 +17,6 @@ use crate::error::Error;
 use crate::job::{JobId, Status};
 use crate::uploads::Files;
 
-
 /// Largest JSON part of a multipart submit (the files carry the bulk).
 pub const REQUEST_PART_LIMIT: usize = 1 << 20;
 
