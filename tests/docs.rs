@@ -107,8 +107,8 @@ fn output_matches(shown: &[String], lines: &[&str]) -> bool {
     }
 }
 
-/// A scratch copy of the repository: each top-level entry linked, `target/release` the
-/// test build's binaries, no `run/` or `data/`.
+/// A scratch copy of the repository: each top-level entry linked (`supervisor/` mirrored),
+/// `target/release` the test build's binaries, no `run/` or `data/`.
 fn checkout() -> tempfile::TempDir {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().expect("scratch dir");
@@ -118,7 +118,12 @@ fn checkout() -> tempfile::TempDir {
         if ["target", "run", "data", ".git"].iter().any(|n| name == *n) {
             continue;
         }
-        std::os::unix::fs::symlink(entry.path(), dir.path().join(&name)).expect("link");
+        if name == "supervisor" {
+            // Its config names `%(here)s/../run`: the directory must really be here.
+            mirror(&entry.path(), &dir.path().join(&name));
+        } else {
+            std::os::unix::fs::symlink(entry.path(), dir.path().join(&name)).expect("link");
+        }
     }
     let bins = Path::new(env!("CARGO_BIN_EXE_sluice"))
         .parent()
@@ -127,6 +132,20 @@ fn checkout() -> tempfile::TempDir {
     std::fs::create_dir(dir.path().join("target")).expect("target");
     std::os::unix::fs::symlink(bins, dir.path().join("target/release")).expect("link");
     dir
+}
+
+/// `to` as a tree of real directories whose files link to those of `from`.
+fn mirror(from: &Path, to: &Path) {
+    std::fs::create_dir(to).expect("dir");
+    for entry in std::fs::read_dir(from).expect("dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            mirror(&entry.path(), &target);
+        } else {
+            std::os::unix::fs::symlink(entry.path(), target).expect("link");
+        }
+    }
 }
 
 /// The bash script that runs `examples` in `dir`, each one's output in `out/<n>` and its
@@ -276,4 +295,14 @@ fn the_format_is_read_as_a_terminal_shows_it() {
 #[tokio::test]
 async fn broker_readme_examples_run_as_written() {
     run_doc("broker/README.md").await;
+}
+
+#[tokio::test]
+async fn executors_readme_examples_run_as_written() {
+    run_doc("executors/README.md").await;
+}
+
+#[tokio::test]
+async fn supervisor_readme_examples_run_as_written() {
+    run_doc("supervisor/README.md").await;
 }
