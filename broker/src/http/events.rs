@@ -145,25 +145,21 @@ pub async fn follow(
                 }
             };
             after = next;
-            for e in events {
-                let terminal = e
-                    .get("status")
-                    .and_then(|s| s.parse::<Status>().ok())
-                    .is_some_and(Status::is_terminal);
-                let sse = Sse::default()
-                    .id(e.id.clone())
-                    .event(e.get("event").unwrap_or("event"))
-                    .json_data(&e.fields)
-                    .unwrap_or_default();
-                if tx.send(Ok(sse)).await.is_err() || terminal {
-                    return;
-                }
+            if forward(&tx, events).await {
+                return;
             }
             // The stream is capped: if entries were trimmed before we read them, the hash
             // still tells whether the job has ended.
             match b.get(id).await {
                 Ok(j) if !j.status.is_terminal() => {}
                 Ok(j) => {
+                    // Its terminal event may have landed after the read above: read once
+                    // more, and send the hash only if the stream no longer holds it.
+                    if let Ok((rest, _)) = b.events(&mut conn, Some(id), &after, 1000, None).await {
+                        if forward(&tx, rest).await {
+                            return;
+                        }
+                    }
                     let last = Sse::default()
                         .event("snapshot")
                         .json_data(crate::http::jobs::pick(&j, fields.as_deref()))
@@ -200,4 +196,24 @@ pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
             .and_then(follow)
             .boxed(),
     ]
+}
+
+/// Sends `events` of one job as SSE; true when the stream should end (a terminal event was
+/// sent, or the client hung up).
+async fn forward(tx: &mpsc::Sender<Result<Sse, Infallible>>, events: Vec<crate::Event>) -> bool {
+    for e in events {
+        let terminal = e
+            .get("status")
+            .and_then(|s| s.parse::<Status>().ok())
+            .is_some_and(Status::is_terminal);
+        let sse = Sse::default()
+            .id(e.id.clone())
+            .event(e.get("event").unwrap_or("event"))
+            .json_data(&e.fields)
+            .unwrap_or_default();
+        if tx.send(Ok(sse)).await.is_err() || terminal {
+            return true;
+        }
+    }
+    false
 }
