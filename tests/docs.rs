@@ -12,7 +12,7 @@
 //! pointing at this test build's binaries, and a fresh `run/`), inside a private network
 //! and pid namespace (bubblewrap) where the documented default ports (Redis 6379, the API
 //! 3323) are free and every process dies with the session. Without user namespaces it runs
-//! on the host's ports. `SLUICE_DOCS_PRINT=1 cargo test --test integration docs:: --
+//! on the host's ports, one file at a time. `SLUICE_DOCS_PRINT=1 cargo test --test integration docs:: --
 //! --nocapture` prints what every example printed (for writing the docs).
 
 use std::path::{Path, PathBuf};
@@ -196,6 +196,13 @@ async fn run_doc(file: &str) {
     std::fs::write(&path, script(&examples, out.path())).expect("script");
 
     let isolated = namespaces_work();
+    // On the host's ports, one file's session at a time (each starts Redis on 6379).
+    static HOST_PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _host = if isolated {
+        None
+    } else {
+        Some(HOST_PORTS.lock().await)
+    };
     let mut cmd = if isolated {
         let mut c = crate::harness::command("bwrap");
         c.args(["--dev-bind", "/", "/", "--unshare-net", "--unshare-pid"])
@@ -213,10 +220,12 @@ async fn run_doc(file: &str) {
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true).process_group(0);
     let mut child = cmd.spawn().expect("bash");
-    let ended = tokio::time::timeout(FILE_LIMIT, child.wait()).await;
-    if ended.is_err() {
-        // The whole session: bash and everything it started (outside a pid namespace too).
-        if let Some(pid) = child.id() {
+    let pid = child.id();
+    let _ = tokio::time::timeout(FILE_LIMIT, child.wait()).await;
+    // The whole session: bash and everything it left running (outside a pid namespace too;
+    // a daemon that left the group is out of reach there).
+    {
+        if let Some(pid) = pid {
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
