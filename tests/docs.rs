@@ -224,13 +224,11 @@ async fn run_doc(file: &str) {
     let _ = tokio::time::timeout(FILE_LIMIT, child.wait()).await;
     // The whole session: bash and everything it left running (outside a pid namespace too;
     // a daemon that left the group is out of reach there).
-    {
-        if let Some(pid) = pid {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+    if let Some(pid) = pid {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     let mut ran = 0;
     let mut differ = Vec::new();

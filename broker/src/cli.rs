@@ -177,13 +177,7 @@ pub async fn events(b: &Broker, job: Option<JobId>, follow: bool) -> Result<(), 
                 rest.join(" ")
             ));
         }
-        let ended = match (job, batch.last()) {
-            (Some(_), Some(e)) => e
-                .get("status")
-                .and_then(|s| s.parse::<Status>().ok())
-                .is_some_and(Status::is_terminal),
-            _ => false,
-        };
+        let ended = job.is_some() && batch.last().is_some_and(crate::Event::ends_job);
         if ended || (!follow && caught_up) {
             return Ok(());
         }

@@ -65,6 +65,13 @@ impl Event {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields.get(name).map(String::as_str)
     }
+
+    /// Whether the entry leaves its job in a terminal status (its last event).
+    pub fn ends_job(&self) -> bool {
+        self.get("status")
+            .and_then(|s| s.parse::<Status>().ok())
+            .is_some_and(Status::is_terminal)
+    }
 }
 
 /// The broker handle; cheap to clone.

@@ -70,6 +70,12 @@ impl Stack {
         self.api.call(method, path, Some(key), body).await
     }
 
+    /// `GET /jobs/{id}/artifacts` as `key`: (status, reply).
+    pub async fn artifacts(&self, key: &str, id: impl std::fmt::Display) -> (u16, Value) {
+        let path = format!("/jobs/{id}/artifacts");
+        self.call(key, reqwest::Method::GET, &path, None).await
+    }
+
     /// Every `apikey:*` key in Redis, sorted.
     pub fn api_keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self

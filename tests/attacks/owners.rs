@@ -341,14 +341,7 @@ async fn another_owners_job_and_workflow_answer_404_to_every_action() {
         .call(&s.alice, Method::GET, &format!("/workflows/{wid}"), None)
         .await;
     assert_ne!(w["status"], "CANCELLED", "{w}");
-    let (_, a) = s
-        .call(
-            &s.alice,
-            Method::GET,
-            &format!("/jobs/{id}/artifacts"),
-            None,
-        )
-        .await;
+    let (_, a) = s.artifacts(&s.alice, id).await;
     assert_eq!(a["artifacts"], json!([]), "{a}");
 }
 
@@ -376,9 +369,7 @@ async fn a_job_id_reused_after_a_restore_inherits_no_artifacts() {
         new > old,
         "job {new} took the id of a job whose files were stored"
     );
-    let (_, a) = s
-        .call(&s.bob, Method::GET, &format!("/jobs/{new}/artifacts"), None)
-        .await;
+    let (_, a) = s.artifacts(&s.bob, new).await;
     assert_eq!(a["artifacts"], json!([]), "{a}");
     let got = http
         .get(s.api.url(&format!("/jobs/{old}/artifacts/secret.csv")))

@@ -107,14 +107,7 @@ async fn a_redirect_to_loopback_is_refused_on_the_hop_and_port_state_does_not_sh
         .await;
         assert_eq!(j.status, broker::Status::Failed, "{j:?}");
         assert!(j.result.is_none());
-        let (_, listed) = s
-            .call(
-                &s.alice,
-                Method::GET,
-                &format!("/jobs/{id}/artifacts"),
-                None,
-            )
-            .await;
+        let (_, listed) = s.artifacts(&s.alice, id).await;
         assert!(
             listed.to_string().find("in.txt").is_none(),
             "nothing was stored: {listed}"

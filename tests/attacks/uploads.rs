@@ -95,9 +95,7 @@ async fn a_job_is_held_until_its_last_file_is_stored() {
         s.redis.cli(&["LRANGE", "queue:command", "0", "-1"]).trim(),
         "1"
     );
-    let (status, body) = s
-        .call(&s.alice, Method::GET, "/jobs/1/artifacts", None)
-        .await;
+    let (status, body) = s.artifacts(&s.alice, 1).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["artifacts"].as_array().map(Vec::len),

@@ -22,7 +22,7 @@ use crate::apikeys::{Account, Role};
 use crate::client::Broker;
 use crate::error::Error;
 use crate::http::access::visible;
-use crate::job::{JobId, Status};
+use crate::job::JobId;
 
 /// How long one blocking read waits before the job hash is looked at again.
 const BLOCK: Duration = Duration::from_secs(1);
@@ -202,10 +202,7 @@ pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
 /// sent, or the client hung up).
 async fn forward(tx: &mpsc::Sender<Result<Sse, Infallible>>, events: Vec<crate::Event>) -> bool {
     for e in events {
-        let terminal = e
-            .get("status")
-            .and_then(|s| s.parse::<Status>().ok())
-            .is_some_and(Status::is_terminal);
+        let terminal = e.ends_job();
         let sse = Sse::default()
             .id(e.id.clone())
             .event(e.get("event").unwrap_or("event"))

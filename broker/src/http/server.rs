@@ -80,7 +80,7 @@ fn content_length(req: &http::Request<Incoming>) -> u64 {
         .headers()
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+        .is_some_and(crate::http::uploads::is_multipart);
     if multipart || req.uri().path().contains("/artifacts/") {
         return 0;
     }

@@ -20,6 +20,13 @@ use crate::uploads::Files;
 /// Largest JSON part of a multipart submit (the files carry the bulk).
 pub const REQUEST_PART_LIMIT: usize = 1 << 20;
 
+/// Whether a Content-Type names a `multipart/form-data` body.
+pub fn is_multipart(content_type: &str) -> bool {
+    content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+}
+
 /// A `multipart/form-data` body (other content types fall through to the JSON routes).
 /// Its length is not capped as a whole: the request part is capped at
 /// [`REQUEST_PART_LIMIT`], each file at `max_artifact_size`, the count at
@@ -27,7 +34,7 @@ pub const REQUEST_PART_LIMIT: usize = 1 << 20;
 pub fn form() -> BoxedFilter<(FormData,)> {
     warp::header::<String>("content-type")
         .and_then(|ct: String| async move {
-            if ct.to_ascii_lowercase().starts_with("multipart/form-data") {
+            if is_multipart(&ct) {
                 Ok(())
             } else {
                 Err(warp::reject::not_found())
