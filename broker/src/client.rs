@@ -1,7 +1,7 @@
 //! `Broker`: the one handle the CLI, the HTTP server and the executors use. It owns the
 //! config, the connection pool and the scripts, validates requests before they reach Lua,
 //! and reads jobs and events back. Every state change goes through one script of
-//! `scripts.rs`; this file adds no state of its own.
+//! `scripts/`; this file adds no state of its own.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

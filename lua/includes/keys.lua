@@ -1,7 +1,7 @@
 --[[
   The key schema inside scripts: every key a script makes from the prefix (ARGV, '' by
   default) is made by one of these, as broker/src/keys.rs makes it in Rust (a test in
-  scripts.rs checks both agree and that no script builds a key by hand).
+  scripts/header_tests.rs checks both agree and that no script builds a key by hand).
   key_of(prefix, name)              events, stats, stop, start, delayed, leases, ...
   key_job(prefix, id)            job_N
   key_history(prefix, id)        history:job_N
