@@ -27,8 +27,16 @@ struct Cli {
 enum Top {
     #[command(flatten)]
     Broker(Command),
-    /// Measure the executor runtime and the command executor (see README).
-    BenchExecutors(executors::bench::Args),
+    /// Measure throughput and pickup latency of the broker's scripts against a Redis.
+    Bench(executors::bench::scripts::BenchArgs),
+    /// Measure the executor runtime and the command executor.
+    BenchExecutors(executors::bench::runtime::Args),
+    /// Time the TBN solver on one file, or print a generated TBN (`solve FILE ...`, `gen FAMILY SIZE`).
+    BenchSolver {
+        /// `solve FILE [CONSTRAINTS] [GEN] [INIT_K] [COUNTING]` or `gen FAMILY SIZE`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,7 +73,11 @@ fn run(args: Cli) -> Result<(), Error> {
         };
         match args.command {
             Top::Broker(command) => dispatch(Broker::new(config)?, command, shutdown).await,
-            Top::BenchExecutors(a) => executors::bench::run(config, a).await,
+            Top::Bench(a) => executors::bench::scripts::run(Broker::new(config)?, a).await,
+            Top::BenchExecutors(a) => executors::bench::runtime::run(config, a).await,
+            Top::BenchSolver { args } => {
+                executors::bench::solver::run(&args).map_err(Error::Invalid)
+            }
         }
     })
 }

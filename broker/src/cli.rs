@@ -416,8 +416,6 @@ pub enum Command {
     },
     /// Load the Lua scripts into Redis and print each one's SHA1 (for EVALSHA by hand).
     Scripts,
-    /// Measure throughput and pickup latency against a Redis (see README).
-    Bench(crate::bench::BenchArgs),
 }
 
 /// `sluice schedules ...`
@@ -630,7 +628,6 @@ async fn run_command(
         } => moved(id, b.fail(id, &token, &error, !no_retry).await),
         Command::Tick { every } => tick(&b, every).await,
         Command::Scripts => scripts(&b).await,
-        Command::Bench(args) => crate::bench::run(b, args).await,
     }
 }
 

@@ -28,7 +28,6 @@
 //! - [`apikeys`]: API keys and roles, stored hashed in Redis.
 //! - [`acl`]: the Redis ACL users of each process class (executor, API, admin CLI).
 //! - [`cli`]: the bodies of the `sluice` subcommands.
-//! - [`bench`]: `sluice bench`, throughput and pickup latency on a real Redis.
 #![warn(missing_docs)]
 
 // One convention: a domain module extends [`Broker`] with `impl Broker` methods for what it
@@ -38,7 +37,6 @@
 pub mod acl;
 pub mod apikeys;
 pub mod artifacts;
-pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod clusters;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark instance through the Rust solver (examples/tbn-bench.rs) and the
+# Runs every benchmark instance through the Rust solver (`sluice bench-solver`) and the
 # original Python StableConfigs (run_original.py, python-sat), each with a time limit
 # (LIMIT, default 60 s), and prints one table row per instance.
 #
@@ -9,7 +9,7 @@
 # repository), against Sluice's exact count. COUNTING=original compares the unpatched
 # original with Sluice's `"counting": "original"`.
 #
-# usage: bench/compare.sh ORIGINAL_REPO_DIR > bench/results.txt
+# usage: executors/bench/compare.sh ORIGINAL_REPO_DIR > executors/bench/results.txt
 # needs: pip install python-sat; the original repo checked out at ORIGINAL_REPO_DIR
 set -u
 SRC=${1:?usage: compare.sh ORIGINAL_REPO_DIR}
@@ -26,8 +26,8 @@ if [ "$COUNTING" = exact ]; then
   sed -i 's/^\(\t*\)bind_id = sat.get_bind_id(pair.site1.ParentMonomer, pair.site2.ParentMonomer)/\1if pair.site1.ParentMonomer == pair.site2.ParentMonomer:\n\1\tcontinue\n&/' "$enc"
   grep -q "if pair.site1.ParentMonomer == pair.site2.ParentMonomer" "$enc" || { echo "patch failed"; exit 1; }
 fi
-(cd "$ROOT" && cargo build --release -p executors --example tbn-bench >/dev/null 2>&1) || { echo "build failed"; exit 1; }
-BENCH="$ROOT/target/release/examples/tbn-bench"
+(cd "$ROOT" && cargo build --release --bin sluice >/dev/null 2>&1) || { echo "build failed"; exit 1; }
+BENCH=("$ROOT/target/release/sluice" bench-solver)
 
 # name|tbn file|constraints file (or -)|gen
 cases=()
@@ -44,7 +44,7 @@ for spec in "tree 4" "tree 5" "tree 6" "tree 8" "tree 9" "copies 5" "copies 20" 
             "random3 20" "random3 30" "random3 40" "random3 50" \
             "selfbind 20" "selfbind 30" "selfbind 40" "selfbind 50"; do
   set -- $spec
-  "$BENCH" gen "$1" "$2" > "$WORK/$1_$2.txt"
+  "${BENCH[@]}" gen "$1" "$2" > "$WORK/$1_$2.txt"
   cases+=("$1-$2|$WORK/$1_$2.txt|-|1")
 done
 
@@ -52,7 +52,7 @@ field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 printf "%-28s %8s %6s %10s %10s %10s %10s %7s %6s\n" instance monomers sites rust_s rust_poly py_s py_poly ratio same
 for c in "${cases[@]}"; do
   IFS='|' read -r name tbn constr gen <<<"$c"
-  r=$(timeout "$LIMIT" "$BENCH" solve "$tbn" "$constr" "$gen" 1 "$COUNTING" 2>&1); rc=$?
+  r=$(timeout "$LIMIT" "${BENCH[@]}" solve "$tbn" "$constr" "$gen" 1 "$COUNTING" 2>&1); rc=$?
   if [ $rc -eq 124 ]; then r="seconds=timeout polymers=-";
   elif [ $rc -ne 0 ]; then r="seconds=error polymers=TBNException"; fi
   p=$(timeout "$LIMIT" python3 "$HERE/run_original.py" "$ORIG" "$tbn" "$constr" "$gen" 1 2>&1); pc=$?

@@ -16,7 +16,7 @@ constr = open(sys.argv[3]).readlines() if len(sys.argv) > 3 and sys.argv[3] not 
 gen = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 init_k = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 # One solve, timed; fast ones are repeated (up to REPEAT_FOR seconds in all, at most
-# REPEAT_MAX times) and the median time is reported, as examples/tbn-bench.rs does.
+# REPEAT_MAX times) and the median time is reported, as `sluice bench-solver` does.
 REPEAT_FOR, REPEAT_MAX = 0.5, 200
 times = []
 while not times or (sum(times) < REPEAT_FOR and len(times) < REPEAT_MAX):

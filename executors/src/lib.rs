@@ -4,7 +4,8 @@
 //!
 //! - [`runtime`]: the claim loop (claim, run at most `exec_size`, heartbeat, timeout, stop,
 //!   complete or fail, graceful shutdown). An executor kind implements [`Executor`].
-//! - [`bench`]: `sluice bench-executors`.
+//! - [`bench`]: every benchmark (`sluice bench`, `sluice bench-executors`,
+//!   `sluice bench-solver`; the scripts beside them are in `executors/bench/`).
 //! - [`history`]: the optional operation log the chaos suite checks.
 //! - [`command`]: the `command` kind: runs programs from a config of actions (no shell).
 //! - [`spark`]: the `spark` kind: spark-submit against a Stand cluster record.

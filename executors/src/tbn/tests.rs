@@ -501,7 +501,7 @@ fn stop_interrupts_a_long_search() {
 
 mod brute;
 
-/// `examples/tbn-bench.rs gen random 80`: 80 random monomers of 1-3 sites over 26 types,
+/// `sluice bench-solver gen random 80`: 80 random monomers of 1-3 sites over 26 types,
 /// whose entropy takes the MIP seconds.
 fn random_80() -> Problem {
     let mut x: u64 = 87;

@@ -2,9 +2,9 @@
 # redis-benchmark on Sluice's own submit and claim scripts, beside the design-shaped ceiling of
 # ../shared/bench (same flags: -c 50, -P 1 and 16). Starts a private redis-server with AOF
 # everysec on 127.0.0.1:$PORT and stops it at the end.
-#   bin/bench-scripts          (after cargo build --release)
+#   executors/bench/scripts.sh          (after cargo build --release)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 PORT=${PORT:-6392}
 sluice=$root/target/release/sluice
 dir=$(mktemp -d -t sluice-bench-scripts.XXXXXX)

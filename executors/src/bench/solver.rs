@@ -1,18 +1,18 @@
-//! Benchmark driver for the TBN solver.
+//! `sluice bench-solver`: times the TBN solver on one file (what `executors/bench/compare.sh`
+//! runs beside the original StableConfigs), or generates the benchmark families.
 //!
 //! ```text
-//! bench solve TBN_FILE [CONSTRAINTS_FILE] [GEN] [INIT_K] [COUNTING]
+//! sluice bench-solver solve TBN_FILE [CONSTRAINTS_FILE] [GEN] [INIT_K] [COUNTING]
 //!     solve a file in the original text format (COUNTING: exact, the default, or
 //!     original); prints "monomers=M sites=S seconds=T polymers=P count=C"
-//! bench gen FAMILY SIZE
+//! sluice bench-solver gen FAMILY SIZE
 //!     print a generated TBN (families: tree, random, random3, selfbind, copies)
 //! ```
 
-use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use executors::tbn::{solve, Counting, Dimacs, Problem};
+use crate::tbn::{solve, Counting, Dimacs, Problem};
 
 /// Fast solves are repeated for this many seconds in all...
 const REPEAT_FOR: f64 = 0.5;
@@ -111,7 +111,8 @@ fn copies(k: usize) -> Vec<String> {
     lines
 }
 
-fn run(args: &[String]) -> Result<(), String> {
+/// Runs one `solve` or `gen` (see the module doc), printing its line(s) on stdout.
+pub fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("gen") => {
             let family = args.get(1).ok_or("missing family")?;
@@ -207,18 +208,7 @@ fn run(args: &[String]) -> Result<(), String> {
             Ok(())
         }
         _ => Err(
-            "usage: bench solve FILE [CONSTRAINTS] [GEN] [INIT_K] | bench gen FAMILY SIZE".into(),
+            "usage: sluice bench-solver solve FILE [CONSTRAINTS] [GEN] [INIT_K] | sluice bench-solver gen FAMILY SIZE".into(),
         ),
-    }
-}
-
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench: {e}");
-            ExitCode::from(2)
-        }
     }
 }

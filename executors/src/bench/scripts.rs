@@ -21,10 +21,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::client::Broker;
-use crate::config::Config;
-use crate::error::Error;
-use crate::job::NewJob;
+use broker::job::NewJob;
+use broker::{Broker, Config, Error, JobId};
 
 /// The executor kind bench jobs are queued for.
 const KIND: &str = "bench";
@@ -261,10 +259,7 @@ async fn submit_all(b: &Broker, a: &BenchArgs) -> Result<Duration, Error> {
     .await
 }
 
-async fn claim_all(
-    b: &Broker,
-    a: &BenchArgs,
-) -> Result<(Duration, Vec<(crate::JobId, String)>), Error> {
+async fn claim_all(b: &Broker, a: &BenchArgs) -> Result<(Duration, Vec<(JobId, String)>), Error> {
     let found = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(a.jobs)));
     let batch = a.batch;
     let t = fan_out(a.concurrency, a.jobs, |c, _| {
@@ -297,7 +292,7 @@ async fn claim_all(
 async fn complete_all(
     b: &Broker,
     a: &BenchArgs,
-    claimed: Vec<(crate::JobId, String)>,
+    claimed: Vec<(JobId, String)>,
 ) -> Result<Duration, Error> {
     let shares: Vec<Vec<_>> = claimed
         .chunks(claimed.len().div_ceil(a.concurrency).max(1))
@@ -309,7 +304,7 @@ async fn complete_all(
         let (b, shares) = (b.clone(), shares.clone());
         async move {
             let mut conn = b.conn().await?;
-            let result = crate::job::encode(&json!(null))?;
+            let result = broker::job::encode(&json!(null))?;
             for chunk in shares[c].chunks(batch) {
                 let done: Vec<_> = chunk
                     .iter()
@@ -333,7 +328,7 @@ async fn drain(b: &Broker, a: &BenchArgs, target: usize) -> Result<Duration, Err
         let (b, done) = (b.clone(), done.clone());
         async move {
             let mut conn = b.conn().await?;
-            let result = crate::job::encode(&json!(null))?;
+            let result = broker::job::encode(&json!(null))?;
             let worker = format!("bench-{c}");
             while done.load(Ordering::Relaxed) < target {
                 let got = b

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use broker::bench::{p50_p99, rate, start_redis, wait_ready};
+use super::scripts::{p50_p99, rate, start_redis, wait_ready};
 use broker::{Broker, Config, Error};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
