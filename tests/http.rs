@@ -4,16 +4,7 @@ use std::time::Duration;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::{TestApi, TestRedis};
-
-async fn body(r: reqwest::Response) -> (StatusCode, Value) {
-    let status = r.status();
-    let text = r.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}")),
-    )
-}
+use crate::harness::{send, TestApi, TestRedis};
 
 fn error_code(v: &Value) -> &str {
     v["error"]["code"]
@@ -32,13 +23,13 @@ async fn submit_read_list_stop_lock_unlock_retry_with_curl_shaped_requests() {
         r.headers().get("location").and_then(|v| v.to_str().ok()),
         Some("/jobs/1")
     );
-    let (s, v) = body(r).await;
+    let (s, v) = (r.status(), r.json::<Value>().await.unwrap_or_default());
     assert_eq!(
         (s, v.clone()),
         (StatusCode::CREATED, json!({"id": 1, "status": "PENDING"}))
     );
 
-    let (s, v) = body(http.get(api.url("/jobs/1")).send().await.unwrap()).await;
+    let (s, v) = send(http.get(api.url("/jobs/1"))).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["params"]["monomers"][0][0], "a");
     assert_eq!(
@@ -46,53 +37,38 @@ async fn submit_read_list_stop_lock_unlock_retry_with_curl_shaped_requests() {
         (Some("1m 30s"), Some(2))
     );
 
-    let (s, v) = body(
-        http.get(api.url("/jobs?status=PENDING&executor=solver"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, v) = send(http.get(api.url("/jobs?status=PENDING&executor=solver"))).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["jobs"].as_array().map(Vec::len), Some(1));
-    let (_, v) = body(
-        http.get(api.url("/jobs?status=RUNNING"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, v) = send(http.get(api.url("/jobs?status=RUNNING"))).await;
     assert_eq!(v["jobs"].as_array().map(Vec::len), Some(0));
 
-    let (s, v) = body(
+    let (s, v) = send(
         http.post(api.url("/jobs/1/lock"))
-            .json(&json!({"holder": "ana"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"holder": "ana"})),
     )
     .await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("PENDING")));
-    let (s, v) = body(http.post(api.url("/jobs/1/stop")).send().await.unwrap()).await;
+    let (s, v) = send(http.post(api.url("/jobs/1/stop"))).await;
     assert_eq!((s, error_code(&v)), (StatusCode::CONFLICT, "locked"));
     assert!(
         v["error"]["message"].as_str().unwrap_or("").contains("ana"),
         "{v}"
     );
-    let (s, _) = body(http.post(api.url("/jobs/1/unlock")).send().await.unwrap()).await;
+    let (s, _) = send(http.post(api.url("/jobs/1/unlock"))).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, v) = body(http.post(api.url("/jobs/1/stop")).send().await.unwrap()).await;
+    let (s, v) = send(http.post(api.url("/jobs/1/stop"))).await;
     assert_eq!(
         (s, v["status"].as_str()),
         (StatusCode::OK, Some("CANCELED"))
     );
-    let (s, v) = body(http.post(api.url("/jobs/1/stop")).send().await.unwrap()).await;
+    let (s, v) = send(http.post(api.url("/jobs/1/stop"))).await;
     assert_eq!(
         (s, error_code(&v)),
         (StatusCode::CONFLICT, "illegal_transition")
     );
     assert_eq!(v["error"]["message"], "job 1 is CANCELED; cannot stop");
-    let (s, v) = body(http.post(api.url("/jobs/1/retry")).send().await.unwrap()).await;
+    let (s, v) = send(http.post(api.url("/jobs/1/retry"))).await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("PENDING")));
 }
 
@@ -105,15 +81,14 @@ async fn every_error_is_json_with_the_right_status() {
         http.post(api.url("/jobs"))
             .header("content-type", "application/json")
             .body(b)
-            .send()
     };
 
-    let (s, v) = body(post("{not json").await.unwrap()).await;
+    let (s, v) = send(post("{not json")).await;
     assert_eq!(
         (s, error_code(&v)),
         (StatusCode::BAD_REQUEST, "bad_request")
     );
-    let (s, v) = body(post(r#"{"params": {}}"#).await.unwrap()).await;
+    let (s, v) = send(post(r#"{"params": {}}"#)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(
         v["error"]["message"]
@@ -122,12 +97,7 @@ async fn every_error_is_json_with_the_right_status() {
             .contains("executor"),
         "names the field: {v}"
     );
-    let (s, v) = body(
-        post(r#"{"executor": "x", "max_attempts": "three"}"#)
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, v) = send(post(r#"{"executor": "x", "max_attempts": "three"}"#)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(
         v["error"]["message"]
@@ -136,12 +106,7 @@ async fn every_error_is_json_with_the_right_status() {
             .contains("invalid type"),
         "{v}"
     );
-    let (s, v) = body(
-        post(r#"{"executor": "x", "timeout": "soon"}"#)
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, v) = send(post(r#"{"executor": "x", "timeout": "soon"}"#)).await;
     assert!(
         s == StatusCode::BAD_REQUEST
             && v["error"]["message"]
@@ -150,36 +115,29 @@ async fn every_error_is_json_with_the_right_status() {
                 .contains("timeout"),
         "{v}"
     );
-    let (s, _) = body(post(r#"{"executor": "x", "colour": "red"}"#).await.unwrap()).await;
+    let (s, _) = send(post(r#"{"executor": "x", "colour": "red"}"#)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "unknown fields are refused");
-    let (s, v) = body(
-        http.post(api.url("/jobs"))
-            .body("x".repeat(2048))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, v) = send(http.post(api.url("/jobs")).body("x".repeat(2048))).await;
     assert_eq!(
         (s, error_code(&v)),
         (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
     );
-    let (s, v) = body(http.get(api.url("/jobs/99")).send().await.unwrap()).await;
+    let (s, v) = send(http.get(api.url("/jobs/99"))).await;
     assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
-    let (s, v) = body(http.get(api.url("/jobs/abc")).send().await.unwrap()).await;
+    let (s, v) = send(http.get(api.url("/jobs/abc"))).await;
     assert_eq!(
         (s, error_code(&v)),
         (StatusCode::BAD_REQUEST, "bad_request")
     );
-    let (s, _) = body(http.get(api.url("/jobs?status=DONE")).send().await.unwrap()).await;
+    let (s, _) = send(http.get(api.url("/jobs?status=DONE"))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _) = body(http.get(api.url("/jobs?cursor=zz")).send().await.unwrap()).await;
+    let (s, _) = send(http.get(api.url("/jobs?cursor=zz"))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _) = body(http.post(api.url("/jobs/1/explode")).send().await.unwrap()).await;
+    let (s, _) = send(http.post(api.url("/jobs/1/explode"))).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = body(http.get(api.url("/nowhere")).send().await.unwrap()).await;
+    let (s, _) = send(http.get(api.url("/nowhere"))).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, v) = body(http.delete(api.url("/jobs")).send().await.unwrap()).await;
+    let (s, v) = send(http.delete(api.url("/jobs"))).await;
     assert!(s.is_client_error(), "{s} {v}");
     assert_eq!(
         redis.cli(&["EXISTS", "job_seq"]).trim(),
@@ -199,7 +157,7 @@ async fn redis_down_is_503_fast_and_the_server_recovers() {
     );
     redis.stop();
     let t0 = std::time::Instant::now();
-    let (s, v) = body(http.get(api.url("/jobs/1")).send().await.unwrap()).await;
+    let (s, v) = send(http.get(api.url("/jobs/1"))).await;
     assert_eq!(
         (s, error_code(&v)),
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
@@ -252,65 +210,39 @@ async fn keys_roles_and_owners() {
         .unwrap();
     let http = Client::new();
 
-    let (s, v) = body(
-        http.post(api.url("/jobs"))
-            .json(&json!({"executor": "x"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, v) = send(http.post(api.url("/jobs")).json(&json!({"executor": "x"}))).await;
     assert_eq!(
         (s, error_code(&v)),
         (StatusCode::UNAUTHORIZED, "unauthorized")
     );
-    let (s, _) = body(
+    let (s, _) = send(
         http.post(api.url("/jobs"))
             .bearer_auth("sk_wrong")
-            .json(&json!({"executor": "x"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"executor": "x"})),
     )
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
-    let (s, v) = body(
+    let (s, v) = send(
         http.post(api.url("/jobs"))
             .bearer_auth(&ana)
-            .json(&json!({"executor": "x"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"executor": "x"})),
     )
     .await;
     assert_eq!(s, StatusCode::CREATED);
     let id = v["id"].as_u64().unwrap();
-    let (s, v) = body(
-        http.get(api.url(&format!("/jobs/{id}")))
-            .bearer_auth(&ana)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, v) = send(http.get(api.url(&format!("/jobs/{id}"))).bearer_auth(&ana)).await;
     assert_eq!((s, v["owner"].as_str()), (StatusCode::OK, Some("ana")));
     // Basic auth maps to the same account (Jetstream style).
-    let (s, _) = body(
+    let (s, _) = send(
         http.get(api.url(&format!("/jobs/{id}")))
-            .basic_auth("ana", Some(&ana))
-            .send()
-            .await
-            .unwrap(),
+            .basic_auth("ana", Some(&ana)),
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _) = body(
+    let (s, _) = send(
         http.get(api.url(&format!("/jobs/{id}")))
-            .basic_auth("bob", Some(&ana))
-            .send()
-            .await
-            .unwrap(),
+            .basic_auth("bob", Some(&ana)),
     )
     .await;
     assert_eq!(
@@ -319,21 +251,11 @@ async fn keys_roles_and_owners() {
         "the user name must match the key's owner"
     );
 
-    let (s, _) = body(
-        http.get(api.url(&format!("/jobs/{id}")))
-            .bearer_auth(&bob)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = send(http.get(api.url(&format!("/jobs/{id}"))).bearer_auth(&bob)).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "no existence leak");
-    let (s, v) = body(
+    let (s, v) = send(
         http.post(api.url(&format!("/jobs/{id}/stop")))
-            .bearer_auth(&bob)
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth(&bob),
     )
     .await;
     assert_eq!(
@@ -341,47 +263,23 @@ async fn keys_roles_and_owners() {
         (StatusCode::NOT_FOUND, "not_found"),
         "acting on another owner's job answers as for a job that does not exist"
     );
-    let (_, v) = body(
-        http.get(api.url("/jobs"))
-            .bearer_auth(&bob)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, v) = send(http.get(api.url("/jobs")).bearer_auth(&bob)).await;
     assert_eq!(
         v["jobs"].as_array().map(Vec::len),
         Some(0),
         "bob lists none of ana's jobs"
     );
-    let (_, v) = body(
-        http.get(api.url("/jobs"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, v) = send(http.get(api.url("/jobs")).bearer_auth(&admin)).await;
     assert_eq!(v["jobs"].as_array().map(Vec::len), Some(1));
-    let (s, _) = body(
+    let (s, _) = send(
         http.post(api.url(&format!("/jobs/{id}/stop")))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth(&admin),
     )
     .await;
     assert_eq!(s, StatusCode::OK);
 
     b.revoke_key(&ana).await.unwrap();
-    let (s, _) = body(
-        http.get(api.url(&format!("/jobs/{id}")))
-            .bearer_auth(&ana)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = send(http.get(api.url(&format!("/jobs/{id}"))).bearer_auth(&ana)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "a revoked key is refused");
     let stored = redis.cli(&["KEYS", "apikey:*"]);
     assert!(
@@ -441,7 +339,7 @@ async fn healthz_and_metrics() {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |_| {}).await;
     let http = Client::new();
-    let (s, v) = body(http.get(api.url("/healthz")).send().await.unwrap()).await;
+    let (s, v) = send(http.get(api.url("/healthz"))).await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
     http.post(api.url("/jobs"))
         .json(&json!({"executor": "spark"}))
@@ -497,12 +395,9 @@ async fn a_thousand_hostile_bodies_get_4xx_and_corrupt_nothing() {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |c| c.max_content_length = 64 * 1024).await;
     let http = Client::new();
-    let (s, _) = body(
+    let (s, _) = send(
         http.post(api.url("/jobs"))
-            .json(&json!({"executor": "keep", "params": {"a": 1}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"executor": "keep", "params": {"a": 1}})),
     )
     .await;
     assert_eq!(s, StatusCode::CREATED);
@@ -575,11 +470,8 @@ async fn a_thousand_hostile_bodies_get_4xx_and_corrupt_nothing() {
         let r = http
             .post(api.url("/jobs"))
             .header("content-type", "application/json")
-            .body(b.clone())
-            .send()
-            .await
-            .unwrap();
-        let (s, v) = body(r).await;
+            .body(b.clone());
+        let (s, v) = send(r).await;
         assert!(
             s.is_client_error(),
             "{s} for {:?}: {v}",

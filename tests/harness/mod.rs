@@ -160,10 +160,17 @@ impl TestApi {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let r = req.send().await.expect("the test API answers");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+        let (status, v) = send(req).await;
+        (status.as_u16(), v)
     }
+}
+
+/// Sends one request (any method, headers and body): (status, JSON reply, or null when the
+/// reply is not JSON). The one way tests talk HTTP; [`TestApi::call`] builds on it.
+pub async fn send(req: reqwest::RequestBuilder) -> (reqwest::StatusCode, serde_json::Value) {
+    let r = req.send().await.expect("the server answers");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 impl Drop for TestApi {
