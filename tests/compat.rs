@@ -15,6 +15,10 @@ params = "none"
 
 [actions.tempe]
 argv = ["cat"]
+
+[actions.broken]
+argv = ["false"]
+params = "none"
 "#;
 
 async fn with_executor(api: &TestApi) -> tokio::sync::watch::Sender<bool> {
@@ -46,7 +50,24 @@ async fn wumai_actions_run_and_errors_carry_wumai_codes() {
     let _exec = with_executor(&api).await;
     let http = Client::new();
 
-    let v = wumai(&http, &api, json!({"action": "Hello", "name": "wumai"})).await;
+    // As wumai's server ran the handler: the action's result comes back in `data`.
+    let v = wumai(&http, &api, json!({"action": "Hello", "name": "sync"})).await;
+    assert_eq!(
+        (v["retCode"].as_i64(), v["message"].is_null(), &v["data"]),
+        (Some(0), true, &json!("hello sync\n")),
+        "{v}"
+    );
+    // Asked not to wait (Prefer: respond-async), it answers the job reference.
+    let v: Value = http
+        .post(api.url("/"))
+        .header("prefer", "respond-async")
+        .json(&json!({"action": "Hello", "name": "wumai"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         (v["retCode"].as_i64(), v["message"].is_null()),
         (Some(0), true),
@@ -109,7 +130,8 @@ async fn wumai_actions_run_and_errors_carry_wumai_codes() {
 #[tokio::test]
 async fn wumai_try_settings_become_attempts_and_linear_backoff() {
     let redis = TestRedis::start();
-    let api = TestApi::start(&redis, |_| {}).await;
+    // No executor runs "nobody": answer the reference at once.
+    let api = TestApi::start(&redis, |c| c.wumai_wait = Duration::ZERO).await;
     api.broker
         .register_actions("nobody", &["Flaky".to_string()])
         .await
@@ -131,6 +153,124 @@ async fn wumai_try_settings_become_attempts_and_linear_backoff() {
     ] {
         assert!(hash.contains(want), "{want} not in\n{hash}");
     }
+}
+
+/// What a wumai client sees: its envelope on auth failures, the banner, `?pretty`, `run_at`,
+/// a failed action within the bound, a per-action bound.
+#[tokio::test]
+async fn wumai_clients_get_wumai_answers_for_auth_banner_pretty_run_at_and_failures() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| {
+        c.auth = true;
+        c.open_executors = vec!["command".into()];
+        c.wumai_waits = vec![("Hello".into(), Duration::ZERO)];
+    })
+    .await;
+    let _exec = with_executor(&api).await;
+    let key = api
+        .broker
+        .create_key("ana", broker::apikeys::Role::Client)
+        .await
+        .unwrap();
+    let http = Client::new();
+    let post = |key: Option<&str>, path: &str, body: Value| {
+        let mut r = http.post(api.url(path)).json(&body);
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+
+    // No key, or a bad one: HTTP 200 and wumai's envelope, never Sluice's 401.
+    for k in [None, Some("sk_not_a_key")] {
+        let r = post(k, "/", json!({"action": "Hello", "name": "x"}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["retCode"], 4103, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("key"), "{v}");
+        assert!(v["data"]["exceptionTag"].is_string(), "{v}");
+    }
+    assert_eq!(
+        redis.cli(&["EXISTS", "job_seq"]).trim(),
+        "0",
+        "no job was made"
+    );
+
+    // GET / is wumai's banner; ?pretty indents.
+    let r = http.get(api.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("wumai"));
+    let text = post(
+        Some(&key),
+        "/?pretty",
+        json!({"action": "Hello", "name": "p"}),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(text.contains("\n  \"retCode\": 0"), "{text}");
+    // wumai_waits gives Hello no wait: the job reference at once.
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["data"]["status"], "pending", "{v}");
+
+    // run_at (wumai's own format, UTC) is honoured: the job waits, DescribeJob shows it.
+    let later =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(3600))
+            .to_string()
+            .replace('T', " ")
+            .replace('Z', "");
+    let v = post(
+        Some(&key),
+        "/",
+        json!({"action": "Hello", "name": "l", "run_at": later}),
+    )
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap();
+    assert_eq!(v["data"]["status"], "pending", "{v}");
+    let id = v["data"]["jobId"].as_u64().unwrap();
+    assert_eq!(
+        redis.cli(&["HGET", &format!("job_{id}"), "status"]).trim(),
+        "SCHEDULED"
+    );
+    let d = post(
+        Some(&key),
+        "/",
+        json!({"action": "DescribeJob", "jobId": id}),
+    )
+    .await
+    .unwrap()
+    .json::<Value>()
+    .await
+    .unwrap();
+    assert!(d["data"]["run_at"].is_string(), "{d}");
+    assert!(d["data"]["params"].get("run_at").is_none(), "{d}");
+    for bad in [json!("tomorrow"), json!(-5), json!([1])] {
+        let v = post(Some(&key), "/", json!({"action": "Hello", "run_at": bad}))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        assert_eq!(v["retCode"], 4100, "{bad}: {v}");
+    }
+
+    // A failing action within the bound: 5000, its error and job id.
+    let v = post(Some(&key), "/", json!({"action": "Broken", "try_max": 1}))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(v["retCode"], 5000, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("FAILED"), "{v}");
+    assert!(v["data"]["jobId"].as_u64().is_some(), "{v}");
 }
 
 #[tokio::test]

@@ -688,6 +688,33 @@ impl Broker {
             .map_or_else(|| "0-0".to_string(), |e| e.id))
     }
 
+    /// Waits up to `within` for job `id` to end: the job once it is COMPLETED, FAILED,
+    /// TIMED_OUT or CANCELED, None when it is still going at the deadline. Wakes on the job's
+    /// events (a blocking read on its own connection), never polls faster than once a second.
+    ///
+    /// # Errors
+    /// Redis errors; [`Error::NotFound`] when the job is gone.
+    pub async fn wait_end(&self, id: JobId, within: Duration) -> Result<Option<Job>, Error> {
+        let deadline = std::time::Instant::now() + within;
+        let mut conn = self.blocking_connection().await?;
+        let mut after = self.events_tail().await?;
+        loop {
+            let job = self.get(id).await?;
+            if job.status.is_terminal() {
+                return Ok(Some(job));
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let block = left.min(Duration::from_secs(1));
+            after = self
+                .events(&mut conn, Some(id), &after, 1000, Some(block))
+                .await?
+                .1;
+        }
+    }
+
     /// Reads up to `count` entries of the event stream after stream id `after` (`"0"` = from
     /// the oldest kept), waiting up to `block` when there are none, and keeps those of `job`
     /// (all when None). Returns them with the id to pass as `after` next time, which moves

@@ -109,6 +109,21 @@ pub struct Config {
     /// (`COMPLETE`, `TimedOut`, as its README documents) or `code` (`Completed`, `Timeout`,
     /// as its server sent).
     pub stableconfigs_words: String,
+    /// How long wumai's `POST /` waits for an action's result before it answers the job
+    /// reference instead (`SLUICE_WUMAI_WAIT`; 0 = never wait).
+    pub wumai_wait: Duration,
+    /// Per-action bounds over `wumai_wait` (`SLUICE_WUMAI_WAITS="RunSolver=60s,Slow=0s"`).
+    pub wumai_waits: Vec<(String, Duration)>,
+    /// Browser origins allowed to call the StableConfigs face cross-origin
+    /// (`SLUICE_CORS_ORIGINS`, comma-separated; `*` for any; empty: no CORS).
+    pub cors_origins: Vec<String>,
+    /// Opens the StableConfigs face to callers without a key (`SLUICE_STABLECONFIGS_ANONYMOUS`,
+    /// on/off), as the original was; bounded by the two settings below.
+    pub stableconfigs_anonymous: bool,
+    /// Most anonymous StableConfigs requests per caller address per minute.
+    pub stableconfigs_rate: u32,
+    /// Most anonymous StableConfigs tasks waiting or running at once.
+    pub stableconfigs_max_queued: u32,
 }
 
 impl Default for Config {
@@ -150,12 +165,27 @@ impl Default for Config {
             sandbox_hide: Vec::new(),
             child_env: Vec::new(),
             config_file: None,
+            wumai_wait: Duration::from_secs(10),
+            wumai_waits: Vec::new(),
+            cors_origins: Vec::new(),
+            stableconfigs_anonymous: false,
+            stableconfigs_rate: 60,
+            stableconfigs_max_queued: 100,
         }
     }
 }
 
+/// Longest a wumai caller can be kept waiting for an action's result.
+pub const MAX_WUMAI_WAIT: Duration = Duration::from_secs(300);
+
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 34] = [
+pub const NAMES: [&str; 40] = [
+    "wumai_wait",
+    "wumai_waits",
+    "cors_origins",
+    "stableconfigs_anonymous",
+    "stableconfigs_rate",
+    "stableconfigs_max_queued",
     "artifact_store",
     "artifact_dir",
     "max_artifact_size",
@@ -318,6 +348,23 @@ impl Config {
                 }
                 self.stableconfigs_words = v.to_string();
             }
+            "wumai_wait" => self.wumai_wait = dur()?.min(MAX_WUMAI_WAIT),
+            "wumai_waits" => {
+                self.wumai_waits = list(v)
+                    .map(|pair| {
+                        let (action, d) = pair.split_once('=').ok_or_else(|| {
+                            format!("wumai_waits: {pair:?} is not Action=duration")
+                        })?;
+                        let d = humantime::parse_duration(d.trim())
+                            .map_err(|e| format!("wumai_waits: {pair:?}: {e}"))?;
+                        Ok((action.trim().to_string(), d.min(MAX_WUMAI_WAIT)))
+                    })
+                    .collect::<Result<_, String>>()?;
+            }
+            "cors_origins" => self.cors_origins = list(v).map(String::from).collect(),
+            "stableconfigs_anonymous" => self.stableconfigs_anonymous = on_off(name, v)?,
+            "stableconfigs_rate" => self.stableconfigs_rate = num(name, v, 1u32)?,
+            "stableconfigs_max_queued" => self.stableconfigs_max_queued = num(name, v, 1u32)?,
             "artifact_store" => {
                 self.artifact_store = v.parse().map_err(|e| format!("artifact_store: {e}"))?;
             }

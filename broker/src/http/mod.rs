@@ -181,6 +181,29 @@ impl Ctx {
         self.who.clone()
     }
 
+    /// The calling account, or None where [`Ctx::who`] would answer 401 (for the faces that
+    /// answer a missing key in their own shape).
+    pub fn who_or_none(&self) -> BoxedFilter<(Option<crate::apikeys::Account>,)> {
+        self.who
+            .clone()
+            .map(Some)
+            .or_else(|r: Rejection| async move {
+                match r.find::<errors::Denied>() {
+                    Some(errors::Denied::Unauthenticated) => Ok((None,)),
+                    _ => Err(r),
+                }
+            })
+            .boxed()
+    }
+
+    /// The raw query string ("" for none).
+    pub fn raw_query(&self) -> BoxedFilter<(String,)> {
+        warp::query::raw()
+            .or(warp::any().map(String::new))
+            .unify()
+            .boxed()
+    }
+
     /// The broker and the calling account: what most handlers take first.
     pub fn caller(&self) -> BoxedFilter<(Broker, crate::apikeys::Account)> {
         self.broker().and(self.who()).boxed()

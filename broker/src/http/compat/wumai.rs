@@ -6,7 +6,16 @@
 //! trying the name as given, then its snake_case form (wumai resolved `RunSolver` to
 //! `run_solver`). Two actions are built in: `DescribeJob {"jobId"}` and `CancelJob
 //! {"jobId"}`. wumai's retries map onto the core: `try_max` (default 3) is max_attempts and
-//! `try_period` (seconds, default 600) a linear backoff: retry n runs try_period × n later.
+//! `try_period` (seconds, default 600) a linear backoff: retry n runs try_period × n later;
+//! `run_at` (RFC 3339 time, or Unix seconds) starts it no earlier.
+//!
+//! wumai's API server ran the handler and answered its dict: `POST /` waits for the job up to
+//! `wumai_wait` (per action: `wumai_waits`) and answers the action's result in `data`; a job
+//! still going then (or asked with `Prefer: respond-async` or `?async`) answers
+//! `{"jobId", "status"}` for `DescribeJob`. A job that ends badly within the bound answers
+//! 5000 with its error and `data.jobId`. `GET /` answers wumai's text banner; `?pretty`
+//! indents the JSON. A missing or bad key answers HTTP 200 and retCode 4103, as every wumai
+//! error does.
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -25,6 +34,8 @@ pub mod code {
     pub const UNKNOWN_ACTION: i64 = 4000;
     /// A parameter has a bad value.
     pub const INVALID_PARAMETER: i64 = 4100;
+    /// No valid key (wumai's ResourceNotBelongsToProject: the caller's project owns nothing).
+    pub const NOT_YOURS: i64 = 4103;
     /// The resource does not exist.
     pub const NOT_FOUND: i64 = 4104;
     /// The resource is busy or the action is forbidden in its state.
@@ -59,15 +70,38 @@ fn status_word(s: Status) -> &'static str {
     }
 }
 
-fn ok(data: Value) -> warp::reply::Response {
-    warp::reply::json(&json!({"data": data, "retCode": code::OK, "message": null})).into_response()
+/// wumai's envelope, indented when the query asked `?pretty`.
+fn envelope(body: &Value, pretty: bool) -> warp::reply::Response {
+    let text = if pretty {
+        serde_json::to_string_pretty(body)
+    } else {
+        serde_json::to_string(body)
+    }
+    .unwrap_or_default();
+    warp::reply::with_header(text, "content-type", "application/json").into_response()
 }
 
-fn err(ret: i64, message: impl Into<String>, context: &str) -> warp::reply::Response {
-    let body =
-        json!({"data": {"exceptionTag": context}, "retCode": ret, "message": message.into()});
-    warp::reply::json(&body).into_response()
+/// What a request failed with: wumai's code, the message and extra `data` fields.
+struct Failure {
+    ret: i64,
+    message: String,
+    data: Map<String, Value>,
 }
+
+impl From<(i64, String)> for Failure {
+    fn from((ret, message): (i64, String)) -> Self {
+        Failure {
+            ret,
+            message,
+            data: Map::new(),
+        }
+    }
+}
+
+/// Most `POST /` calls waiting for their job at once on one server; beyond it callers get the
+/// job reference at once.
+const MAX_WAITING: usize = 256;
+static WAITING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_WAITING);
 
 /// `CamelCase` -> `snake_case`.
 pub fn snake(name: &str) -> String {
@@ -112,21 +146,86 @@ fn seconds(body: &Map<String, Value>, field: &str, default: u64) -> Result<u64, 
     }
 }
 
-async fn handle(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, (i64, String)> {
+/// `run_at`: an RFC 3339 time (`2026-11-28T12:00:00Z`, or wumai's `2026-11-28 12:00:00`, UTC)
+/// or Unix seconds.
+fn run_at(body: &Map<String, Value>) -> Result<Option<std::time::SystemTime>, (i64, String)> {
+    let bad = |why: String| (code::INVALID_PARAMETER, format!("run_at: {why}"));
+    match body.get("run_at") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(t)) => humantime::parse_rfc3339_weak(t.trim_end_matches('Z'))
+            .map(Some)
+            .map_err(|e| {
+                bad(format!(
+                    "{t:?} is not a time like 2026-11-28T12:00:00Z ({e})"
+                ))
+            }),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(|s| Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)))
+            .ok_or_else(|| bad(format!("{n} is not whole Unix seconds"))),
+        Some(other) => Err(bad(format!("{other} is not a time"))),
+    }
+}
+
+/// How long `action` may keep its caller waiting (`wumai_waits`, else `wumai_wait`).
+fn wait_for(b: &Broker, action: &str) -> std::time::Duration {
+    let c = b.config();
+    c.wumai_waits
+        .iter()
+        .find(|(a, _)| a == action)
+        .map_or(c.wumai_wait, |(_, d)| *d)
+}
+
+/// The action's result when its job ends within the bound, else the job reference.
+async fn answer(
+    b: &Broker,
+    action: &str,
+    id: JobId,
+    status: Status,
+    wait: bool,
+) -> Result<Value, Failure> {
+    let reference = json!({"jobId": id, "status": status_word(status)});
+    let bound = wait_for(b, action);
+    if !wait || bound.is_zero() || status != Status::Pending {
+        return Ok(reference);
+    }
+    let Ok(_permit) = WAITING.try_acquire() else {
+        return Ok(reference);
+    };
+    let e = |e: Error| Failure::from((ret_code(&e), e.to_string()));
+    match b.wait_end(id, bound).await.map_err(e)? {
+        None => Ok(reference),
+        Some(job) if job.status == Status::Completed => Ok(job.result.unwrap_or(Value::Null)),
+        Some(job) => Err(Failure {
+            ret: code::UNHANDLED,
+            message: format!(
+                "job {id} ended {}: {}",
+                job.status,
+                job.error.unwrap_or_default()
+            ),
+            data: Map::from_iter([("jobId".to_string(), json!(id))]),
+        }),
+    }
+}
+
+async fn handle(b: &Broker, who: &Account, body: &Bytes, wait: bool) -> Result<Value, Failure> {
     let parsed: Value = serde_json::from_slice(body)
         .map_err(|e| (code::VALIDATION, format!("body is not JSON: {e}")))?;
     let Value::Object(obj) = parsed else {
         return Err((
             code::VALIDATION,
             "body must be a JSON object with an \"action\"".into(),
-        ));
+        )
+            .into());
     };
     let action = match obj.get("action") {
         Some(Value::String(a)) if !a.is_empty() => a.clone(),
-        Some(_) => return Err((code::VALIDATION, "action must be a non-empty string".into())),
-        None => return Err((code::VALIDATION, "'action' is a required property".into())),
+        Some(_) => {
+            return Err((code::VALIDATION, "action must be a non-empty string".into()).into())
+        }
+        None => return Err((code::VALIDATION, "'action' is a required property".into()).into()),
     };
-    let e = |e: Error| (ret_code(&e), e.to_string());
+    let e = |e: Error| Failure::from((ret_code(&e), e.to_string()));
     match action.as_str() {
         "DescribeJob" => {
             let id = job_id(&obj)?;
@@ -152,16 +251,18 @@ async fn handle(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, (i64, 
                 kind = b.action_kind(&snake(&action)).await.map_err(e)?;
             }
             let Some(kind) = kind else {
-                return Err((code::UNKNOWN_ACTION, format!("unknown action {action:?}")));
+                return Err((code::UNKNOWN_ACTION, format!("unknown action {action:?}")).into());
             };
             let try_max = seconds(&obj, "try_max", 3)?;
             let try_period = seconds(&obj, "try_period", 600)?;
             if try_max == 0 || try_max > 1000 {
-                return Err((code::INVALID_PARAMETER, "try_max must be 1-1000".into()));
+                return Err((code::INVALID_PARAMETER, "try_max must be 1-1000".into()).into());
             }
+            let start = run_at(&obj)?;
             let mut params = obj.clone();
             params.remove("try_max");
             params.remove("try_period");
+            params.remove("run_at");
             // The registered name, so the executor finds its action.
             if b.action_kind(&action).await.map_err(e)?.is_none() {
                 params.insert("action".into(), Value::String(snake(&action)));
@@ -170,33 +271,76 @@ async fn handle(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, (i64, 
             job.max_attempts = try_max as u32;
             job.backoff = std::time::Duration::from_secs(try_period);
             job.extra.push(("backoff_mode".into(), "linear".into()));
+            job.run_at = start;
             let (id, status) = b.submit(&job).await.map_err(e)?;
-            Ok(json!({"jobId": id, "status": status_word(status)}))
+            answer(b, &action, id, status, wait).await
         }
     }
 }
 
 /// `POST /` (wumai).
 #[utoipa::path(post, path = "/", tag = "wumai",
-    request_body(content = Object, description = "{\"action\": \"Name\", ...params}; built in: DescribeJob, CancelJob {jobId}; try_max, try_period (s)"),
-    params(("x-request-id" = Option<String>, Header, description = "Context id echoed in data.exceptionTag on errors")),
-    responses((status = 200, description = "Always 200: {data, retCode, message}; retCode 0 ok, 4000 unknown action, 4100 invalid parameter, 4104 not found, 4105 busy, 4110 validation, 5000 unhandled", body = Object)))]
+    request_body(content = Object, description = "{\"action\": \"Name\", ...params}; built in: DescribeJob, CancelJob {jobId}; try_max, try_period (s), run_at (RFC 3339 or Unix s)"),
+    params(("x-request-id" = Option<String>, Header, description = "Context id echoed in data.exceptionTag on errors"),
+        ("prefer" = Option<String>, Header, description = "respond-async: answer the job reference without waiting"),
+        ("pretty" = Option<String>, Query, description = "present: indented JSON"),
+        ("async" = Option<String>, Query, description = "present: answer the job reference without waiting")),
+    responses((status = 200, description = "Always 200: {data, retCode, message}; data is the action's result when its job ends within wumai_wait, else {jobId, status}; retCode 0 ok, 4000 unknown action, 4100 invalid parameter, 4103 no valid key, 4104 not found, 4105 busy, 4110 validation, 5000 unhandled or the job failed", body = Object)))]
 pub async fn post(
     b: Broker,
-    who: Account,
+    who: Option<Account>,
     request_id: Option<String>,
+    prefer: Option<String>,
+    query: String,
     body: Bytes,
 ) -> Result<warp::reply::Response, warp::Rejection> {
     let context = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    Ok(match handle(&b, &who, &body).await {
-        Ok(data) => ok(data),
-        Err((ret, message)) => {
-            if ret == code::UNHANDLED {
-                tracing::error!(context = %context, error = %message, "wumai request failed");
+    let flags: Vec<&str> = query
+        .split('&')
+        .map(|p| p.split('=').next().unwrap_or(""))
+        .collect();
+    let pretty = flags.contains(&"pretty");
+    let wait = !flags.contains(&"async")
+        && !prefer.is_some_and(|p| p.to_ascii_lowercase().contains("respond-async"));
+    let done = match &who {
+        Some(who) => handle(&b, who, &body, wait).await,
+        None => Err(Failure::from((
+            code::NOT_YOURS,
+            "a valid API key is required (Authorization: Bearer sk_...)".to_string(),
+        ))),
+    };
+    Ok(match done {
+        Ok(data) => envelope(
+            &json!({"data": data, "retCode": code::OK, "message": null}),
+            pretty,
+        ),
+        Err(f) => {
+            if f.ret == code::UNHANDLED {
+                tracing::error!(context = %context, error = %f.message, "wumai request failed");
             }
-            err(ret, message, &context)
+            let mut data = f.data;
+            data.insert("exceptionTag".into(), Value::String(context));
+            envelope(
+                &json!({"data": data, "retCode": f.ret, "message": f.message}),
+                pretty,
+            )
         }
     })
+}
+
+/// `GET /` (wumai's banner, for clients that are not browsers).
+#[utoipa::path(get, path = "/", tag = "wumai",
+    responses((status = 200, description = "A text banner naming the service", content_type = "text/plain", body = String)))]
+pub async fn banner() -> Result<warp::reply::Response, warp::Rejection> {
+    Ok(warp::reply::with_header(
+        format!(
+            "Sluice {} (wumai-compatible API): POST / with {{\"action\": \"Name\", ...}}\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "content-type",
+        "text/plain; charset=utf-8",
+    )
+    .into_response())
 }
 
 /// This module's routes, in the order they are tried (see [`crate::http::routes`]).
@@ -206,11 +350,15 @@ pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
         // wumai
         warp::path::end()
             .and(warp::post())
-            .and(c.caller())
+            .and(c.broker())
+            .and(c.who_or_none())
             .and(warp::header::optional::<String>("x-request-id"))
+            .and(warp::header::optional::<String>("prefer"))
+            .and(c.raw_query())
             .and(c.json_body())
             .and_then(post)
             .boxed(),
+        warp::path::end().and(warp::get()).and_then(banner).boxed(),
     ]
 }
 
