@@ -396,3 +396,165 @@ async fn a_solver_killed_mid_solve_loses_no_task() {
     }
     assert!(lost >= 1, "no task lost its solver");
 }
+
+/// The original needed no key: an operator can open this face to anonymous callers, bounded
+/// by a per-address rate and a cap on waiting tasks, while every other route stays keyed and
+/// a keyed owner's tasks stay out of anonymous reach.
+#[tokio::test]
+async fn an_open_face_serves_anonymous_callers_within_bounds() {
+    let f = face(false, |c| {
+        c.auth = true;
+        c.stableconfigs_anonymous = true;
+        c.stableconfigs_rate = 3;
+        c.stableconfigs_max_queued = 2;
+    })
+    .await;
+    let http = Client::new();
+    let tbn = json!({"monomers": [["a"], ["a*"]]});
+    let task = |key: Option<&str>| {
+        let mut r = http.post(f.api.url("/task")).json(&tbn);
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+    let first = f.post(tbn.clone()).await;
+    let (s, v) = f.status(&first).await;
+    assert_eq!(s, StatusCode::NON_AUTHORITATIVE_INFORMATION, "{v}");
+    assert_eq!(
+        f._redis
+            .cli(&["HGET", &format!("job_{first}"), "owner"])
+            .trim(),
+        "anonymous"
+    );
+    f.post(tbn.clone()).await;
+    // Two tasks wait: the third is refused with the face's shape, then the rate (3 a minute).
+    let r = task(None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "Exception");
+    let r = task(None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // A keyed caller is not bound by them, and its tasks are not the anonymous callers'.
+    let key = f
+        .api
+        .broker
+        .create_key("ana", broker::apikeys::Role::Client)
+        .await
+        .unwrap();
+    let r = task(Some(&key)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let anas = r.json::<Value>().await.unwrap()["task_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = f.status(&anas).await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "anonymous callers do not see ana's task"
+    );
+    let r = http
+        .delete(f.api.url(&format!("/terminate/{anas}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // The rest of the API stays keyed; a bad key is not taken for anonymous.
+    let r = http.get(f.api.url("/jobs")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = http
+        .get(f.api.url(&format!("/jobs/{first}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = http
+        .get(f.api.url(&format!("/status/{first}")))
+        .bearer_auth("sk_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NON_AUTHORITATIVE_INFORMATION);
+}
+
+/// Closed (the default), the face wants a key like every other route.
+#[tokio::test]
+async fn a_closed_face_wants_a_key() {
+    let f = face(false, |c| c.auth = true).await;
+    let r = Client::new()
+        .post(f.api.url("/task"))
+        .json(&json!({"monomers": [["a"]]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(f._redis.cli(&["EXISTS", "job_seq"]).trim(), "0");
+}
+
+/// Its browser front-end called the API from another origin: a preflight from a listed
+/// origin is answered, an unlisted one is refused, and answers carry the CORS headers.
+#[tokio::test]
+async fn listed_origins_may_call_the_face_from_a_browser() {
+    let f = face(false, |c| {
+        c.cors_origins = vec!["http://localhost:8080".into()];
+    })
+    .await;
+    let http = Client::new();
+    for path in ["/task", "/status/1", "/terminate/1"] {
+        let r = http
+            .request(reqwest::Method::OPTIONS, f.api.url(path))
+            .header("origin", "http://localhost:8080")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{path}");
+        let h = r.headers();
+        assert_eq!(h["access-control-allow-origin"], "http://localhost:8080");
+        assert!(h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST"));
+        assert!(h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("content-type"));
+    }
+    let r = http
+        .request(reqwest::Method::OPTIONS, f.api.url("/task"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    let r = http
+        .post(f.api.url("/task"))
+        .header("origin", "http://localhost:8080")
+        .json(&json!({"monomers": [["a"]]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://localhost:8080"
+    );
+    let r = http
+        .get(f.api.url("/status/1"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    // Only this face: the native API answers no preflight.
+    let r = http
+        .request(reqwest::Method::OPTIONS, f.api.url("/jobs"))
+        .header("origin", "http://localhost:8080")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}

@@ -50,7 +50,7 @@ pub fn rule(keys: &Keys, class: &str) -> Result<String, Error> {
             data.join(" ")
         ),
         "api" => format!(
-            "resetkeys {} %R~{p}apikey:* resetchannels {stop} {DATA_COMMANDS}",
+            "resetkeys {} %R~{p}apikey:* ~{p}rate:* resetchannels {stop} {DATA_COMMANDS}",
             data.join(" ")
         ),
         "admin" => format!("resetkeys ~{p}* resetchannels &{p}* +@all -@dangerous +info"),

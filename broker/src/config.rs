@@ -361,7 +361,20 @@ impl Config {
                     })
                     .collect::<Result<_, String>>()?;
             }
-            "cors_origins" => self.cors_origins = list(v).map(String::from).collect(),
+            "cors_origins" => {
+                let origins: Vec<String> = list(v).map(String::from).collect();
+                if let Some(bad) = origins.iter().find(|o| {
+                    *o != "*" && !(o.starts_with("http://") || o.starts_with("https://"))
+                        || o.trim_start_matches("http://")
+                            .trim_start_matches("https://")
+                            .contains('/')
+                }) {
+                    return Err(format!(
+                        "cors_origins: {bad:?} is not an origin like https://app.example.org or *"
+                    ));
+                }
+                self.cors_origins = origins;
+            }
             "stableconfigs_anonymous" => self.stableconfigs_anonymous = on_off(name, v)?,
             "stableconfigs_rate" => self.stableconfigs_rate = num(name, v, 1u32)?,
             "stableconfigs_max_queued" => self.stableconfigs_max_queued = num(name, v, 1u32)?,

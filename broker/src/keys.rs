@@ -157,6 +157,11 @@ impl Keys {
         format!("{}stop", self.prefix)
     }
 
+    /// `rate:<scope>:<who>:<window>`: a counter of `who`'s requests in one rate window.
+    pub fn rate(&self, scope: &str, who: &str, window: u64) -> String {
+        format!("{}rate:{scope}:{who}:{window}", self.prefix)
+    }
+
     /// `history:job_N`: job N's state changes (lua/includes/emit.lua).
     pub fn history(&self, id: JobId) -> String {
         format!("{}history:job_{id}", self.prefix)

@@ -16,6 +16,12 @@
 //!
 //! `stableconfigs_words = "code"` answers `Completed` and `Timeout` instead, the words the
 //! original server sent (its README says `COMPLETE` and `TimedOut`).
+//!
+//! Like the original, the face can be open to callers without a key
+//! (`stableconfigs_anonymous`): they act as the owner `anonymous` (they see and terminate
+//! anonymous tasks only), at most `stableconfigs_rate` new tasks per address per minute (429)
+//! and none while `stableconfigs_max_queued` tasks wait (503). Its browser front-end called it
+//! cross-origin: `cors_origins` lists the origins allowed (preflight included).
 
 use bytes::Bytes;
 use redis::AsyncCommands;
@@ -23,12 +29,15 @@ use serde_json::{json, Value};
 use warp::http::StatusCode;
 use warp::{Rejection, Reply};
 
-use crate::apikeys::Account;
+use crate::apikeys::{Account, Role};
 use crate::client::Broker;
 use crate::error::Error;
 use crate::job::{Job, JobId, Status};
 
+use crate::http::server::ClientAddr;
 use crate::solver::{Failure, Progress, KIND};
+use warp::filters::BoxedFilter;
+use warp::Filter;
 
 fn reply(status: StatusCode, body: &Value) -> warp::reply::Response {
     warp::reply::with_status(warp::reply::json(body), status).into_response()
@@ -60,10 +69,61 @@ fn from_error(e: &Error) -> warp::reply::Response {
     }
 }
 
+/// The owner of tasks sent without a key to an open face.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The account of a caller without a key when the face is open: a client of the solver only.
+fn anonymous() -> Account {
+    Account {
+        owner: ANONYMOUS.into(),
+        role: Role::Client,
+        executors: Some(vec![KIND.into()]),
+        key_sha: None,
+    }
+}
+
+/// Refuses an anonymous task beyond the address's rate or the queue cap (None: go on).
+async fn anonymous_bounds(
+    b: &Broker,
+    addr: Option<ClientAddr>,
+) -> Result<Option<warp::reply::Response>, Error> {
+    let c = b.config();
+    let window = crate::scripts::unix_ms(std::time::SystemTime::now()) / 60_000;
+    let from = addr.map_or_else(|| "unknown".to_string(), |a| a.0.ip().to_string());
+    let key = b.keys().rate("stableconfigs", &from, window);
+    let mut conn = b.conn().await?;
+    let (sent, waiting): (u64, u64) = redis::pipe()
+        .incr(&key, 1)
+        .expire(&key, 120)
+        .ignore()
+        .llen(b.keys().queue(KIND))
+        .query_async(&mut *conn)
+        .await?;
+    if sent > u64::from(c.stableconfigs_rate) {
+        return Ok(Some(answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Exception",
+            format!(
+                "at most {} tasks a minute from one address without a key; try again later",
+                c.stableconfigs_rate
+            ),
+        )));
+    }
+    if waiting >= u64::from(c.stableconfigs_max_queued) {
+        return Ok(Some(answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Exception",
+            format!("{waiting} tasks are waiting; try again later"),
+        )));
+    }
+    Ok(None)
+}
+
 /// `POST /task` -> 202 `{"task_id": "N"}`.
 pub async fn task(
     b: Broker,
     who: Account,
+    addr: Option<ClientAddr>,
     body: Bytes,
 ) -> Result<warp::reply::Response, Rejection> {
     let params: Value = match serde_json::from_slice(&body) {
@@ -90,6 +150,13 @@ pub async fn task(
                 "Exception",
                 "counting: \"exact\" (the default) or \"original\" (the original's count of self-bound monomers)",
             ));
+        }
+    }
+    if who.key_sha.is_none() && who.owner == ANONYMOUS {
+        match anonymous_bounds(&b, addr).await {
+            Ok(None) => {}
+            Ok(Some(refused)) => return Ok(refused),
+            Err(e) => return Ok(from_error(&e)),
         }
     }
     let mut job = match b.job_for(&who, KIND, params) {
@@ -242,28 +309,135 @@ pub async fn terminate(
     })
 }
 
+/// The caller: its key's account; without a key, the anonymous account when the face is
+/// open, else 401 as on every other route.
+fn caller(c: &crate::http::Ctx) -> BoxedFilter<(Broker, Account)> {
+    let open = c.broker.config().stableconfigs_anonymous;
+    c.broker()
+        .and(c.who_or_none())
+        .and_then(move |b: Broker, who: Option<Account>| async move {
+            match who {
+                Some(who) => Ok((b, who)),
+                None if open => Ok((b, anonymous())),
+                None => Err(warp::reject::custom(
+                    crate::http::errors::Denied::Unauthenticated,
+                )),
+            }
+        })
+        .untuple_one()
+        .boxed()
+}
+
+/// The `Access-Control-Allow-Origin` value for a request's `Origin`, when `cors_origins`
+/// allows it.
+fn allowed_origin(b: &Broker, origin: Option<&str>) -> Option<String> {
+    let origin = origin?;
+    let list = &b.config().cors_origins;
+    if list.iter().any(|o| o == "*") {
+        Some("*".into())
+    } else {
+        list.iter().any(|o| o == origin).then(|| origin.to_string())
+    }
+}
+
+/// Adds the CORS headers a browser needs to read `r` from `origin`'s page.
+fn with_cors(
+    b: &Broker,
+    origin: Option<&str>,
+    mut r: warp::reply::Response,
+) -> warp::reply::Response {
+    if let Some(allow) = allowed_origin(b, origin) {
+        let h = r.headers_mut();
+        if let Ok(v) = warp::http::HeaderValue::from_str(&allow) {
+            h.insert("access-control-allow-origin", v);
+        }
+        h.insert("vary", warp::http::HeaderValue::from_static("Origin"));
+    }
+    r
+}
+
+/// `OPTIONS` on a face path: the preflight of a cross-origin call; 204 with the methods and
+/// headers allowed for a listed origin, 403 for another.
+async fn preflight(b: Broker, origin: Option<String>) -> Result<warp::reply::Response, Rejection> {
+    let Some(allow) = allowed_origin(&b, origin.as_deref()) else {
+        return Ok(answer(
+            StatusCode::FORBIDDEN,
+            "Exception",
+            "this origin may not call the API from a browser (cors_origins)",
+        ));
+    };
+    let mut r = warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response();
+    let h = r.headers_mut();
+    for (name, value) in [
+        ("access-control-allow-origin", allow.as_str()),
+        ("access-control-allow-methods", "GET, POST, DELETE, OPTIONS"),
+        (
+            "access-control-allow-headers",
+            "content-type, authorization, x-auth-token",
+        ),
+        ("access-control-max-age", "600"),
+        ("vary", "Origin"),
+    ] {
+        if let Ok(v) = warp::http::HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    }
+    Ok(r)
+}
+
 /// This module's routes, in the order they are tried (see [`crate::http::routes`]).
 pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
-    use warp::Filter;
+    let origin = || warp::header::optional::<String>("origin");
+    let cors = {
+        let b = c.broker.clone();
+        move |r: warp::reply::Response, origin: Option<String>| with_cors(&b, origin.as_deref(), r)
+    };
     vec![
         // sc task
         warp::path!("task")
             .and(warp::post())
-            .and(c.caller())
+            .and(caller(c))
+            .and(warp::ext::optional::<ClientAddr>())
             .and(c.json_body())
             .and_then(task)
+            .and(origin())
+            .map(cors.clone())
             .boxed(),
         // sc status
         warp::path!("status" / String)
             .and(warp::get())
-            .and(c.caller())
+            .and(caller(c))
             .and_then(status)
+            .and(origin())
+            .map(cors.clone())
             .boxed(),
         // sc terminate
         warp::path!("terminate" / String)
             .and(warp::delete())
-            .and(c.caller())
+            .and(caller(c))
             .and_then(terminate)
+            .and(origin())
+            .map(cors)
+            .boxed(),
+        // sc preflight
+        warp::path("task")
+            .and(warp::path::end())
+            .or(warp::path("status")
+                .and(warp::path::param::<String>())
+                .and(warp::path::end())
+                .map(|_| ())
+                .untuple_one())
+            .unify()
+            .or(warp::path("terminate")
+                .and(warp::path::param::<String>())
+                .and(warp::path::end())
+                .map(|_| ())
+                .untuple_one())
+            .unify()
+            .and(warp::options())
+            .and(c.broker())
+            .and(origin())
+            .and_then(preflight)
             .boxed(),
     ]
 }
