@@ -1,9 +1,9 @@
 --[[
   stop: PENDING or SCHEDULED -> CANCELED at once; RUNNING -> RUNNING with a stop request that
-  the executor holding the lease obeys (it kills the work, then calls cancel.lua). Either way
-  the id is pushed on Stand's `stop` list (capped: nothing piles up without a reader; a
-  Stand-era consumer may run a job it popped from `start`) and published on the `stop`
-  channel. Stopping a job whose stop is already requested changes nothing and succeeds.
+  the executor holding the lease obeys (it kills the work, then calls cancel.lua). Either way,
+  for a job that was announced on Stand's `start` list, the id is pushed on its `stop` list
+  (capped: nothing piles up without a reader; a Stand-era consumer may run a job it popped
+  from `start`) and published on the `stop` channel. Stopping a job whose stop is already requested changes nothing and succeeds.
 
   KEYS[1] job hash        job_N
   KEYS[2] leases zset     leases
@@ -35,7 +35,7 @@ if not status then return {-1} end
 if f[2] and f[2] ~= '' then return {-2, status, f[2], f[5] or ''} end
 local at = rfc3339(now_ms())
 if status == 'PENDING' or status == 'SCHEDULED' then
-  announce_stop(stop_key, id, stop_cap)
+  announce_stop(stop_key, job_key, id, stop_cap)
   redis.call('LREM', key_queue(prefix, f[3]), 1, id)
   redis.call('ZREM', delayed_key, id)
   emit(prefix, id, f[3], 'canceled', 'CANCELED')
@@ -45,7 +45,7 @@ end
 if status == 'RUNNING' then
   if not f[4] then
     redis.call('HSET', job_key, 'stop_requested', at, 'updated', at)
-    announce_stop(stop_key, id, stop_cap)
+    announce_stop(stop_key, job_key, id, stop_cap)
     emit(prefix, id, f[3], 'stop_requested', 'RUNNING')
   end
   return {1, 'RUNNING'}

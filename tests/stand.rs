@@ -332,7 +332,40 @@ async fn stand_face_reads_stops_and_locks_jobs_in_stands_words() {
         (StatusCode::NOT_FOUND, Some("ERROR"), Some("Not found"))
     );
 
-    // Stand's lists, in order: a start message per cluster job, every stopped id.
+    // Jobs that never went on `start` never go on `stop`: a native job and a StableConfigs
+    // task stopped through their own faces.
+    let (plain, _) = b
+        .submit(&b.new_job("spark", json!({"app": "a.py"})))
+        .await
+        .unwrap();
+    let (s, _) = call(
+        &api,
+        Method::POST,
+        &format!("/jobs/{plain}/stop"),
+        false,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (task, _) = b
+        .submit(&b.new_job("solver", json!({"monomers": [["a"]]})))
+        .await
+        .unwrap();
+    let (s, _) = call(
+        &api,
+        Method::DELETE,
+        &format!("/terminate/{task}"),
+        false,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        cli(&redis, &["HGET", &format!("job_{task}"), "status"]),
+        "CANCELED"
+    );
+
+    // Stand's lists, in order: a start message per cluster job, every stopped one of them.
     assert_eq!(
         cli(&redis, &["LRANGE", "start", "0", "-1"]),
         format!("{{'job_id': {waiting}, 'workflow': {{'id': {w1}}}}}\n{{'job_id': {running}, 'workflow': {{'id': {w2}}}}}\n{{'job_id': {retried}, 'workflow': {{'id': {w3}}}}}")
@@ -409,4 +442,115 @@ async fn in_workflow(b: &broker::Broker) -> (broker::JobId, u64) {
     )
     .await;
     (jobs[0], id)
+}
+
+/// A Stand client creates a job with Stand's own body under X-Auth-Token and reads Stand's
+/// JobDetail back: `results` a list, `cluster` and `workflow` objects, `user`, no nulls; the
+/// job is announced on `start` with its Lemonade workflow's id.
+#[tokio::test]
+async fn stand_clients_create_jobs_with_stands_body_and_read_its_schema() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |_| {}).await;
+    call(
+        &api,
+        Method::PUT,
+        "/clusters/1",
+        false,
+        Some(serde_json::from_str(LOCAL).unwrap()),
+    )
+    .await;
+    let body = json!({
+        "name": "Iris classification",
+        "type": "NORMAL",
+        "cluster": {"id": 1},
+        "workflow": {"id": 204, "name": "Iris", "tasks": [{"id": "t1", "operation": {"id": 26}}]},
+        "steps": [{"id": 1, "status": "PENDING", "task": {"id": "t1"}}],
+        "user": {"id": 12, "login": "ana", "name": "Ana"},
+        "app_configs": {"locale": "pt"},
+        "persist": true,
+        "params": {"app": "iris.py"}
+    });
+    let (s, v) = call(&api, Method::POST, "/jobs", true, Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_u64().unwrap();
+    assert_eq!(
+        (v["name"].as_str(), v["type"].as_str(), v["status"].as_str()),
+        (Some("Iris classification"), Some("NORMAL"), Some("WAITING"))
+    );
+    assert_eq!(v["workflow"], json!({"id": 204, "name": "Iris"}));
+    assert_eq!(v["cluster"], json!({"id": 1, "name": "local"}));
+    assert_eq!(v["user"], json!({"id": 12, "login": "ana", "name": "Ana"}));
+    assert_eq!(v["steps"][0]["task"]["id"], "t1");
+    assert_eq!(v["results"], json!([]));
+    for absent in ["started", "finished", "exception_stack"] {
+        assert!(v.get(absent).is_none(), "{absent} null is dropped: {v}");
+    }
+    assert_eq!(
+        cli(&redis, &["LRANGE", "start", "0", "-1"]),
+        format!("{{'job_id': {id}, 'workflow': {{'id': 204}}}}")
+    );
+    assert_eq!(
+        cli(&redis, &["HGET", &format!("job_{id}"), "workflow"]),
+        "",
+        "a Lemonade workflow is not a Sluice workflow"
+    );
+    // The executor got Stand's settings beside its own params.
+    let job = api.broker.get(broker::JobId(id)).await.unwrap();
+    assert_eq!(
+        (
+            job.params["app"].as_str(),
+            job.params["app_configs"]["locale"].as_str(),
+            job.params["workflow"]["id"].as_u64()
+        ),
+        (Some("iris.py"), Some("pt"), Some(204))
+    );
+
+    // Finished, its result is Stand's results list.
+    let c = api.broker.claim("spark", "w", 1).await.unwrap().remove(0);
+    api.broker
+        .complete(c.id, &c.token, &json!({"accuracy": 0.97}))
+        .await
+        .unwrap();
+    let (_, v) = call(&api, Method::GET, &format!("/jobs/{id}"), true, None).await;
+    assert_eq!(v["status"], "COMPLETED", "{v}");
+    let content: Value =
+        serde_json::from_str(v["results"][0]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content["accuracy"], 0.97);
+
+    // A bare integer cluster works; a missing or unknown one is Stand's error.
+    let (s, v) = call(
+        &api,
+        Method::POST,
+        "/jobs",
+        true,
+        Some(json!({"name": "n", "cluster": 1, "workflow": {"id": 1}, "params": {"app": "a.py"}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for (bad, code) in [
+        (json!({"name": "n"}), "INVALID_DATA"),
+        (json!({"cluster": {"id": "x"}}), "INVALID_DATA"),
+        (json!({"cluster": 9}), "INVALID_CLUSTER"),
+        (
+            json!({"cluster": 1, "workflow": {"id": "w"}}),
+            "INVALID_DATA",
+        ),
+    ] {
+        let (s, v) = call(&api, Method::POST, "/jobs", true, Some(bad.clone())).await;
+        assert_eq!(
+            (s, v["status"].as_str(), v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("ERROR"), Some(code)),
+            "{bad}: {v}"
+        );
+    }
+    // Without Stand's header, the native API answers (and knows no 'workflow' object).
+    let (s, _) = call(
+        &api,
+        Method::POST,
+        "/jobs",
+        false,
+        Some(json!({"executor": "spark", "cluster": 1, "workflow": {"id": 1}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 }

@@ -175,13 +175,21 @@ pub fn parse_duration(field: &str, text: &str) -> Result<Duration, Error> {
 /// `inputs` (JSON, see [`crate::inputs`]) and `callback_url` come from the run APIs. The
 /// workflow fields (`workflow`, `node`, `depends_on`, `dependents`, `waiting_on`) and the
 /// pipeline ones (`pipeline`, `sequence`) are written only by their scripts: a plain submit
-/// cannot join a workflow it did not create.
-pub const EXTRA_FIELDS: [&str; 5] = [
+/// cannot join a workflow it did not create. The `stand_*` fields are what Stand's
+/// `POST /jobs` said about the job (name, type, its Lemonade workflow, user, steps), shown
+/// back in its JobDetail.
+pub const EXTRA_FIELDS: [&str; 11] = [
     "cluster",
     "restart",
     "backoff_mode",
     "inputs",
     "callback_url",
+    "stand_name",
+    "stand_type",
+    "stand_workflow",
+    "stand_workflow_name",
+    "stand_user",
+    "stand_steps",
 ];
 
 /// What a submit asks for. Defaults for the durations and attempts come from the config.

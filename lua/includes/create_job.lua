@@ -6,7 +6,9 @@
   value pairs.
   A job that names a cluster (field `cluster`) is refused unless `cluster_<id>` exists with
   enabled = true; it is announced on Stand's `start` list (enqueue's announce_start) when
-  it is ready: at once, or, for a workflow member waiting for parents, at its release.
+  it is ready: at once, or, for a workflow member waiting for parents, at its release, with
+  its workflow's id (field `workflow`, or the Lemonade workflow of a Stand job,
+  `stand_workflow`).
   A workflow member created with field waiting_on > 0 (parents not yet completed) is
   SCHEDULED in no queue or set until includes/workflow releases it. A job created with
   field held = <unix ms> (a multipart submit) is SCHEDULED, parked in the delayed set until
@@ -58,7 +60,7 @@ local function create_job(seq_key, delayed_key, prefix, a)
     redis.call('HSET', job_key, a[i], a[i + 1])
   end
   if extra.cluster and not blocked then
-    announce_start(prefix, id, extra.workflow, a[9])
+    announce_start(prefix, id, extra.workflow or extra.stand_workflow, a[9])
   end
   if held then
     redis.call('ZADD', delayed_key, held, id)  -- until unhold.lua, or canceled at the deadline

@@ -19,12 +19,14 @@ end
   Function to announce a job on Stand's `start` list as Stand did (Python dict text
   `{'job_id': N, 'workflow': {'id': W}}`, W None when absent), trimmed to the newest `cap`
   entries so nothing piles up when no Stand-era consumer pops it. For jobs naming a cluster,
-  when they become ready (create_job, or a workflow member's release).
+  when they become ready (create_job, or a workflow member's release). The job is marked
+  `announced`: only such jobs are announced on `stop` later.
   announce_start(prefix, id, workflow, cap)
 ]]
 local function announce_start(prefix, id, workflow, cap)
   workflow = workflow or 'None'
   if not tonumber(workflow) and workflow ~= 'None' then workflow = "'" .. workflow .. "'" end
+  redis.call('HSET', key_job(prefix, id), 'announced', 1)
   local start_key = key_of(prefix, 'start')
   redis.call('RPUSH', start_key, "{'job_id': " .. id .. ", 'workflow': {'id': " .. workflow .. "}}")
   redis.call('LTRIM', start_key, -tonumber(cap), -1)
@@ -33,10 +35,12 @@ end
 --[[
   Function to announce a stop on Stand's `stop` list (capped at the newest `cap` ids, so
   nothing piles up without a reader) and on the `stop` channel: stop.lua's, and a workflow's
-  for each member it cancels.
-  announce_stop(stop_key, id, cap)
+  for each member it cancels. Only for a job announced on `start` (field `announced`): a
+  Stand-era consumer never hears of ids it was not given.
+  announce_stop(stop_key, job_key, id, cap)
 ]]
-local function announce_stop(stop_key, id, cap)
+local function announce_stop(stop_key, job_key, id, cap)
+  if redis.call('HEXISTS', job_key, 'announced') == 0 then return end
   redis.call('RPUSH', stop_key, id)
   redis.call('LTRIM', stop_key, -tonumber(cap), -1)
   redis.call('PUBLISH', stop_key, id)

@@ -52,7 +52,7 @@ local function workflow_cancel_member(prefix, id, why, at, cap)
   local key = key_job(prefix, id)
   local m = redis.call('HMGET', key, 'status', 'executor', 'stop_requested')
   if m[1] == 'PENDING' or m[1] == 'SCHEDULED' then
-    announce_stop(key_of(prefix, 'stop'), id, cap)
+    announce_stop(key_of(prefix, 'stop'), key, id, cap)
     redis.call('LREM', key_queue(prefix, m[2]), 1, id)
     redis.call('ZREM', key_of(prefix, 'delayed'), id)
     redis.call('HDEL', key, 'waiting_on')
@@ -61,7 +61,7 @@ local function workflow_cancel_member(prefix, id, why, at, cap)
     return true
   end
   if m[1] == 'RUNNING' and not m[3] then
-    announce_stop(key_of(prefix, 'stop'), id, cap)
+    announce_stop(key_of(prefix, 'stop'), key, id, cap)
     redis.call('HSET', key, 'stop_requested', at, 'updated', at)
     emit(prefix, id, m[2], 'stop_requested', 'RUNNING', 'error', why)
   end

@@ -1,5 +1,6 @@
-//! The Lemonade Stand face (SEEDS.md 2.1-2.4): `GET /jobs/{id}`, `POST /jobs/{id}/stop`,
-//! `GET|POST /jobs/{id}/lock`, `POST /jobs/{id}/unlock`, answered in Stand's words.
+//! The Lemonade Stand face (SEEDS.md 2.1-2.4): `POST /jobs` with Stand's body,
+//! `GET /jobs/{id}`, `POST /jobs/{id}/stop`, `GET|POST /jobs/{id}/lock`,
+//! `POST /jobs/{id}/unlock`, answered in Stand's words and its JobDetail schema.
 //!
 //! Stand's clients send `X-Auth-Token` (Stand's auth header); a request that carries it gets
 //! this face on the paths Stand and the native API share, any other gets the native one.
@@ -47,28 +48,198 @@ fn status_text(job: &Job) -> String {
     }
 }
 
-/// Stand's JobDetail for a Sluice job.
-pub fn job_detail(job: &Job) -> Value {
-    let id_or_null = |f: &str| {
-        job.field(f).map_or(Value::Null, |v| {
-            v.parse::<u64>().map_or_else(|_| json!(v), |n| json!(n))
-        })
-    };
-    json!({
+/// A stored JSON field of the job, parsed.
+fn json_field(job: &Job, f: &str) -> Option<Value> {
+    job.field(f).and_then(|v| serde_json::from_str(v).ok())
+}
+
+/// A stored id as Stand wrote it: a number when it is one.
+fn id_value(v: &str) -> Value {
+    v.parse::<u64>().map_or_else(|_| json!(v), |n| json!(n))
+}
+
+/// Drops the null members of an object and of the objects inside it, as Stand's schemas did
+/// (`remove_skip_values`).
+fn without_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Stand's JobDetail for a Sluice job: `results` a list, `cluster` and `workflow` objects,
+/// `user {id, login, name}`, no nulls. `cluster_name` is the job's cluster's, when known.
+pub fn job_detail(job: &Job, cluster_name: Option<&str>) -> Value {
+    let workflow = job
+        .field("stand_workflow")
+        .or_else(|| job.field("workflow"))
+        .map(|id| json!({"id": id_value(id), "name": job.field("stand_workflow_name")}));
+    let cluster = job
+        .field("cluster")
+        .map(|id| json!({"id": id_value(id), "name": cluster_name}));
+    let owner = job.field("owner");
+    let user = json_field(job, "stand_user")
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({"login": owner, "name": owner}));
+    let results: Vec<Value> = job
+        .result
+        .iter()
+        .map(|r| json!({"id": 1, "type": "OTHER", "title": "Result", "content": r.to_string()}))
+        .collect();
+    without_nulls(json!({
         "id": job.id,
-        "name": format!("{} job {}", job.executor, job.id),
-        "type": job.executor,
+        "name": job.field("stand_name").map_or_else(|| format!("{} job {}", job.executor, job.id), String::from),
+        "type": job.field("stand_type").unwrap_or("NORMAL"),
         "status": status_word(job),
         "status_text": status_text(job),
         "created": job.field("created"),
         "started": job.field("started"),
         "finished": job.field("finished"),
-        "workflow": {"id": id_or_null("workflow")},
-        "cluster": {"id": id_or_null("cluster")},
-        "user": {"login": job.field("owner")},
-        "steps": [],
+        "workflow": workflow,
+        "cluster": cluster,
+        "user": user,
+        "steps": json_field(job, "stand_steps").filter(Value::is_array).unwrap_or_else(|| json!([])),
         "exception_stack": job.error,
-        "result": job.result,
+        "results": results,
+    }))
+}
+
+/// The JobDetail of `job`, with its cluster's name looked up.
+async fn detail(b: &Broker, job: &Job) -> Value {
+    let name = match job.field("cluster").and_then(|c| c.parse::<u64>().ok()) {
+        Some(id) => b.cluster(id).await.ok().map(|c| c.name),
+        None => None,
+    };
+    job_detail(job, name.as_deref())
+}
+
+/// Stand's `POST /jobs` body: the job's name and type, its cluster (`{"id": N}` or N), the
+/// Lemonade workflow it runs (`{"id", "name", ...}`), its steps and user. Stand's other
+/// fields (`app_configs`, `persist`) travel in the params; `executor` (default `spark`) and
+/// `params` are Sluice's additions.
+#[derive(Debug, Deserialize)]
+pub struct CreateBody {
+    /// The job's name.
+    pub name: Option<String>,
+    /// Stand's job type (NORMAL, APP, BATCH, ...).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// `{"id": N}` or N.
+    pub cluster: Value,
+    /// The Lemonade workflow: `{"id", "name", ...}`.
+    #[serde(default)]
+    pub workflow: Value,
+    /// Stand's steps, one per workflow task.
+    #[serde(default)]
+    pub steps: Vec<Value>,
+    /// The user, as Stand's UI sends it (`{"id", "login", "name"}`).
+    pub user: Option<Value>,
+    /// Stand's application settings, passed to the executor.
+    pub app_configs: Option<Value>,
+    /// Stand's persist flag, passed to the executor.
+    pub persist: Option<Value>,
+    /// The Sluice executor kind that runs it (default `spark`).
+    pub executor: Option<String>,
+    /// More params for the executor (`sluice-spark` wants `app`).
+    #[serde(default)]
+    pub params: serde_json::Map<String, Value>,
+}
+
+/// Refuses a Stand body: 400 INVALID_DATA naming what is wrong.
+fn invalid(message: impl Into<String>) -> warp::reply::Response {
+    error(StatusCode::BAD_REQUEST, "INVALID_DATA", message)
+}
+
+/// `POST /jobs` (Stand): 201 with the JobDetail; the job is announced on `start` with its
+/// workflow's id, as Stand did.
+pub async fn create(
+    b: Broker,
+    who: Account,
+    body: bytes::Bytes,
+) -> Result<warp::reply::Response, Rejection> {
+    let req: CreateBody = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return Ok(invalid(format!("body: {e}"))),
+    };
+    let cluster = match &req.cluster {
+        Value::Number(n) => n.as_u64(),
+        Value::Object(o) => o.get("id").and_then(Value::as_u64),
+        _ => None,
+    };
+    let Some(cluster) = cluster.filter(|c| *c > 0) else {
+        return Ok(invalid(
+            "cluster: required, {\"id\": N} with N a positive integer",
+        ));
+    };
+    let workflow_id = match req.workflow.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_u64().is_some() => Some(n.to_string()),
+        Some(_) => return Ok(invalid("workflow.id: must be a positive integer")),
+    };
+    let mut params = req.params;
+    for (name, value) in [
+        ("workflow", Some(req.workflow.clone())),
+        ("app_configs", req.app_configs),
+        ("persist", req.persist),
+    ] {
+        if let Some(v) = value.filter(|v| !v.is_null()) {
+            params.insert(name.into(), v);
+        }
+    }
+    let kind = req.executor.unwrap_or_else(|| "spark".into());
+    let mut job = match b.job_for(&who, &kind, Value::Object(params)) {
+        Ok(job) => job,
+        Err(Error::Forbidden(m)) => return Ok(error(StatusCode::FORBIDDEN, "FORBIDDEN", m)),
+        Err(e) => return Ok(from_error(&e)),
+    };
+    if let Err(e) = b.attach(&mut job, Some(&cluster.to_string()), &[], None) {
+        return Ok(invalid(e.to_string()));
+    }
+    let text = |v: &Value| v.to_string();
+    for (field, value) in [
+        ("stand_name", req.name),
+        ("stand_type", req.kind),
+        ("stand_workflow", workflow_id),
+        (
+            "stand_workflow_name",
+            req.workflow
+                .get("name")
+                .and_then(Value::as_str)
+                .map(String::from),
+        ),
+        (
+            "stand_user",
+            req.user.as_ref().filter(|u| u.is_object()).map(text),
+        ),
+        ("stand_steps", Some(text(&Value::Array(req.steps)))),
+    ] {
+        if let Some(v) = value {
+            job.extra.push((field.into(), v));
+        }
+    }
+    if let Err(e) = Broker::validate(&job) {
+        return Ok(invalid(e.to_string()));
+    }
+    Ok(match b.submit(&job).await {
+        Ok((id, _)) => match b.get(id).await {
+            Ok(job) => reply(StatusCode::CREATED, &detail(&b, &job).await),
+            Err(e) => from_error(&e),
+        },
+        Err(Error::Cluster(why)) => error(
+            StatusCode::BAD_REQUEST,
+            if why == "CLUSTER_DISABLED" {
+                "CLUSTER_DISABLED"
+            } else {
+                "INVALID_CLUSTER"
+            },
+            Error::Cluster(why.clone()).to_string(),
+        ),
+        Err(e) => from_error(&e),
     })
 }
 
@@ -147,7 +318,7 @@ fn holder_text(job: &Job) -> String {
 /// `GET /jobs/{id}` (Stand): the JobDetail.
 pub async fn get(id: JobId, b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
     Ok(match visible(&b, &who, id).await {
-        Ok(job) => reply(StatusCode::OK, &job_detail(&job)),
+        Ok(job) => reply(StatusCode::OK, &detail(&b, &job).await),
         Err(r) => r,
     })
 }
@@ -169,7 +340,7 @@ pub async fn stop(id: JobId, b: Broker, who: Account) -> Result<warp::reply::Res
         Ok(_) => match b.get(id).await {
             Ok(job) => reply(
                 StatusCode::OK,
-                &json!({"status": "OK", "message": "Deleted", "data": job_detail(&job)}),
+                &json!({"status": "OK", "message": "Deleted", "data": detail(&b, &job).await}),
             ),
             Err(e) => from_error(&e),
         },
@@ -276,6 +447,14 @@ pub async fn unlock(
 pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
     use warp::Filter;
     vec![
+        // stand create
+        warp::path!("jobs")
+            .and(warp::post())
+            .and(stand())
+            .and(c.caller())
+            .and(c.json_body())
+            .and_then(create)
+            .boxed(),
         // stand get
         warp::path("jobs")
             .and(c.job_id())
