@@ -276,7 +276,12 @@ async fn wumai_clients_get_wumai_answers_for_auth_banner_pretty_run_at_and_failu
 #[tokio::test]
 async fn jetstream_new_run_with_basic_auth() {
     let redis = TestRedis::start();
-    let api = TestApi::start(&redis, |c| c.auth = true).await;
+    let api = TestApi::start(&redis, |c| {
+        c.auth = true;
+        // The operator maps a pipeline version to an action of another name.
+        c.jetstream_pipelines = vec![("rnaseq@2".into(), "tempe".into())];
+    })
+    .await;
     let _exec = with_executor(&api).await;
     // Jetstream runs execute commands: the key needs the command kind granted.
     let key = api
@@ -355,6 +360,10 @@ async fn jetstream_new_run_with_basic_auth() {
             json!({"project": "P", "pipeline": "tempe@1", "dataFiles": "x"}),
             "dataFiles",
         ),
+        (
+            json!({"project": "P", "pipeline": "rnaseq@3", "dataFiles": []}),
+            "pipeline",
+        ),
     ] {
         let r = http
             .post(api.url("/api/v1/new-run/"))
@@ -373,4 +382,30 @@ async fn jetstream_new_run_with_basic_auth() {
             "{v} should name {field}"
         );
     }
+
+    // rnaseq@2 runs as the tempe action, as mapped; its config still names rnaseq@2.
+    let r = http
+        .post(api.url("/api/v1/new-run/"))
+        .basic_auth("lab", Some(&key))
+        .json(&json!({"project": "P-2", "pipeline": "rnaseq@2", "dataFiles": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    let done = api
+        .broker
+        .wait_end(broker::JobId(id), Duration::from_secs(10))
+        .await
+        .unwrap()
+        .expect("the mapped run ends");
+    let result = done.result.unwrap_or_default();
+    assert_eq!(
+        (
+            result["action"].as_str(),
+            result["pipeline"].as_str(),
+            result["version"].as_str()
+        ),
+        (Some("tempe"), Some("rnaseq@2"), Some("2"))
+    );
 }

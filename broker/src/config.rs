@@ -114,6 +114,10 @@ pub struct Config {
     pub wumai_wait: Duration,
     /// Per-action bounds over `wumai_wait` (`SLUICE_WUMAI_WAITS="RunSolver=60s,Slow=0s"`).
     pub wumai_waits: Vec<(String, Duration)>,
+    /// Jetstream pipelines mapped to the actions that run them
+    /// (`SLUICE_JETSTREAM_PIPELINES="tempe@latest=tempe_v3,rnaseq=rnaseq_any"`): `name@version`
+    /// first, then `name` for any version; unmapped pipelines go to the action of their name.
+    pub jetstream_pipelines: Vec<(String, String)>,
     /// Browser origins allowed to call the StableConfigs face cross-origin
     /// (`SLUICE_CORS_ORIGINS`, comma-separated; `*` for any; empty: no CORS).
     pub cors_origins: Vec<String>,
@@ -167,6 +171,7 @@ impl Default for Config {
             config_file: None,
             wumai_wait: Duration::from_secs(10),
             wumai_waits: Vec::new(),
+            jetstream_pipelines: Vec::new(),
             cors_origins: Vec::new(),
             stableconfigs_anonymous: false,
             stableconfigs_rate: 60,
@@ -179,7 +184,8 @@ impl Default for Config {
 pub const MAX_WUMAI_WAIT: Duration = Duration::from_secs(300);
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 40] = [
+pub const NAMES: [&str; 41] = [
+    "jetstream_pipelines",
     "wumai_wait",
     "wumai_waits",
     "cors_origins",
@@ -358,6 +364,18 @@ impl Config {
                         let d = humantime::parse_duration(d.trim())
                             .map_err(|e| format!("wumai_waits: {pair:?}: {e}"))?;
                         Ok((action.trim().to_string(), d.min(MAX_WUMAI_WAIT)))
+                    })
+                    .collect::<Result<_, String>>()?;
+            }
+            "jetstream_pipelines" => {
+                self.jetstream_pipelines = list(v)
+                    .map(|pair| match pair.split_once('=') {
+                        Some((p, a)) if !p.trim().is_empty() && !a.trim().is_empty() => {
+                            Ok((p.trim().to_string(), a.trim().to_string()))
+                        }
+                        _ => Err(format!(
+                            "jetstream_pipelines: {pair:?} is not pipeline[@version]=action"
+                        )),
                     })
                     .collect::<Result<_, String>>()?;
             }

@@ -1,8 +1,9 @@
 //! The Jetstream Centro face (SEEDS.md section 3): `POST /api/v1/new-run/` with HTTP basic
 //! auth and a pipeline run config. `pipeline` is `name@version`; the run goes to the
-//! executor kind that registered an action named `name` (a `sluice-command` action, as
-//! Jetstream's pipelines were commands), with the whole config as params plus `action`
-//! (the name) and `version`. A malformed config is a 400 naming the field.
+//! executor kind that registered its action (a `sluice-command` action, as Jetstream's
+//! pipelines were commands): the one `jetstream_pipelines` maps `name@version` (or `name`) to,
+//! else the one named `name`; the whole config is its params, plus `action` and `version`.
+//! A malformed config is a 400 naming the field.
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -65,6 +66,16 @@ pub fn check(cfg: &Map<String, Value>) -> Result<(String, String), Error> {
     Ok((name.to_string(), version.to_string()))
 }
 
+/// The action that runs pipeline `name@version`: the operator's mapping for `name@version`,
+/// then for `name`, else the action named `name`.
+fn action_for(map: &[(String, String)], name: &str, version: &str) -> String {
+    let exact = format!("{name}@{version}");
+    map.iter()
+        .find(|(p, _)| *p == exact)
+        .or_else(|| map.iter().find(|(p, _)| p == name))
+        .map_or_else(|| name.to_string(), |(_, a)| a.clone())
+}
+
 async fn submit(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, Error> {
     let cfg: Value = crate::http::parse_body(body)?;
     let Value::Object(mut cfg) = cfg else {
@@ -73,12 +84,13 @@ async fn submit(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, Error>
         ));
     };
     let (name, version) = check(&cfg)?;
-    let kind = b.action_kind(&name).await?.ok_or_else(|| {
+    let action = action_for(&b.config().jetstream_pipelines, &name, &version);
+    let kind = b.action_kind(&action).await?.ok_or_else(|| {
         Error::Invalid(format!(
-            "pipeline: no executor runs a pipeline named {name:?}"
+            "pipeline: no executor runs pipeline {name}@{version} (action {action:?}; map it with jetstream_pipelines)"
         ))
     })?;
-    cfg.insert("action".into(), Value::String(name));
+    cfg.insert("action".into(), Value::String(action));
     cfg.insert("version".into(), Value::String(version));
     let job = b.job_for(who, &kind, Value::Object(cfg))?;
     let (id, status) = b.submit(&job).await?;
@@ -130,6 +142,18 @@ mod tests {
 
     fn cfg(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn pipelines_map_to_actions_exact_version_first() {
+        let map = vec![
+            ("tempe@latest".to_string(), "tempe_v3".to_string()),
+            ("tempe".to_string(), "tempe_any".to_string()),
+        ];
+        assert_eq!(action_for(&map, "tempe", "latest"), "tempe_v3");
+        assert_eq!(action_for(&map, "tempe", "1.2"), "tempe_any");
+        assert_eq!(action_for(&map, "rnaseq", "1"), "rnaseq");
+        assert_eq!(action_for(&[], "tempe", "latest"), "tempe");
     }
 
     #[test]
