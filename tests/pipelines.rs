@@ -579,3 +579,142 @@ async fn a_stop_interrupts_an_input_download_that_hangs() {
         t0.elapsed().as_millis()
     );
 }
+
+/// The service's own requests: search by ids, cancel a run (DELETE, or PUT state CANCELLED),
+/// one attempt per run, states that only move forward with `status` their last, and its
+/// `{"message"}` 401 for a missing or bad key.
+#[tokio::test]
+async fn runs_move_forward_once_and_are_searched_and_cancelled_as_the_service_did() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| {
+        c.auth = true;
+        c.lease = Duration::from_millis(200);
+    })
+    .await;
+    let command = ["command".to_string()];
+    let key = |owner: &'static str| {
+        let b = api.broker.clone();
+        let kinds = command.clone();
+        async move {
+            b.create_key_granted(owner, broker::apikeys::Role::Client, Some(&kinds))
+                .await
+                .unwrap()
+        }
+    };
+    let (ana, bob) = (key("ana").await, key("bob").await);
+    let ws = |k: &str, method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut r = reqwest::Client::new()
+            .request(method, api.url(path))
+            .header("workflow-api-key", k);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        crate::harness::send(r)
+    };
+    let template = json!({"name": "sim", "executor": "command", "params": {"action": "hello"}});
+    let (_, p) = ws(
+        &ana,
+        reqwest::Method::POST,
+        "/v1/pipelines",
+        Some(template.clone()),
+    )
+    .await;
+    let (_, q) = ws(&bob, reqwest::Method::POST, "/v1/pipelines", Some(template)).await;
+    let (mine, theirs) = (p["uuid"].as_str().unwrap(), q["uuid"].as_str().unwrap());
+
+    // Search answers the caller's own, in the order asked; others and unknown ids are left out.
+    let (s, found) = ws(
+        &ana,
+        reqwest::Method::POST,
+        "/v1/pipelines/search",
+        Some(json!({"uuids": [theirs, mine, "999", "x"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+    assert_eq!(found[0]["uuid"], mine);
+
+    // A missing or bad key: the service's 401 {"message"}.
+    for k in [None, Some("sk_bad")] {
+        let mut r = reqwest::Client::new().get(api.url("/v1/pipelines"));
+        if let Some(k) = k {
+            r = r.header("workflow-api-key", k);
+        }
+        let (s, v) = crate::harness::send(r).await;
+        assert_eq!(s, 401);
+        assert!(v["message"].is_string() && v.get("error").is_none(), "{v}");
+    }
+
+    // One attempt per run; an executor lost mid-run: the run stays RUNNING while it waits to
+    // run again, and `status` agrees with its states.
+    let runs = format!("/v1/pipelines/{mine}/runs");
+    let (_, run) = ws(&ana, reqwest::Method::POST, &runs, Some(json!({}))).await;
+    let run_id = run["uuid"].as_str().unwrap().to_string();
+    assert_eq!(
+        redis
+            .cli(&["HGET", &format!("job_{run_id}"), "max_attempts"])
+            .trim(),
+        "1"
+    );
+    let claimed = api.broker.claim("command", "w", 1).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (reaped, _) = api.broker.tick().await.unwrap();
+    assert_eq!(reaped.requeued, 1, "the lease expired");
+    let path = format!("{runs}/{run_id}");
+    let (_, v) = ws(&ana, reqwest::Method::GET, &path, None).await;
+    assert_eq!(
+        (v["status"].as_str(), states(&v)),
+        (Some("RUNNING"), vec!["QUEUED", "NOT_STARTED", "RUNNING"]),
+        "{v}"
+    );
+
+    // Cancel: another owner's run is not found; other states are refused; CANCELLED works
+    // once, then it is an invalid transition.
+    let (s, v) = ws(&bob, reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(s, 404, "{v}");
+    let (s, v) = ws(
+        &ana,
+        reqwest::Method::PUT,
+        &format!("{path}/state"),
+        Some(json!({"state": "COMPLETED"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = ws(
+        &ana,
+        reqwest::Method::PUT,
+        &format!("{path}/state"),
+        Some(json!({"state": "CANCELLED"})),
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), v["status"].as_str()),
+        (200, Some("CANCELLED")),
+        "{v}"
+    );
+    assert_eq!(states(&v).last().copied(), Some("CANCELLED"));
+    let (s, v) = ws(&ana, reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid state transition: CANCELLED->CANCELLED"),
+        "{v}"
+    );
+    // A second run cancelled with DELETE while it waits.
+    let (_, run) = ws(&ana, reqwest::Method::POST, &runs, Some(json!({}))).await;
+    let (s, v) = ws(
+        &ana,
+        reqwest::Method::DELETE,
+        &format!("{runs}/{}", run["uuid"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), v["status"].as_str()),
+        (200, Some("CANCELLED")),
+        "{v}"
+    );
+}

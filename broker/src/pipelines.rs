@@ -279,6 +279,8 @@ impl Broker {
             self.outbound().check("callback_url", url)?;
         }
         let mut defaults = self.new_job("", Value::Null);
+        // The Workflow Service never retried a run: one attempt unless the pipeline says.
+        defaults.max_attempts = 1;
         if held {
             // Waits for its files (crate::uploads): SCHEDULED until unhold.lua.
             defaults
@@ -375,7 +377,8 @@ pub fn run_state(status: Status) -> &'static str {
 /// The run states one event adds to a run's history (and its callbacks): a new ready job is
 /// QUEUED then NOT_STARTED (as the Workflow Service recorded a new run); progress, log
 /// lines, locks and a stop request change no state (the CANCELLED follows when the
-/// executor confirms).
+/// executor confirms), and neither do the moves back to waiting (a lost executor, a
+/// released job, a retry): the service's states only move forward.
 pub fn run_states(status: &str, event: &str) -> Vec<&'static str> {
     let Ok(status) = status.parse::<Status>() else {
         return Vec::new();
@@ -384,20 +387,32 @@ pub fn run_states(status: &str, event: &str) -> Vec<&'static str> {
         ("submitted", Status::Pending) => vec!["QUEUED", "NOT_STARTED"],
         // Moves between statuses; progress, log lines, locks and stop requests are not.
         (
-            "submitted" | "claimed" | "completed" | "failed" | "timed_out" | "canceled" | "retried"
-            | "retry_scheduled" | "released" | "lost" | "ready" | "promoted",
+            "submitted" | "claimed" | "completed" | "failed" | "timed_out" | "canceled" | "ready"
+            | "promoted",
             s,
         ) => vec![run_state(s)],
         _ => Vec::new(),
     }
 }
 
-/// A run's state history from its job's history: `(state, time)`, repeats dropped.
+/// Where a state stands in the service's order: QUEUED, NOT_STARTED, RUNNING, then the final
+/// ones.
+fn rank(state: &str) -> u8 {
+    match state {
+        "QUEUED" => 0,
+        "NOT_STARTED" => 1,
+        "RUNNING" => 2,
+        _ => 3,
+    }
+}
+
+/// A run's state history from its job's history: `(state, time)`, each state later in the
+/// service's order than the one before (repeats and moves back dropped; one final state).
 pub fn run_history(history: &[(String, String, String)]) -> Vec<(&'static str, String)> {
     let mut out: Vec<(&'static str, String)> = Vec::new();
     for (at, status, event) in history {
         for state in run_states(status, event) {
-            if out.last().map(|(s, _)| *s) != Some(state) {
+            if out.last().is_none_or(|(s, _)| rank(state) > rank(s)) {
                 out.push((state, at.clone()));
             }
         }
@@ -448,7 +463,25 @@ mod tests {
             ]),
             ["QUEUED", "NOT_STARTED", "RUNNING", "FAILED"]
         );
+        // A lost executor, a retry: the run stays RUNNING until it ends (states only move
+        // forward, as in the service).
+        assert_eq!(
+            states(&[
+                ("PENDING", "submitted"),
+                ("RUNNING", "claimed"),
+                ("PENDING", "lost"),
+                ("RUNNING", "claimed"),
+                ("SCHEDULED", "retry_scheduled"),
+                ("PENDING", "promoted"),
+                ("RUNNING", "claimed"),
+                ("FAILED", "failed")
+            ]),
+            ["QUEUED", "NOT_STARTED", "RUNNING", "FAILED"]
+        );
         assert_eq!(run_history(&h(&[("PENDING", "submitted")]))[1].1, "t0");
+        for back in ["lost", "released", "retried", "retry_scheduled"] {
+            assert!(run_states("PENDING", back).is_empty(), "{back}");
+        }
         for quiet in ["progress", "log", "locked", "unlocked", "stop_requested"] {
             assert!(run_states("RUNNING", quiet).is_empty(), "{quiet}");
         }

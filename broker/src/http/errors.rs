@@ -27,6 +27,13 @@ pub enum Denied {
 
 impl Reject for Denied {}
 
+/// No or unknown credentials on a face that answers them in its own shape: 401 with this
+/// JSON body.
+#[derive(Debug)]
+pub struct FaceUnauthenticated(pub serde_json::Value);
+
+impl Reject for FaceUnauthenticated {}
+
 /// A body over the limit, found from its Content-Length before reading it.
 #[derive(Debug)]
 pub struct TooLarge;
@@ -116,6 +123,12 @@ pub async fn handle_rejection(r: Rejection) -> Result<warp::reply::Response, Inf
             }
             Denied::Forbidden(why) => reply(StatusCode::FORBIDDEN, "forbidden", why.clone()),
         });
+    }
+    if let Some(FaceUnauthenticated(body)) = r.find() {
+        return Ok(
+            warp::reply::with_status(warp::reply::json(body), StatusCode::UNAUTHORIZED)
+                .into_response(),
+        );
     }
     if r.is_not_found() {
         return Ok(reply(StatusCode::NOT_FOUND, "not_found", "no such route"));

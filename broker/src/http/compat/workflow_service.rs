@@ -4,7 +4,10 @@
 //! QUEUED, NOT_STARTED, RUNNING, COMPLETED, FAILED, CANCELLED ([`crate::pipelines::run_state`]);
 //! `states` is the run's append-only history; `callback_url` gets `{pipeline_run_uuid,
 //! state}` on each change (from `sluice serve`'s notifier). Errors are the service's
-//! `{"message": ...}`. Keys: its `Workflow-API-Key` header or a bearer key, any role.
+//! `{"message": ...}`, a missing or bad key included (401). Keys: its `Workflow-API-Key`
+//! header or a bearer key, any role. As in the service, a run gets one attempt unless its
+//! pipeline sets `max_attempts`, and its states only move forward: a run whose executor was
+//! lost and that runs again elsewhere stays RUNNING; `status` is the last of `states`.
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -19,6 +22,8 @@ use crate::http::parse_body;
 use crate::inputs::Input;
 use crate::job::{Job, JobId};
 use crate::pipelines::{run_history, run_state, Pipeline, PipelineBody};
+use warp::filters::BoxedFilter;
+use warp::Filter;
 
 /// Most characters of a console stream answered (its tail).
 const CONSOLE_TAIL: usize = 64 * 1024;
@@ -63,7 +68,14 @@ fn pipeline_json(p: &Pipeline) -> Value {
 
 /// A run as the service showed it.
 async fn run_json(b: &Broker, job: &Job) -> Result<Value, Error> {
-    let states: Vec<Value> = run_history(&b.history(job.id).await?)
+    let history = run_history(&b.history(job.id).await?);
+    // The current state is the last of the history, as in the service; a finished job's
+    // own status wins should its history have been cut short.
+    let status = match history.last() {
+        Some((state, _)) if !job.status.is_terminal() => state,
+        _ => run_state(job.status),
+    };
+    let states: Vec<Value> = history
         .into_iter()
         .map(|(state, at)| json!({"state": state, "created_at": at}))
         .collect();
@@ -81,7 +93,7 @@ async fn run_json(b: &Broker, job: &Job) -> Result<Value, Error> {
         "uuid": job.id.to_string(),
         "sequence": job.field("sequence").and_then(|s| s.parse::<u64>().ok()),
         "pipeline_uuid": job.field("pipeline"),
-        "status": run_state(job.status),
+        "status": status,
         "created_at": job.field("created"),
         "started_at": job.field("started"),
         "completed_at": job.field("finished"),
@@ -231,6 +243,114 @@ pub async fn start_run_with_files(
     answer(r.await, StatusCode::OK)
 }
 
+/// The body of `POST /v1/pipelines/search`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchBody {
+    uuids: Vec<String>,
+}
+
+/// Most ids one search names.
+const MAX_SEARCH: usize = 1000;
+
+/// `POST /v1/pipelines/search` `{"uuids": [...]}`: those of the caller's live pipelines, in
+/// the order asked; ids it may not see or that are gone are left out.
+pub async fn search(
+    b: Broker,
+    who: Account,
+    body: Bytes,
+) -> Result<warp::reply::Response, Rejection> {
+    let r = async {
+        let req: SearchBody = parse_body(&body)?;
+        if req.uuids.len() > MAX_SEARCH {
+            return Err(Error::Invalid(format!(
+                "uuids: at most {MAX_SEARCH} per search"
+            )));
+        }
+        let mut out = Vec::new();
+        for raw in &req.uuids {
+            match visible(&b, &who, raw).await {
+                Ok(p) => out.push(pipeline_json(&p)),
+                Err(Error::Missing(_) | Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Value::Array(out))
+    };
+    answer(r.await, StatusCode::OK)
+}
+
+/// Cancels run `run` of pipeline `raw` (its owner or an admin): a waiting run ends CANCELLED
+/// at once, a running one when its executor stops it. A finished run is a 400 "Invalid state
+/// transition", as the service answered.
+async fn cancel_run(b: &Broker, who: &Account, raw: &str, run: &str) -> Result<Value, Error> {
+    let job = run_of(b, who, raw, run).await?;
+    if !who.may_act(job.field("owner")) {
+        return Err(Error::Missing(format!("pipeline run {run}")));
+    }
+    if job.status.is_terminal() {
+        return Err(Error::Invalid(format!(
+            "Invalid state transition: {}->CANCELLED",
+            run_state(job.status)
+        )));
+    }
+    b.stop(job.id).await?;
+    run_json(b, &b.get(job.id).await?).await
+}
+
+/// `DELETE /v1/pipelines/{id}/runs/{run}`: cancels the run.
+pub async fn delete_run(
+    raw: String,
+    run: String,
+    b: Broker,
+    who: Account,
+) -> Result<warp::reply::Response, Rejection> {
+    answer(cancel_run(&b, &who, &raw, &run).await, StatusCode::OK)
+}
+
+/// The body of `PUT /v1/pipelines/{id}/runs/{run}/state`.
+#[derive(Debug, Deserialize)]
+struct StateBody {
+    state: String,
+}
+
+/// `PUT /v1/pipelines/{id}/runs/{run}/state` `{"state": "CANCELLED"}`: cancels the run. The
+/// other states are Sluice's executors' to set: asking for one is a 400.
+pub async fn put_state(
+    raw: String,
+    run: String,
+    b: Broker,
+    who: Account,
+    body: Bytes,
+) -> Result<warp::reply::Response, Rejection> {
+    let r = async {
+        let req: StateBody = parse_body(&body)?;
+        if req.state != "CANCELLED" {
+            return Err(Error::Invalid(format!(
+                "state {:?}: only CANCELLED may be requested; executors set the others",
+                req.state
+            )));
+        }
+        cancel_run(&b, &who, &raw, &run).await
+    };
+    answer(r.await, StatusCode::OK)
+}
+
+/// The caller: its key's account; without a valid key, the service's 401 `{"message"}`.
+fn caller(c: &crate::http::Ctx) -> BoxedFilter<(Broker, Account)> {
+    c.broker()
+        .and(c.who_or_none())
+        .and_then(|b: Broker, who: Option<Account>| async move {
+            who.map(|w| (b, w)).ok_or_else(|| {
+                warp::reject::custom(crate::http::errors::FaceUnauthenticated(json!({
+                    "message": "no valid authorization header (Workflow-API-Key: <key>)"
+                })))
+            })
+        })
+        .untuple_one()
+        .boxed()
+}
+
 /// `GET /v1/pipelines/{id}/runs`: the runs still kept, by sequence (the caller's own,
 /// unless a worker or admin).
 pub async fn list_runs(
@@ -319,70 +439,89 @@ pub async fn console(
 
 /// This module's routes, in the order they are tried (see [`crate::http::routes`]).
 pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
-    use warp::Filter;
     vec![
         // ws create
         warp::path!("v1" / "pipelines")
             .and(warp::post())
-            .and(c.caller())
+            .and(caller(c))
             .and(c.json_body())
             .and_then(create)
             .boxed(),
         // ws list
         warp::path!("v1" / "pipelines")
             .and(warp::get())
-            .and(c.caller())
+            .and(caller(c))
             .and_then(list)
+            .boxed(),
+        // ws search
+        warp::path!("v1" / "pipelines" / "search")
+            .and(warp::post())
+            .and(caller(c))
+            .and(c.json_body())
+            .and_then(search)
             .boxed(),
         // ws get
         warp::path!("v1" / "pipelines" / String)
             .and(warp::get())
-            .and(c.caller())
+            .and(caller(c))
             .and_then(get)
             .boxed(),
         // ws put
         warp::path!("v1" / "pipelines" / String)
             .and(warp::put())
-            .and(c.caller())
+            .and(caller(c))
             .and(c.json_body())
             .and_then(put)
             .boxed(),
         // ws delete
         warp::path!("v1" / "pipelines" / String)
             .and(warp::delete())
-            .and(c.caller())
+            .and(caller(c))
             .and_then(delete)
             .boxed(),
         // ws run with files (multipart/form-data)
         warp::path!("v1" / "pipelines" / String / "runs")
             .and(warp::post())
-            .and(c.caller())
+            .and(caller(c))
             .and(crate::http::uploads::form())
             .and_then(start_run_with_files)
             .boxed(),
         // ws run
         warp::path!("v1" / "pipelines" / String / "runs")
             .and(warp::post())
-            .and(c.caller())
+            .and(caller(c))
             .and(c.json_body())
             .and_then(start_run)
             .boxed(),
         // ws runs
         warp::path!("v1" / "pipelines" / String / "runs")
             .and(warp::get())
-            .and(c.caller())
+            .and(caller(c))
             .and_then(list_runs)
             .boxed(),
         // ws run get
         warp::path!("v1" / "pipelines" / String / "runs" / String)
             .and(warp::get())
-            .and(c.caller())
+            .and(caller(c))
             .and_then(get_run)
+            .boxed(),
+        // ws run cancel
+        warp::path!("v1" / "pipelines" / String / "runs" / String)
+            .and(warp::delete())
+            .and(caller(c))
+            .and_then(delete_run)
+            .boxed(),
+        // ws run state
+        warp::path!("v1" / "pipelines" / String / "runs" / String / "state")
+            .and(warp::put())
+            .and(caller(c))
+            .and(c.json_body())
+            .and_then(put_state)
             .boxed(),
         // ws console
         warp::path!("v1" / "pipelines" / String / "runs" / String / "console")
             .and(warp::get())
-            .and(c.caller())
+            .and(caller(c))
             .and_then(console)
             .boxed(),
     ]
