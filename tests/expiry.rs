@@ -52,3 +52,154 @@ async fn result_ttl_is_per_job_and_running_jobs_never_expire() {
         .unwrap();
     assert!(ttl > 3_590_000, "PTTL {ttl}");
 }
+
+/// A kind's recent history: every job that ended for good is indexed newest first, filtered
+/// by status and owner, paged, and an expired job's entry is skipped and dropped; the index
+/// itself expires with the longest-kept job in it.
+#[tokio::test]
+async fn a_kinds_recent_history_lists_finished_jobs_newest_first() {
+    let redis = TestRedis::start();
+    let api = crate::harness::TestApi::start(&redis, |c| c.auth = true).await;
+    let b = &api.broker;
+    let mut ids = Vec::new();
+    for (i, owner) in ["ana", "bob", "ana", "ana"].iter().enumerate() {
+        let mut nj = b.new_job("k", json!(i));
+        nj.owner = owner.to_string();
+        nj.max_attempts = 1;
+        let (id, _) = b.submit(&nj).await.unwrap();
+        let c = b.claim("k", "w", 1).await.unwrap().remove(0);
+        if i == 2 {
+            b.fail(id, &c.token, "boom", false).await.unwrap();
+        } else {
+            b.complete(id, &c.token, &json!(i)).await.unwrap();
+        }
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // One that expires soon, and one still waiting (not history).
+    let mut short = b.new_job("k", json!("short"));
+    short.result_ttl = Duration::from_millis(300);
+    short.owner = "ana".into();
+    let (short_id, _) = b.submit(&short).await.unwrap();
+    let c = b.claim("k", "w", 1).await.unwrap().remove(0);
+    b.complete(short_id, &c.token, &json!(null)).await.unwrap();
+    b.submit(&b.new_job("k", json!("waiting"))).await.unwrap();
+
+    let ana = b
+        .create_key("ana", broker::apikeys::Role::Client)
+        .await
+        .unwrap();
+    let list = |q: String| {
+        let ana = ana.clone();
+        let api = &api;
+        async move {
+            api.call(
+                reqwest::Method::GET,
+                &format!("/jobs?{q}"),
+                Some(&ana),
+                None,
+            )
+            .await
+        }
+    };
+    let ids_of = |v: &serde_json::Value| -> Vec<u64> {
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_u64().unwrap())
+            .collect()
+    };
+    let (s, v) = list("finished=true&executor=k".into()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        ids_of(&v),
+        [short_id.0, ids[3].0, ids[2].0, ids[0].0],
+        "ana's, newest first; bob's is not hers"
+    );
+    let (_, v) = list("finished=true&executor=k&status=FAILED".into()).await;
+    assert_eq!(ids_of(&v), [ids[2].0]);
+    let (_, v) = list("finished=true&executor=k&limit=2".into()).await;
+    assert_eq!(ids_of(&v), [short_id.0, ids[3].0]);
+    let next = v["next"].as_str().unwrap().to_string();
+    let (_, v) = list(format!("finished=true&executor=k&limit=2&cursor={next}")).await;
+    assert_eq!(ids_of(&v), [ids[2].0, ids[0].0]);
+    let (s, _) = list("finished=true".into()).await;
+    assert_eq!(s, 400, "one kind at a time");
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (_, v) = list("finished=true&executor=k".into()).await;
+    assert_eq!(
+        ids_of(&v),
+        [ids[3].0, ids[2].0, ids[0].0],
+        "expired: skipped"
+    );
+    assert_eq!(
+        redis
+            .cli(&["ZSCORE", "finished:k", &short_id.to_string()])
+            .trim(),
+        "",
+        "and dropped from the index"
+    );
+    // The index lives as long as the longest-kept job in it (here the default retention).
+    let pttl: i64 = redis.cli(&["PTTL", "finished:k"]).trim().parse().unwrap();
+    assert!(pttl > 200_000, "PTTL {pttl}");
+}
+
+/// Retention is a policy: each face keeps its jobs as its clients expect, a kind can say
+/// otherwise, and a request's own result_ttl wins.
+#[tokio::test]
+async fn retention_follows_the_face_the_kind_and_the_request() {
+    let redis = TestRedis::start();
+    let api = crate::harness::TestApi::start(&redis, |c| {
+        c.set("retention", "kind:gridlabd=2h").unwrap();
+    })
+    .await;
+    let ttl = |id: u64| {
+        redis
+            .cli(&["HGET", &format!("job_{id}"), "result_ttl"])
+            .trim()
+            .to_string()
+    };
+    let post = |path: &'static str, body: serde_json::Value| {
+        api.call(reqwest::Method::POST, path, None, Some(body))
+    };
+    let (_, v) = post("/jobs", json!({"executor": "command", "params": {}})).await;
+    assert_eq!(
+        ttl(v["id"].as_u64().unwrap()),
+        "300000",
+        "native: result_ttl (5m)"
+    );
+    let (_, v) = post(
+        "/jobs",
+        json!({"executor": "command", "params": {}, "result_ttl": "1m"}),
+    )
+    .await;
+    assert_eq!(ttl(v["id"].as_u64().unwrap()), "60000", "the request's own");
+    let (_, v) = post(
+        "/jobs",
+        json!({"executor": "gridlabd", "params": {"model": "m.glm"}}),
+    )
+    .await;
+    assert_eq!(ttl(v["id"].as_u64().unwrap()), "7200000", "the kind's");
+    let (_, v) = post("/task", json!({"monomers": [["a"]]})).await;
+    let task: u64 = v["task_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(ttl(task), "300000", "StableConfigs keeps its 300 s");
+    let (_, p) = post(
+        "/v1/pipelines",
+        json!({"name": "p", "executor": "command", "params": {}}),
+    )
+    .await;
+    let runs: &'static str =
+        Box::leak(format!("/v1/pipelines/{}/runs", p["uuid"].as_str().unwrap()).into_boxed_str());
+    let (_, run) = post(runs, json!({})).await;
+    let run: u64 = run["uuid"].as_str().unwrap().parse().unwrap();
+    assert_eq!(ttl(run), "2592000000", "pipeline runs: 30 days");
+    let (_, wf) = post(
+        "/workflows",
+        json!({"name": "w", "nodes": [{"name": "a", "executor": "command", "params": {}}]}),
+    )
+    .await;
+    let wf_ttl = redis.cli(&["HGET", &format!("workflow_{}", wf["id"]), "result_ttl"]);
+    assert_eq!(wf_ttl.trim(), "2592000000", "workflows: 30 days");
+}

@@ -286,7 +286,12 @@ async fn a_solve_over_its_time_limit_answers_400_timeout_in_either_words() {
 
 #[tokio::test]
 async fn unknown_pending_and_expired_tasks_are_told_apart() {
-    let f = face(false, |c| c.result_ttl = Duration::from_millis(300)).await;
+    // The face's own retention (StableConfigs kept results 300 s) decides, not result_ttl.
+    let f = face(false, |c| {
+        c.result_ttl = Duration::from_secs(3600);
+        c.set("retention", "stableconfigs=300ms").unwrap();
+    })
+    .await;
     let id = f.post(json!({"monomers": [["a"], ["a*"]]})).await;
     let (s, v) = f.status(&id).await;
     assert_eq!(

@@ -120,7 +120,8 @@ pub fn moved(id: JobId, status: Result<Status, Error>) -> Result<(), Error> {
     Ok(())
 }
 
-/// `sluice list`: one line per job, then the cursor for the next page if any.
+/// `sluice list`: one line per job (by id; with `finished`, the kind's history newest first),
+/// then the cursor for the next page if any.
 ///
 /// # Errors
 /// Broker errors.
@@ -129,9 +130,15 @@ pub async fn list(
     filter: &ListFilter,
     cursor: Option<&str>,
     limit: usize,
+    finished: bool,
 ) -> Result<(), Error> {
-    let mut page = b.list(filter, cursor, limit).await?;
-    page.jobs.sort_by_key(|j| j.id);
+    let page = if finished {
+        b.finished(filter, cursor, limit).await?
+    } else {
+        let mut page = b.list(filter, cursor, limit).await?;
+        page.jobs.sort_by_key(|j| j.id);
+        page
+    };
     for j in &page.jobs {
         out(format!(
             "{:>8}  {:<9}  {:<12}  attempt {}/{}  {}",
@@ -140,7 +147,8 @@ pub async fn list(
             j.executor,
             j.attempt,
             j.max_attempts,
-            j.field("created").unwrap_or("")
+            j.field(if finished { "finished" } else { "created" })
+                .unwrap_or("")
         ));
     }
     if let Some(next) = page.next {
@@ -366,6 +374,10 @@ pub enum Command {
         /// Continue a listing from the cursor it printed.
         #[arg(long)]
         cursor: Option<String>,
+        /// The kind's recent history instead: jobs that ended for good, newest first (needs
+        /// --executor).
+        #[arg(long)]
+        finished: bool,
     },
     /// Print the event stream of one job, or of all jobs.
     Events {
@@ -601,13 +613,14 @@ async fn run_command(
             executor,
             limit,
             cursor,
+            finished,
         } => {
             let filter = ListFilter {
                 status,
                 executor,
                 owner: None,
             };
-            list(&b, &filter, cursor.as_deref(), limit).await
+            list(&b, &filter, cursor.as_deref(), limit, finished).await
         }
         Command::Events { id, follow } => events(&b, id, follow).await,
         Command::Claim {

@@ -43,7 +43,7 @@ pub struct ListFilter {
 /// One page of a listing; `next` is the cursor for the next page (None at the end).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page {
-    /// The jobs found, in no particular order.
+    /// The jobs found, in no particular order (newest first from [`Broker::finished`]).
     pub jobs: Vec<Job>,
     /// Pass back as `cursor` to continue; absent when the scan is complete.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,18 +234,37 @@ impl Broker {
     }
 
     /// A submit request for `executor` with the configured defaults.
+    /// Kept once finished as the retention policy says for its kind (see `face_job`).
     pub fn new_job(&self, executor: impl Into<String>, params: Value) -> NewJob {
+        let executor = executor.into();
         NewJob {
-            executor: executor.into(),
+            result_ttl: self.config.retention(None, &executor),
+            executor,
             params,
             max_attempts: self.config.max_attempts,
             backoff: self.config.backoff,
             timeout: self.config.timeout,
-            result_ttl: self.config.result_ttl,
             run_at: None,
             owner: String::new(),
             extra: Vec::new(),
         }
+    }
+
+    /// [`Broker::job_for`] for a compatible face (a scope of the `retention` policy): the job
+    /// is kept as long as that face's clients expect, unless its kind says otherwise.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for a kind `who` may not submit to.
+    pub fn face_job(
+        &self,
+        face: &str,
+        who: &crate::apikeys::Account,
+        executor: &str,
+        params: Value,
+    ) -> Result<NewJob, Error> {
+        let mut job = self.job_for(who, executor, params)?;
+        job.result_ttl = self.config.retention(Some(face), executor);
+        Ok(job)
     }
 
     /// The submit request of `who` for `executor`, with the configured defaults: the one
@@ -458,6 +477,82 @@ impl Broker {
             jobs,
             next: (cursor != 0).then(|| cursor.to_string()),
         })
+    }
+
+    /// The newest jobs of kind `executor` that ended for good, newest first: its
+    /// `finished:<executor>` index (the newest 10 000 per kind, lua/includes/finished.lua)
+    /// from position `cursor` (a `next` of a previous page), filtered by status and owner.
+    /// Entries whose job has expired are skipped and dropped from the index.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] without an executor or for a malformed cursor; Redis errors.
+    pub async fn finished(
+        &self,
+        filter: &ListFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, Error> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let Some(kind) = filter.executor.as_deref() else {
+            return Err(Error::Invalid(
+                "finished=true lists one executor kind's history: give executor".into(),
+            ));
+        };
+        let mut offset: usize = match cursor {
+            None | Some("") => 0,
+            Some(c) => c.parse().map_err(|_| {
+                Error::Invalid(format!(
+                    "cursor must be a `next` from a previous page, got {c:?}"
+                ))
+            })?,
+        };
+        let key = self.keys().finished(kind);
+        let mut c = self.conn().await?;
+        let mut jobs = Vec::new();
+        loop {
+            let ids: Vec<u64> = c
+                .zrevrange(&key, offset as isize, (offset + limit) as isize - 1)
+                .await?;
+            if ids.is_empty() {
+                return Ok(Page { jobs, next: None });
+            }
+            let mut p = redis::pipe();
+            for id in &ids {
+                p.hgetall(self.keys().job(JobId(*id)));
+            }
+            let hashes: Vec<HashMap<String, Vec<u8>>> = p.query_async(&mut *c).await?;
+            let mut gone = Vec::new();
+            for (id, h) in ids.iter().zip(hashes) {
+                offset += 1;
+                match Job::from_hash(h).ok().flatten() {
+                    None => gone.push(*id),
+                    Some(job)
+                        if filter.status.is_none_or(|s| s == job.status)
+                            && filter
+                                .owner
+                                .as_deref()
+                                .is_none_or(|o| Some(o) == job.field("owner")) =>
+                    {
+                        jobs.push(job);
+                        if jobs.len() == limit {
+                            break;
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            if !gone.is_empty() {
+                // Expired jobs: their entries go (the positions after them move up).
+                c.zrem::<_, _, ()>(&key, &gone).await?;
+                offset -= gone.len();
+            }
+            if jobs.len() == limit {
+                return Ok(Page {
+                    jobs,
+                    next: Some(offset.to_string()),
+                });
+            }
+        }
     }
 
     /// Registers action names as run by executor `kind` (HSET actions), so that the wumai

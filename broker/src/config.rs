@@ -23,8 +23,15 @@ pub struct Config {
     pub bind: String,
     /// Bearer-key auth on the HTTP API (`SLUICE_AUTH=off` for local use only).
     pub auth: bool,
-    /// How long a finished job (and its result) is kept. StableConfigs kept results 300 s.
+    /// How long a finished job (and its result) is kept when nothing more specific says (see
+    /// `retention`).
     pub result_ttl: Duration,
+    /// The retention policy: how long finished jobs are kept per scope, `scope=duration`
+    /// pairs (`SLUICE_RETENTION="kind:gridlabd=7d,stand=90d"`) over the defaults of
+    /// [`DEFAULT_RETENTION`]. Scopes: a face (`stableconfigs`, `stand`, `jetstream`, `wumai`),
+    /// `pipelines` (their runs), `workflows`, or `kind:<executor>`. A job's own `result_ttl`
+    /// wins, then its pipeline's, then its kind's, then its face's, then `result_ttl`.
+    pub retention: Vec<(String, Duration)>,
     /// Lease of a claimed job; an executor silent this long is presumed dead.
     pub lease: Duration,
     /// Attempts per job unless the submit says otherwise. Only the job's own failures and
@@ -169,6 +176,10 @@ impl Default for Config {
             sandbox_hide: Vec::new(),
             child_env: Vec::new(),
             config_file: None,
+            retention: DEFAULT_RETENTION
+                .iter()
+                .map(|(s, secs)| (s.to_string(), Duration::from_secs(*secs)))
+                .collect(),
             wumai_wait: Duration::from_secs(10),
             wumai_waits: Vec::new(),
             jetstream_pipelines: Vec::new(),
@@ -180,11 +191,34 @@ impl Default for Config {
     }
 }
 
+/// Retention by scope unless set otherwise: StableConfigs keeps its original 300 s; the
+/// systems that kept their runs in a database (Stand, Jetstream, wumai, the Workflow
+/// Service's pipeline runs and workflows) keep them 30 days.
+pub const DEFAULT_RETENTION: [(&str, u64); 6] = [
+    ("stableconfigs", 300),
+    ("stand", 30 * 86_400),
+    ("jetstream", 30 * 86_400),
+    ("wumai", 30 * 86_400),
+    ("pipelines", 30 * 86_400),
+    ("workflows", 30 * 86_400),
+];
+
+/// The faces and domains a retention scope may name (besides `kind:<executor>`).
+const RETENTION_SCOPES: [&str; 6] = [
+    "stableconfigs",
+    "stand",
+    "jetstream",
+    "wumai",
+    "pipelines",
+    "workflows",
+];
+
 /// Longest a wumai caller can be kept waiting for an action's result.
 pub const MAX_WUMAI_WAIT: Duration = Duration::from_secs(300);
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 41] = [
+pub const NAMES: [&str; 42] = [
+    "retention",
     "jetstream_pipelines",
     "wumai_wait",
     "wumai_waits",
@@ -229,6 +263,21 @@ pub const NAMES: [&str; 41] = [
 ];
 
 impl Config {
+    /// How long a finished job of executor `kind`, submitted through `face` (a scope of
+    /// `retention`; None for the native API), is kept: its kind's retention, else its
+    /// face's, else `result_ttl`.
+    pub fn retention(&self, face: Option<&str>, kind: &str) -> Duration {
+        let find = |scope: &str| {
+            self.retention
+                .iter()
+                .find(|(s, _)| s == scope)
+                .map(|(_, d)| *d)
+        };
+        find(&format!("kind:{kind}"))
+            .or_else(|| face.and_then(find))
+            .unwrap_or(self.result_ttl)
+    }
+
     /// Defaults, then the file named by `SLUICE_CONFIG` in `env` (if any), then the other
     /// `SLUICE_*` variables of `env`; the S3 artifact bucket from the `S3_*` (`AWS_*`)
     /// variables of `env`.
@@ -430,6 +479,30 @@ impl Config {
             "outbound_allow" => self.outbound_allow = list(v).map(String::from).collect(),
             "open_executors" => self.open_executors = list(v).map(String::from).collect(),
             "result_ttl" => self.result_ttl = dur()?,
+            "retention" => {
+                for pair in list(v) {
+                    let (scope, d) = pair
+                        .split_once('=')
+                        .map(|(s, d)| (s.trim(), d.trim()))
+                        .ok_or_else(|| format!("retention: {pair:?} is not scope=duration"))?;
+                    let known = RETENTION_SCOPES.contains(&scope)
+                        || scope
+                            .strip_prefix("kind:")
+                            .is_some_and(|k| crate::keys::validate_executor(k).is_ok());
+                    if !known {
+                        return Err(format!(
+                            "retention: unknown scope {scope:?}; use {} or kind:<executor>",
+                            RETENTION_SCOPES.join(", ")
+                        ));
+                    }
+                    let d = humantime::parse_duration(d)
+                        .map_err(|e| format!("retention: {pair:?}: {e}"))?;
+                    crate::job::check_duration("result_ttl", d)
+                        .map_err(|e| format!("retention: {scope}: {e}"))?;
+                    self.retention.retain(|(s, _)| s != scope);
+                    self.retention.push((scope.to_string(), d));
+                }
+            }
             "lease" => self.lease = dur()?.max(Duration::from_millis(10)),
             "max_attempts" => self.max_attempts = num(name, v, 1u32)?,
             "max_lost_leases" => self.max_lost_leases = num(name, v, 0u32)?,
@@ -481,6 +554,36 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn retention_is_a_policy_by_scope_over_defaults() {
+        let mut c = Config::default();
+        let d = |s: u64| Duration::from_secs(s);
+        assert_eq!(c.retention(Some("stableconfigs"), "solver"), d(300));
+        assert_eq!(c.retention(Some("stand"), "spark"), d(30 * 86_400));
+        assert_eq!(c.retention(None, "command"), c.result_ttl);
+        c.set("retention", "kind:spark=1h, stand=90d").unwrap();
+        assert_eq!(
+            c.retention(Some("stand"), "spark"),
+            d(3600),
+            "the kind wins"
+        );
+        assert_eq!(c.retention(Some("stand"), "solver"), d(90 * 86_400));
+        assert_eq!(
+            c.retention(Some("jetstream"), "x"),
+            d(30 * 86_400),
+            "defaults kept"
+        );
+        for bad in [
+            "nowhere=1h",
+            "stand",
+            "stand=soon",
+            "stand=400d",
+            "kind:a b=1h",
+        ] {
+            assert!(c.set("retention", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -79,6 +79,7 @@ impl Keys {
             "actions",
             "schedules",
             "schedule:*",
+            "finished:*",
             "workflow_*",
             "pipeline_*",
             "pipelines",
@@ -155,6 +156,12 @@ impl Keys {
     /// `stop`: Stand's list of jobs to stop, and the channel stop requests are published on.
     pub fn stop_list(&self) -> String {
         format!("{}stop", self.prefix)
+    }
+
+    /// `finished:<executor>`: the newest jobs of a kind that ended for good, by end time
+    /// (lua/includes/finished.lua).
+    pub fn finished(&self, executor: &str) -> String {
+        format!("{}finished:{executor}", self.prefix)
     }
 
     /// `rate:<scope>:<who>:<window>`: a counter of `who`'s requests in one rate window.

@@ -279,8 +279,10 @@ impl Broker {
             self.outbound().check("callback_url", url)?;
         }
         let mut defaults = self.new_job("", Value::Null);
-        // The Workflow Service never retried a run: one attempt unless the pipeline says.
+        // The Workflow Service never retried a run: one attempt unless the pipeline says; it
+        // kept its runs in a database: the `pipelines` retention unless the pipeline says.
         defaults.max_attempts = 1;
+        defaults.result_ttl = self.config().retention(Some("pipelines"), "");
         if held {
             // Waits for its files (crate::uploads): SCHEDULED until unhold.lua.
             defaults

@@ -92,7 +92,8 @@ pub struct WorkflowBody {
     /// `all` (default) or `descendants`.
     #[serde(default)]
     pub on_failure: OnFailure,
-    /// How long the workflow and its jobs are kept once it ends (default: result_ttl).
+    /// How long the workflow and its jobs are kept once it ends (default: the `workflows`
+    /// retention, 30 days).
     pub result_ttl: Option<String>,
 }
 
@@ -290,7 +291,7 @@ impl Broker {
             });
         }
         let result_ttl = match &body.result_ttl {
-            None => self.config().result_ttl,
+            None => self.config().retention(Some("workflows"), ""),
             Some(t) => crate::job::parse_duration("result_ttl", t)?,
         };
         Ok(NewWorkflow {

@@ -5,7 +5,8 @@
   (its dependents read its artifacts) until the workflow ends (includes/workflow).
   `ttl` is the job's result_ttl when the caller already read it (nil: read here); extra
   field, value pairs are written in the same HSET.
-  Includes (transitively) time, emit, enqueue, workflow.
+  Every job that ends here is indexed in its kind's recent history (includes/finished).
+  Includes (transitively) time, emit, enqueue, finished, workflow.
   finish(job_key, leases_key, prefix, id, status, at, ttl, ...) -> nothing
 ]]
 --- @include "includes/workflow"
@@ -14,7 +15,9 @@ local function finish(job_key, leases_key, prefix, id, status, at, ttl, ...)
   redis.call('HDEL', job_key, 'stop_requested', 'held')
   redis.call('ZREM', leases_key, id)
   -- A member has `node` too (a Stand-era `workflow` label alone is not membership).
-  local m = redis.call('HMGET', job_key, 'workflow', 'node')
+  local m = redis.call('HMGET', job_key, 'workflow', 'node', 'executor', 'result_ttl')
+  ttl = ttl or m[4]
+  index_finished(prefix, id, m[3], ttl)
   if m[1] and m[2] and workflow_after(prefix, id, m[1], status, at) then return end
-  expire_job(prefix, id, ttl or redis.call('HGET', job_key, 'result_ttl'))
+  expire_job(prefix, id, ttl)
 end

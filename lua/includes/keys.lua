@@ -11,6 +11,7 @@
   key_queue(prefix, executor)    queue:<executor>
   key_wake(prefix, executor)     wake:<executor>
   key_schedule(prefix, name)     schedule:<name>
+  key_finished(prefix, executor) finished:<executor>
 ]]
 local function key_of(prefix, name) return prefix .. name end
 local function key_job(prefix, id) return prefix .. 'job_' .. id end
@@ -21,3 +22,4 @@ local function key_cluster(prefix, id) return prefix .. 'cluster_' .. id end
 local function key_queue(prefix, executor) return prefix .. 'queue:' .. executor end
 local function key_wake(prefix, executor) return prefix .. 'wake:' .. executor end
 local function key_schedule(prefix, name) return prefix .. 'schedule:' .. name end
+local function key_finished(prefix, executor) return prefix .. 'finished:' .. executor end

@@ -31,6 +31,7 @@
 --- @include "includes/keys"
 --- @include "includes/emit"
 --- @include "includes/enqueue"
+--- @include "includes/finished"
 local function expire_job(prefix, id, ttl)
   ttl = tonumber(ttl)
   if ttl and ttl > 0 then
@@ -57,6 +58,7 @@ local function workflow_cancel_member(prefix, id, why, at, cap)
     redis.call('ZREM', key_of(prefix, 'delayed'), id)
     redis.call('HDEL', key, 'waiting_on')
     redis.call('HSET', key, 'status', 'CANCELED', 'error', why, 'finished', at, 'updated', at)
+    index_finished(prefix, id, m[2], nil)
     emit(prefix, id, m[2], 'canceled', 'CANCELED', 'error', why)
     return true
   end

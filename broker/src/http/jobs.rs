@@ -192,9 +192,13 @@ pub struct ListQuery {
     pub cursor: Option<String>,
     /// Page size (1-1000, default 100).
     pub limit: Option<usize>,
+    /// `true`: the kind's recent history, newest first (jobs that ended for good; needs
+    /// `executor`).
+    pub finished: Option<bool>,
 }
 
-/// `GET /jobs?status=&executor=&cursor=&limit=`: clients see only their own jobs.
+/// `GET /jobs?status=&executor=&cursor=&limit=`: clients see only their own jobs. With
+/// `finished=true`, the kind's recent history, newest first.
 #[utoipa::path(get, path = "/jobs", tag = "jobs", params(ListQuery),
     responses(
         (status = 200, description = "One page of jobs", body = crate::client::Page),
@@ -209,9 +213,12 @@ pub async fn list(
         executor: q.executor,
         owner: (who.role == Role::Client).then(|| who.owner.clone()),
     };
-    let page = b
-        .list(&filter, q.cursor.as_deref(), q.limit.unwrap_or(100))
-        .await?;
+    let limit = q.limit.unwrap_or(100);
+    let page = if q.finished == Some(true) {
+        b.finished(&filter, q.cursor.as_deref(), limit).await?
+    } else {
+        b.list(&filter, q.cursor.as_deref(), limit).await?
+    };
     Ok(warp::reply::json(&page).into_response())
 }
 

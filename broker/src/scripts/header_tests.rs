@@ -218,6 +218,7 @@ fn keys_are_made_only_by_the_key_schema_and_it_agrees_with_keys_rs() {
         ("queue", k.queue("7")),
         ("wake", k.wake("7")),
         ("schedule", k.schedule("7")),
+        ("finished", k.finished("7")),
     ] {
         let line = lua
             .lines()

@@ -24,7 +24,7 @@ mod stand;
 mod workflows;
 
 /// The helper functions scripts pull in with `--- @include "includes/<name>"`.
-const INCLUDES: [(&str, &str); 9] = [
+const INCLUDES: [(&str, &str); 10] = [
     ("keys", include_str!("../../../lua/includes/keys.lua")),
     (
         "create_job",
@@ -33,6 +33,10 @@ const INCLUDES: [(&str, &str); 9] = [
     ("time", include_str!("../../../lua/includes/time.lua")),
     ("emit", include_str!("../../../lua/includes/emit.lua")),
     ("enqueue", include_str!("../../../lua/includes/enqueue.lua")),
+    (
+        "finished",
+        include_str!("../../../lua/includes/finished.lua"),
+    ),
     ("finish", include_str!("../../../lua/includes/finish.lua")),
     (
         "workflow",

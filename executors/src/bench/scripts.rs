@@ -8,7 +8,8 @@
 //! 2. submit, pipelined in batches of `--batch`;
 //! 3. claim in batches of `--batch` (jobs stay RUNNING);
 //! 4. complete, pipelined in batches;
-//! 5. drain: claim + pipelined complete of pre-queued jobs;
+//! 5. drain: claim + pipelined complete of pre-queued jobs, and the Redis memory each of
+//!    those finished jobs holds (hash, state history, index entry; `used_memory` delta);
 //! 6. full lifecycle: producers submit while workers claim and complete, first submit to
 //!    last completion;
 //! 7. pickup latency: an idle claimer blocked on the wake marker (BLPOP, no polling);
@@ -149,10 +150,17 @@ pub async fn run(b: Broker, args: BenchArgs) -> Result<(), Error> {
         "complete, pipelined (jobs/s)",
         rate(a.jobs, complete_all(&b, a, claimed).await?),
     );
+    let before = used_memory(&b).await?;
     submit_all(&b, a).await?;
+    let drained = drain(&b, a, a.jobs).await?;
+    let after = used_memory(&b).await?;
     row(
         "drain pre-queued: claim + complete (jobs/s)",
-        rate(a.jobs, drain(&b, a, a.jobs).await?),
+        rate(a.jobs, drained),
+    );
+    row(
+        "Redis memory per finished no-op job (bytes)",
+        after.saturating_sub(before) as f64 / a.jobs as f64,
     );
     row(
         "full lifecycle: submit + claim + complete (jobs/s)",
@@ -189,6 +197,20 @@ pub async fn wait_ready(b: &Broker) -> Result<(), Error> {
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
+}
+
+/// Redis' `used_memory` (bytes).
+async fn used_memory(b: &Broker) -> Result<u64, Error> {
+    let mut c = b.conn().await?;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut *c)
+        .await?;
+    Ok(info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0))
 }
 
 async fn redis_version(b: &Broker) -> Result<String, Error> {

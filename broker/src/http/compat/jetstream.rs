@@ -92,7 +92,7 @@ async fn submit(b: &Broker, who: &Account, body: &Bytes) -> Result<Value, Error>
     })?;
     cfg.insert("action".into(), Value::String(action));
     cfg.insert("version".into(), Value::String(version));
-    let job = b.job_for(who, &kind, Value::Object(cfg))?;
+    let job = b.face_job("jetstream", who, &kind, Value::Object(cfg))?;
     let (id, status) = b.submit(&job).await?;
     Ok(json!({
         "id": id, "status": status, "url": format!("/jobs/{id}"), "events": format!("/jobs/{id}/events"),

@@ -1,7 +1,8 @@
 //! The StableConfigs face (SEEDS.md 1.5): `POST /task`, `GET /status/{task_id}`,
 //! `DELETE /terminate/{task_id}`, with its status codes. A task is a job of kind `solver`
 //! (`sluice-solver`) whose params are the request body; its time limit is `solver_timeout`
-//! (90 s, StableConfigs' TIMEOUT) and its result is kept `result_ttl` (StableConfigs: 300 s).
+//! (90 s, StableConfigs' TIMEOUT) and its result is kept as the `stableconfigs` retention says
+//! (300 s, as StableConfigs kept it).
 //!
 //! | job | answer |
 //! | --- | --- |
@@ -159,7 +160,7 @@ pub async fn task(
             Err(e) => return Ok(from_error(&e)),
         }
     }
-    let mut job = match b.job_for(&who, KIND, params) {
+    let mut job = match b.face_job("stableconfigs", &who, KIND, params) {
         Ok(job) => job,
         Err(e) => return Ok(from_error(&e)),
     };
@@ -254,7 +255,9 @@ pub async fn status(
                     "Expired",
                     format!(
                         "task {id} finished and its result expired (kept {})",
-                        humantime::format_duration(b.config().result_ttl)
+                        humantime::format_duration(
+                            b.config().retention(Some("stableconfigs"), KIND)
+                        )
                     ),
                 ),
                 Ok(_) => answer(

@@ -192,7 +192,7 @@ pub async fn create(
         }
     }
     let kind = req.executor.unwrap_or_else(|| "spark".into());
-    let mut job = match b.job_for(&who, &kind, Value::Object(params)) {
+    let mut job = match b.face_job("stand", &who, &kind, Value::Object(params)) {
         Ok(job) => job,
         Err(Error::Forbidden(m)) => return Ok(error(StatusCode::FORBIDDEN, "FORBIDDEN", m)),
         Err(e) => return Ok(from_error(&e)),

@@ -267,7 +267,9 @@ async fn handle(b: &Broker, who: &Account, body: &Bytes, wait: bool) -> Result<V
             if b.action_kind(&action).await.map_err(e)?.is_none() {
                 params.insert("action".into(), Value::String(snake(&action)));
             }
-            let mut job = b.job_for(who, &kind, Value::Object(params)).map_err(e)?;
+            let mut job = b
+                .face_job("wumai", who, &kind, Value::Object(params))
+                .map_err(e)?;
             job.max_attempts = try_max as u32;
             job.backoff = std::time::Duration::from_secs(try_period);
             job.extra.push(("backoff_mode".into(), "linear".into()));
