@@ -480,9 +480,9 @@ impl Broker {
     }
 
     /// The newest jobs of kind `executor` that ended for good, newest first: its
-    /// `finished:<executor>` index (the newest 10 000 per kind, lua/includes/finished.lua)
-    /// from position `cursor` (a `next` of a previous page), filtered by status and owner.
-    /// Entries whose job has expired are skipped and dropped from the index.
+    /// `finished:<executor>` list (about the newest 10 000 per kind,
+    /// lua/includes/finished.lua) after the job `cursor` (a `next` of a previous page, the
+    /// last id shown), filtered by status and owner. Entries whose job has expired are skipped.
     ///
     /// # Errors
     /// [`Error::Invalid`] without an executor or for a malformed cursor; Redis errors.
@@ -498,59 +498,60 @@ impl Broker {
                 "finished=true lists one executor kind's history: give executor".into(),
             ));
         };
-        let mut offset: usize = match cursor {
-            None | Some("") => 0,
-            Some(c) => c.parse().map_err(|_| {
-                Error::Invalid(format!(
-                    "cursor must be a `next` from a previous page, got {c:?}"
-                ))
-            })?,
-        };
         let key = self.keys().finished(kind);
         let mut c = self.conn().await?;
-        let mut jobs = Vec::new();
+        // Resume after the last id shown: newer entries pushed meanwhile move positions.
+        let mut at: isize = match cursor {
+            None | Some("") => 0,
+            Some(raw) => {
+                let last: u64 = raw.parse().map_err(|_| {
+                    Error::Invalid(format!(
+                        "cursor must be a `next` from a previous page, got {raw:?}"
+                    ))
+                })?;
+                let pos: Option<isize> = redis::cmd("LPOS")
+                    .arg(&key)
+                    .arg(last)
+                    .query_async(&mut *c)
+                    .await?;
+                match pos {
+                    Some(p) => p + 1,
+                    None => {
+                        return Ok(Page {
+                            jobs: Vec::new(),
+                            next: None,
+                        })
+                    }
+                }
+            }
+        };
+        let mut jobs: Vec<Job> = Vec::new();
         loop {
-            let ids: Vec<u64> = c
-                .zrevrange(&key, offset as isize, (offset + limit) as isize - 1)
-                .await?;
+            let ids: Vec<u64> = c.lrange(&key, at, at + limit as isize - 1).await?;
             if ids.is_empty() {
                 return Ok(Page { jobs, next: None });
             }
+            at += ids.len() as isize;
             let mut p = redis::pipe();
             for id in &ids {
                 p.hgetall(self.keys().job(JobId(*id)));
             }
             let hashes: Vec<HashMap<String, Vec<u8>>> = p.query_async(&mut *c).await?;
-            let mut gone = Vec::new();
-            for (id, h) in ids.iter().zip(hashes) {
-                offset += 1;
-                match Job::from_hash(h).ok().flatten() {
-                    None => gone.push(*id),
-                    Some(job)
-                        if filter.status.is_none_or(|s| s == job.status)
-                            && filter
-                                .owner
-                                .as_deref()
-                                .is_none_or(|o| Some(o) == job.field("owner")) =>
-                    {
-                        jobs.push(job);
-                        if jobs.len() == limit {
-                            break;
-                        }
+            for h in hashes {
+                let Some(job) = Job::from_hash(h).ok().flatten() else {
+                    continue; // expired
+                };
+                let owner_ok = filter
+                    .owner
+                    .as_deref()
+                    .is_none_or(|o| Some(o) == job.field("owner"));
+                if filter.status.is_none_or(|s| s == job.status) && owner_ok {
+                    jobs.push(job);
+                    if jobs.len() == limit {
+                        let next = jobs.last().map(|j| j.id.to_string());
+                        return Ok(Page { jobs, next });
                     }
-                    Some(_) => {}
                 }
-            }
-            if !gone.is_empty() {
-                // Expired jobs: their entries go (the positions after them move up).
-                c.zrem::<_, _, ()>(&key, &gone).await?;
-                offset -= gone.len();
-            }
-            if jobs.len() == limit {
-                return Ok(Page {
-                    jobs,
-                    next: Some(offset.to_string()),
-                });
             }
         }
     }

@@ -563,7 +563,8 @@ mod tests {
         assert_eq!(c.retention(Some("stableconfigs"), "solver"), d(300));
         assert_eq!(c.retention(Some("stand"), "spark"), d(30 * 86_400));
         assert_eq!(c.retention(None, "command"), c.result_ttl);
-        c.set("retention", "kind:spark=1h, stand=90d").unwrap();
+        c.set("retention", "kind:spark=1h, stand=90d")
+            .expect("a good policy");
         assert_eq!(
             c.retention(Some("stand"), "spark"),
             d(3600),

@@ -158,7 +158,7 @@ impl Keys {
         format!("{}stop", self.prefix)
     }
 
-    /// `finished:<executor>`: the newest jobs of a kind that ended for good, by end time
+    /// `finished:<executor>`: the newest jobs of a kind that ended for good, newest first
     /// (lua/includes/finished.lua).
     pub fn finished(&self, executor: &str) -> String {
         format!("{}finished:{executor}", self.prefix)

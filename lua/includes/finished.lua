@@ -1,22 +1,23 @@
 --[[
-  Function to index a job that ended for good in its kind's `finished:<executor>` zset
-  (score: when it ended, unix ms), keeping the newest FINISHED_CAP per kind: the recent
-  history that lists read newest first (`GET /jobs?finished=true&executor=K`) long after the
-  events stream has moved on. An entry whose job has expired is skipped by readers (and
-  removed by them); the cap bounds the zset whatever the retention, and the zset expires
-  with the longest-kept job in it (`ttl`, the job's result_ttl in ms: not positive = kept
-  for good; nil = leave the zset's expiry as it is).
+  Function to index a job that ended for good at the head of its kind's `finished:<executor>`
+  list, newest first, keeping about the newest FINISHED_CAP per kind (trimmed back to it
+  once it is a tenth over, so most calls are one LPUSH): the recent history that lists read
+  (`GET /jobs?finished=true&executor=K`) long after the events stream has moved on. A reader
+  skips the entry of a job that has expired. The list expires with the longest-kept job in
+  it (`ttl`, the job's result_ttl in ms, plus a tenth, extended only when it would
+  otherwise end first; not positive = kept for good; nil = leave the expiry as it is).
+  A list, not a zset: LPUSH costs a fraction of a ZADD on the drain path (measured: a zset
+  index took 25% of the drain rate).
   index_finished(prefix, id, executor, ttl)
 ]]
 --- @include "includes/keys"
---- @include "includes/time"
 local FINISHED_CAP = 10000
 
 local function index_finished(prefix, id, executor, ttl)
   local key = key_finished(prefix, executor)
-  redis.call('ZADD', key, now_ms(), id)
-  if redis.call('ZCARD', key) > FINISHED_CAP then
-    redis.call('ZREMRANGEBYRANK', key, 0, -(FINISHED_CAP + 1))
+  local n = redis.call('LPUSH', key, id)
+  if n > FINISHED_CAP + FINISHED_CAP / 10 then
+    redis.call('LTRIM', key, 0, FINISHED_CAP - 1)
   end
   ttl = tonumber(ttl)
   if not ttl then return end
@@ -26,8 +27,7 @@ local function index_finished(prefix, id, executor, ttl)
   end
   -- No expiry (-1) means a kept-for-good job is in it, unless this entry just made the key.
   local left = redis.call('PTTL', key)
-  local fresh = left == -1 and redis.call('ZCARD', key) == 1
-  if (left >= 0 and left < ttl) or fresh then
-    redis.call('PEXPIRE', key, ttl)
+  if (left >= 0 and left < ttl) or (left == -1 and n == 1) then
+    redis.call('PEXPIRE', key, ttl + math.floor(ttl / 10))
   end
 end
