@@ -3,7 +3,6 @@
 //! upload streams without the server's memory growing, downloads byte for byte (and by
 //! range), bad names and oversize bodies are refused, and the artifacts go when the job
 //! expires; in-process, the store handle keeps its contract (put, fetch, copy, list, remove).
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use broker::artifacts::StoreKind;
@@ -13,7 +12,7 @@ use futures::StreamExt;
 use reqwest::{Body, Client, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::{free_port, Proc, TestRedis, TestStore};
+use crate::harness::{TestRedis, TestStore};
 
 const MIB: usize = 1 << 20;
 
@@ -66,28 +65,14 @@ async fn check_pattern(r: reqwest::Response, start: usize) -> usize {
 async fn round_trip(kind: StoreKind) {
     let redis = TestRedis::start();
     let store = TestStore::start(kind).await;
-    let port = free_port();
-    let server = Proc(
-        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
-            .arg("serve")
-            .env("SLUICE_REDIS_URL", redis.url_for("api"))
-            .env("SLUICE_PORT", port.to_string())
-            .env("SLUICE_AUTH", "off")
-            .envs(store.env())
-            .env("SLUICE_MAX_ARTIFACT_SIZE", (101 * MIB).to_string())
-            .env("SLUICE_RESULT_TTL", "1s")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sluice serve"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let mut serve = crate::harness::serve(&redis);
+    serve
+        .cmd
+        .envs(store.env())
+        .env("SLUICE_MAX_ARTIFACT_SIZE", (101 * MIB).to_string())
+        .env("SLUICE_RESULT_TTL", "1s");
+    let (server, base) = serve.start().await;
     let http = Client::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "sluice serve did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let r = http
         .post(format!("{base}/jobs"))
         .json(&json!({"executor": "gridlabd"}))

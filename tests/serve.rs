@@ -6,36 +6,15 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::json;
 
-use crate::harness::{free_port, Proc, TestRedis};
+use crate::harness::{Proc, TestRedis};
 
 #[tokio::test]
 async fn sigterm_ends_streams_and_exits_zero() {
     let redis = TestRedis::start();
-    let port = free_port();
-    let mut child = Proc(
-        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
-            .arg("serve")
-            .env("SLUICE_REDIS_URL", redis.url_for("api"))
-            .env("SLUICE_PORT", port.to_string())
-            .env("SLUICE_AUTH", "off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sluice serve"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let mut serve = crate::harness::serve(&redis);
+    serve.cmd.env("SLUICE_LOG", "info").stderr(Stdio::piped());
+    let (mut child, base) = serve.start().await;
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .map(|r| r.status().is_success())
-        .unwrap_or(false)
-    {
-        assert!(Instant::now() < deadline, "sluice serve did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let r = http
         .post(format!("{base}/jobs"))
         .json(&json!({"executor": "x"}))
@@ -93,12 +72,11 @@ async fn sigterm_ends_streams_and_exits_zero() {
 fn serve_refuses_a_redis_that_may_evict_jobs() {
     let redis = TestRedis::start_with(&["--maxmemory-policy", "allkeys-lru"]);
     let run = |allow: &str| {
-        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
-            .arg("serve")
-            .env("SLUICE_REDIS_URL", redis.url_for("api"))
-            .env("SLUICE_PORT", free_port().to_string())
+        let mut serve = crate::harness::serve(&redis);
+        serve
+            .cmd
+            .env("SLUICE_LOG", "info")
             .env("SLUICE_ALLOW_EVICTION", allow)
-            .env("SLUICE_AUTH", "off")
             .stderr(Stdio::piped())
             .spawn()
             .expect("start sluice serve")
@@ -134,32 +112,14 @@ fn serve_refuses_a_redis_that_may_evict_jobs() {
 async fn json_logs_to_daily_files_with_an_access_line_per_request() {
     let redis = TestRedis::start();
     let logs = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = Proc(
-        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
-            .arg("serve")
-            .env("SLUICE_REDIS_URL", redis.url_for("api"))
-            .env("SLUICE_PORT", port.to_string())
-            .env("SLUICE_AUTH", "off")
-            .env("SLUICE_LOG_FORMAT", "json")
-            .env("SLUICE_LOG_DIR", logs.path())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sluice serve"),
-    );
+    let mut serve = crate::harness::serve(&redis);
+    serve
+        .cmd
+        .env("SLUICE_LOG", "info")
+        .env("SLUICE_LOG_FORMAT", "json")
+        .env("SLUICE_LOG_DIR", logs.path());
+    let (mut child, base) = serve.start().await;
     let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .map(|r| r.status().is_success())
-        .unwrap_or(false)
-    {
-        assert!(Instant::now() < deadline, "sluice serve did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     http.post(format!("{base}/jobs"))
         .header("x-request-id", "req-77")
         .json(&json!({"executor": "x"}))

@@ -3,7 +3,6 @@
 //! take the server's memory, event streams end when their client goes (and are capped per
 //! key), and no request adds a metric series.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -12,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Stack;
-use crate::harness::{free_port, Proc, TestRedis};
+use crate::harness::TestRedis;
 
 #[tokio::test]
 async fn durations_and_counts_past_their_maximum_are_400_before_any_script() {
@@ -282,26 +281,8 @@ fn peak_mib(pid: u32) -> u64 {
 async fn many_large_bodies_at_once_keep_memory_near_the_limit() {
     // A real `sluice serve` process, to read its own peak memory.
     let redis = TestRedis::start();
-    let port = free_port();
-    let child = Proc(
-        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
-            .arg("serve")
-            .env("SLUICE_REDIS_URL", redis.url_for("api"))
-            .env("SLUICE_PORT", port.to_string())
-            .env("SLUICE_AUTH", "off")
-            .env("SLUICE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sluice serve"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let (child, base) = crate::harness::serve(&redis).start().await;
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "sluice serve did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let idle = peak_mib(child.0.id());
     // 15 MB of many small keys: the costliest JSON to hold parsed (about 8x its size).
     let mut params = String::from("{");

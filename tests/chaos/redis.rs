@@ -12,7 +12,6 @@ use nix::sys::signal::Signal;
 use super::checker::Durability;
 use super::cluster::{size, Client, Cluster, Exec};
 use super::executors::NO_PERSIST;
-use crate::harness::{free_port, Proc};
 
 /// Most jobs a Redis-crash run submits: its check reads the stream Redis kept (XRANGE),
 /// which must stay under the stream's cap (10 000 entries, about 3 per job).
@@ -130,30 +129,11 @@ async fn redis_outage_answers_503_fast_and_everything_recovers() {
             .unwrap_or(5),
     );
     let mut c = Cluster::start(&aof("always")).await;
-    let port = free_port();
-    let _api = Proc(
-        crate::harness::command(env!("CARGO_BIN_EXE_sluice"))
-            .arg("serve")
-            .env("SLUICE_REDIS_URL", c.redis.url_for("api"))
-            .env("SLUICE_PORT", port.to_string())
-            .env("SLUICE_AUTH", "off")
-            .env("SLUICE_LOG", "warn")
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("sluice serve"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let (_api, base) = crate::harness::serve(&c.redis).start().await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("http client");
-    super::executors::wait_for(Duration::from_secs(10), "the API answers", || async {
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
     let mut execs: Vec<Exec> = (0..2).map(|_| c.executor(8, &[])).collect();
     let mut ids = Vec::new();
     for _ in 0..8 {

@@ -256,6 +256,54 @@ where
     )
 }
 
+/// A `sluice serve` process over `redis` (as the API's ACL user) on a free port of
+/// 127.0.0.1, auth off and quiet (SLUICE_LOG=warn, output dropped) unless the caller's
+/// `.env(..)` and `.stderr(..)` say otherwise; start it with [`ServeCommand::start`].
+pub struct ServeCommand {
+    /// The command; add settings to it.
+    pub cmd: std::process::Command,
+    /// The port it will listen on.
+    pub port: u16,
+}
+
+/// [`ServeCommand`] for `redis`.
+pub fn serve(redis: &TestRedis) -> ServeCommand {
+    let port = free_port();
+    let mut cmd = command(env!("CARGO_BIN_EXE_sluice"));
+    cmd.arg("serve")
+        .env("SLUICE_REDIS_URL", redis.url_for("api"))
+        .env("SLUICE_PORT", port.to_string())
+        .env("SLUICE_AUTH", "off")
+        .env("SLUICE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    ServeCommand { cmd, port }
+}
+
+impl ServeCommand {
+    /// Spawns the server and waits (10 s at most) until its /healthz answers 200: the
+    /// process (killed on drop) and its base URL `http://127.0.0.1:<port>`.
+    pub async fn start(mut self) -> (Proc, String) {
+        let child = Proc(self.cmd.spawn().expect("start sluice serve"));
+        let base = format!("http://127.0.0.1:{}", self.port);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let http = reqwest::Client::new();
+        while !http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sluice serve did not come up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        (child, base)
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (for servers started as processes).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
