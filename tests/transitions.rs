@@ -105,7 +105,7 @@ async fn claim_skips_an_id_whose_job_is_no_longer_pending() {
 async fn stop_running_asks_the_executor_which_then_cancels() {
     let redis = TestRedis::start();
     let b = broker(&redis, |_| {});
-    let (id, _) = b.submit(&b.new_job("spark", json!({}))).await.unwrap();
+    let (id, _) = b.submit(&stand_job(&b, &redis, "spark")).await.unwrap();
     let c = b.claim("spark", "w", 1).await.unwrap().remove(0);
     assert_eq!(b.stop(id).await.unwrap(), Status::Running);
     assert_eq!(
@@ -116,7 +116,7 @@ async fn stop_running_asks_the_executor_which_then_cancels() {
     assert_eq!(
         redis.cli(&["LRANGE", "stop", "0", "-1"]).trim(),
         id.to_string(),
-        "one entry on Stand's stop list"
+        "one entry on Stand's stop list (the job was announced on start)"
     );
     assert!(job(&b, id).await.field("stop_requested").is_some());
     assert!(
@@ -138,7 +138,7 @@ async fn stop_list_is_capped_when_nobody_reads_it() {
     let redis = TestRedis::start();
     let b = broker(&redis, |c| c.stop_list_cap = 5);
     for _ in 0..12 {
-        let (id, _) = b.submit(&b.new_job("x", json!(0))).await.unwrap();
+        let (id, _) = b.submit(&stand_job(&b, &redis, "x")).await.unwrap();
         b.claim("x", "w", 1).await.unwrap();
         b.stop(id).await.unwrap();
     }
@@ -300,4 +300,13 @@ async fn extra_fields_are_stored_and_unknown_ones_refused() {
         "1",
         "refused submits take no id"
     );
+}
+
+/// A job of `kind` on Stand's cluster 1 (stored here): one Stand hears of on `start`, so its
+/// stop goes on `stop`.
+fn stand_job(b: &broker::Broker, redis: &TestRedis, kind: &str) -> broker::NewJob {
+    redis.cli(&["HSET", "cluster_1", "enabled", "true"]);
+    let mut nj = b.new_job(kind, json!({}));
+    nj.extra = vec![("cluster".into(), "1".into())];
+    nj
 }
