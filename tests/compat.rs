@@ -58,16 +58,12 @@ async fn wumai_actions_run_and_errors_carry_wumai_codes() {
         "{v}"
     );
     // Asked not to wait (Prefer: respond-async), it answers the job reference.
-    let v: Value = http
-        .post(api.url("/"))
-        .header("prefer", "respond-async")
-        .json(&json!({"action": "Hello", "name": "wumai"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = crate::harness::send(
+        http.post(api.url("/"))
+            .header("prefer", "respond-async")
+            .json(&json!({"action": "Hello", "name": "wumai"})),
+    )
+    .await;
     assert_eq!(
         (v["retCode"].as_i64(), v["message"].is_null()),
         (Some(0), true),

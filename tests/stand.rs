@@ -334,32 +334,27 @@ async fn stand_face_reads_stops_and_locks_jobs_in_stands_words() {
 
     // Jobs that never went on `start` never go on `stop`: a native job and a StableConfigs
     // task stopped through their own faces.
-    let (plain, _) = b
-        .submit(&b.new_job("spark", json!({"app": "a.py"})))
-        .await
-        .unwrap();
-    let (s, _) = call(
-        &api,
-        Method::POST,
-        &format!("/jobs/{plain}/stop"),
-        false,
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
-    let (task, _) = b
-        .submit(&b.new_job("solver", json!({"monomers": [["a"]]})))
-        .await
-        .unwrap();
-    let (s, _) = call(
-        &api,
-        Method::DELETE,
-        &format!("/terminate/{task}"),
-        false,
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
+    let mut task = broker::JobId(0);
+    for (kind, params, method, path) in [
+        (
+            "spark",
+            json!({"app": "a.py"}),
+            Method::POST,
+            "/jobs/{}/stop",
+        ),
+        (
+            "solver",
+            json!({"monomers": [["a"]]}),
+            Method::DELETE,
+            "/terminate/{}",
+        ),
+    ] {
+        let (id, _) = b.submit(&b.new_job(kind, params)).await.unwrap();
+        let path = path.replace("{}", &id.to_string());
+        let (s, _) = call(&api, method, &path, false, None).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+        task = id;
+    }
     assert_eq!(
         cli(&redis, &["HGET", &format!("job_{task}"), "status"]),
         "CANCELED"

@@ -404,11 +404,7 @@ impl Broker {
         limit: usize,
     ) -> Result<Page, Error> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let bad = |c: &str| {
-            Error::Invalid(format!(
-                "cursor must be a `next` from a previous page, got {c:?}"
-            ))
-        };
+        let bad = bad_cursor;
         let (mut cursor, mut after): (u64, u64) = match cursor {
             None | Some("") => (0, 0),
             Some(c) => match c.split_once('.') {
@@ -504,11 +500,7 @@ impl Broker {
         let mut at: isize = match cursor {
             None | Some("") => 0,
             Some(raw) => {
-                let last: u64 = raw.parse().map_err(|_| {
-                    Error::Invalid(format!(
-                        "cursor must be a `next` from a previous page, got {raw:?}"
-                    ))
-                })?;
+                let last: u64 = raw.parse().map_err(|_| bad_cursor(raw))?;
                 let pos: Option<isize> = redis::cmd("LPOS")
                     .arg(&key)
                     .arg(last)
@@ -856,6 +848,13 @@ impl Broker {
             .collect();
         Ok((events, next))
     }
+}
+
+/// The error for a cursor that is not a `next` of a previous page.
+fn bad_cursor(c: &str) -> Error {
+    Error::Invalid(format!(
+        "cursor must be a `next` from a previous page, got {c:?}"
+    ))
 }
 
 /// The time of a stream entry, from its id `<unix ms>-<seq>`, as RFC 3339.

@@ -199,31 +199,29 @@ pub async fn wait_ready(b: &Broker) -> Result<(), Error> {
     }
 }
 
-/// Redis' `used_memory` (bytes).
-async fn used_memory(b: &Broker) -> Result<u64, Error> {
+/// The value of `field` in Redis' `INFO section`.
+async fn info_field(b: &Broker, section: &str, field: &str) -> Result<Option<String>, Error> {
     let mut c = b.conn().await?;
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(&mut *c)
-        .await?;
+    let info: String = redis::cmd("INFO").arg(section).query_async(&mut *c).await?;
+    let prefix = format!("{field}:");
     Ok(info
         .lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map(|v| v.trim().to_string()))
+}
+
+/// Redis' `used_memory` (bytes).
+async fn used_memory(b: &Broker) -> Result<u64, Error> {
+    Ok(info_field(b, "memory", "used_memory")
+        .await?
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0))
 }
 
 async fn redis_version(b: &Broker) -> Result<String, Error> {
-    let mut c = b.conn().await?;
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(&mut *c)
-        .await?;
-    Ok(info
-        .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
-        .unwrap_or("?")
-        .to_string())
+    Ok(info_field(b, "server", "redis_version")
+        .await?
+        .unwrap_or_else(|| "?".into()))
 }
 
 fn bench_job(b: &Broker, i: usize) -> NewJob {
