@@ -225,7 +225,14 @@ async fn a_thousand_jobs_through_two_executors_complete_exactly_once() {
         .map(|i| b.new_job("command", json!({"action": "true", "i": i})))
         .collect();
     let mut conn = b.conn().await.unwrap();
-    let ids = b.scripts().submit_many(&mut *conn, &jobs).await.unwrap();
+    let ids: Vec<broker::JobId> = b
+        .scripts()
+        .submit_many(&mut *conn, &jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.unwrap().id)
+        .collect();
     drop(conn);
     let t0 = Instant::now();
     let a = start_executor(&b, |o| o.exec_size = 10);
@@ -248,7 +255,7 @@ async fn a_thousand_jobs_through_two_executors_complete_exactly_once() {
         "1000 `true` jobs through 2 command executors: {:.0} jobs/s",
         1000.0 / took.as_secs_f64()
     );
-    for (id, _) in &ids {
+    for id in &ids {
         let j = job(&b, *id).await;
         assert_eq!((j.status, j.attempt), (Status::Completed, 1), "job {id}");
     }
@@ -259,7 +266,7 @@ async fn a_thousand_jobs_through_two_executors_complete_exactly_once() {
     );
     let workers: std::collections::HashSet<String> = {
         let mut w = std::collections::HashSet::new();
-        for (id, _) in &ids {
+        for id in &ids {
             w.insert(job(&b, *id).await.field("worker").unwrap_or("").to_string());
         }
         w

@@ -17,6 +17,7 @@ mod expiry; // finished jobs expire after result_ttl; retry keeps them
 mod fencing; // a stale lease token changes nothing
 mod gridlabd; // the gridlabd executor with a real GridLAB-D (pip gridlabd): models, CSVs, stop
 mod http; // the native HTTP API over real HTTP
+mod idempotency; // Idempotency-Key, unique_key and bulk submit, raced by concurrent clients
 mod leases; // expired leases are reaped: re-queued, failed or canceled
 mod noscript; // scripts survive SCRIPT FLUSH
 mod notify; // failure notifications reach a real webhook receiver

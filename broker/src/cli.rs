@@ -45,7 +45,11 @@ pub async fn submit(
     wait: bool,
 ) -> Result<(), Error> {
     let (id, status) = if files.is_empty() {
-        b.submit(job).await?
+        let made = b.submit_once(job).await?;
+        if !made.created {
+            eprintln!("job {} was made before (same key)", made.id);
+        }
+        (made.id, made.status.ok_or(Error::NotFound(made.id))?)
     } else {
         submit_with_files(b, job, files).await?
     };
@@ -80,6 +84,56 @@ pub async fn submit(
             };
         }
     }
+}
+
+/// `sluice submit-bulk`: the jobs of `input`'s JSON lines, made in batches of 1000.
+///
+/// # Errors
+/// Broker errors; [`Error::Invalid`] when any line was refused (each is reported).
+pub async fn submit_bulk(b: &Broker, input: impl std::io::BufRead) -> Result<(), Error> {
+    let admin = crate::apikeys::Account::local();
+    let mut refused = 0usize;
+    let mut batch: Vec<(usize, NewJob)> = Vec::new();
+    let mut lines = input.lines().enumerate().peekable();
+    while let Some((n, line)) = lines.next() {
+        let line = line.map_err(|e| Error::Invalid(format!("stdin: {e}")))?;
+        if !line.trim().is_empty() {
+            let job = serde_json::from_str::<crate::http::jobs::SubmitBody>(&line)
+                .map_err(|e| Error::Invalid(e.to_string()))
+                .and_then(|mut body| body.to_job(b, &admin));
+            match job {
+                Ok(job) => batch.push((n + 1, job)),
+                Err(e) => {
+                    refused += 1;
+                    out(format!("line {}: {e}", n + 1));
+                }
+            }
+        }
+        if batch.len() == crate::http::jobs::MAX_BULK
+            || (lines.peek().is_none() && !batch.is_empty())
+        {
+            let (numbers, jobs): (Vec<usize>, Vec<NewJob>) =
+                std::mem::take(&mut batch).into_iter().unzip();
+            for (n, made) in numbers.into_iter().zip(b.submit_bulk(jobs).await?) {
+                match made {
+                    Ok(s) => out(format!(
+                        "{} {}",
+                        s.id,
+                        s.status
+                            .map_or_else(|| "EXPIRED".to_string(), |st| st.to_string())
+                    )),
+                    Err(e) => {
+                        refused += 1;
+                        out(format!("line {n}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    if refused > 0 {
+        return Err(Error::Invalid(format!("{refused} line(s) refused")));
+    }
+    Ok(())
 }
 
 async fn submit_with_files(
@@ -277,6 +331,14 @@ pub struct SubmitArgs {
     /// job can run (repeatable: `--file feeder.glm --file weather.csv`).
     #[arg(long = "file", value_name = "PATH")]
     pub files: Vec<std::path::PathBuf>,
+    /// Retrying with the same key and the same job answers the job made the first time
+    /// (within 24 h); the same key with another job is refused.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Unique while active: while a job of this kind with this key waits or runs, answer it
+    /// instead of making another.
+    #[arg(long)]
+    pub unique_key: Option<String>,
 }
 
 impl SubmitArgs {
@@ -298,6 +360,18 @@ impl SubmitArgs {
         job.result_ttl = self.result_ttl.unwrap_or(job.result_ttl);
         if let Some(c) = self.cluster {
             job.extra.push(("cluster".into(), c.to_string()));
+        }
+        if let Some(k) = &self.unique_key {
+            job.extra.push(("unique_key".into(), k.clone()));
+        }
+        if let Some(k) = &self.idempotency_key {
+            use sha2::Digest;
+            let request = format!("{}\n{}", self.executor, job.params);
+            job.extra.push(("idempotency_key".into(), k.clone()));
+            job.extra.push((
+                "request_hash".into(),
+                hex::encode(sha2::Sha256::digest(request.as_bytes())),
+            ));
         }
         Ok(job)
     }
@@ -329,6 +403,10 @@ pub enum Command {
     },
     /// Submit a job; prints "ID STATUS" (or, with --wait, the finished job).
     Submit(SubmitArgs),
+    /// Submit the jobs read from stdin, one JSON object per line in the body of `POST /jobs`
+    /// (`{"executor": "command", "params": {...}, ...}`), in batches of 1000; prints "ID
+    /// STATUS" or "line N: error" per line, and fails if any line was refused.
+    SubmitBulk,
     /// Show one job as JSON.
     Status {
         /// Job id.
@@ -603,6 +681,7 @@ async fn run_command(
             Ok(())
         }
         Command::Submit(s) => submit(&b, &s.to_job(&b)?, &s.files, s.wait).await,
+        Command::SubmitBulk => submit_bulk(&b, std::io::stdin().lock()).await,
         Command::Status { id } => status(&b, id).await,
         Command::Stop { id } => moved(id, b.stop(id).await),
         Command::Lock { id, holder, force } => moved(id, b.lock(id, &holder, force).await),

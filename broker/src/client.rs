@@ -336,7 +336,15 @@ impl Broker {
             crate::job::check_duration("run_at", ahead)
                 .map_err(|_| Error::Invalid("run_at: at most 365 days ahead".into()))?;
         }
-        for (field, _) in &job.extra {
+        for (field, value) in &job.extra {
+            if (field == "idempotency_key" || field == "unique_key")
+                && (value.is_empty() || value.len() > crate::job::MAX_KEY_LEN)
+            {
+                return Err(Error::Invalid(format!(
+                    "{field}: 1-{} bytes",
+                    crate::job::MAX_KEY_LEN
+                )));
+            }
             if !EXTRA_FIELDS.contains(&field.as_str()) {
                 return Err(Error::Invalid(format!(
                     "unknown job field {field:?}; allowed: {}",
@@ -353,9 +361,60 @@ impl Broker {
     /// # Errors
     /// [`Error::Invalid`] for a bad request; Redis errors.
     pub async fn submit(&self, job: &NewJob) -> Result<(JobId, Status), Error> {
+        let s = self.submit_once(job).await?;
+        Ok((s.id, s.status.ok_or(Error::NotFound(s.id))?))
+    }
+
+    /// [`Broker::submit`] for a job that may carry an `idempotency_key` (with its
+    /// `request_hash`) or a `unique_key`: the job made now, or the one made before.
+    ///
+    /// # Errors
+    /// As [`Broker::submit`]; [`Error::Conflict`] for an idempotency key used with another
+    /// request.
+    pub async fn submit_once(&self, job: &NewJob) -> Result<crate::scripts::Submitted, Error> {
         Self::validate(job)?;
         let mut c = self.conn().await?;
         self.scripts.submit(&mut *c, job).await
+    }
+
+    /// Many [`Broker::submit_once`] in one round trip, each job checked and made on its own:
+    /// one outcome per job, in order.
+    ///
+    /// # Errors
+    /// Redis errors (each job's own refusal is in its outcome).
+    pub async fn submit_bulk(
+        &self,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<Result<crate::scripts::Submitted, Error>>, Error> {
+        let mut outcomes: Vec<Option<Result<crate::scripts::Submitted, Error>>> = Vec::new();
+        let mut valid = Vec::new();
+        for job in jobs {
+            match Self::validate(&job) {
+                Ok(()) => {
+                    valid.push(job);
+                    outcomes.push(None);
+                }
+                Err(e) => outcomes.push(Some(Err(e))),
+            }
+        }
+        let mut made = if valid.is_empty() {
+            Vec::new()
+        } else {
+            let mut c = self.conn().await?;
+            self.scripts.submit_many(&mut *c, &valid).await?
+        }
+        .into_iter();
+        Ok(outcomes
+            .into_iter()
+            .map(|o| {
+                o.or_else(|| made.next()).unwrap_or_else(|| {
+                    Err(Error::Protocol {
+                        script: "submit",
+                        reply: "fewer replies than jobs".into(),
+                    })
+                })
+            })
+            .collect())
     }
 
     /// Reads one job.

@@ -17,6 +17,8 @@ pub mod code {
     pub const CLUSTER: i64 = -7;
     /// The caller may not submit to the executor kind (pipeline_run.lua).
     pub const FORBIDDEN: i64 = -8;
+    /// An idempotency key was used before with another request (submit.lua).
+    pub const CONFLICT: i64 = -9;
 }
 
 /// Everything that can go wrong in the broker library.
@@ -62,6 +64,9 @@ pub enum Error {
     /// A signal (Ctrl-C, SIGTERM) ended a command that waits.
     #[error("interrupted")]
     Interrupted,
+    /// The request contradicts an earlier one (an Idempotency-Key reused with another body).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The caller holds too much at once (event streams per key) or asks too often.
     #[error("too many: {0}")]
     TooMany(String),

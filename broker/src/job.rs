@@ -138,6 +138,9 @@ pub fn max_duration(field: &str) -> Duration {
     })
 }
 
+/// Longest idempotency or unique key, in bytes.
+pub const MAX_KEY_LEN: usize = 256;
+
 /// Most attempts a job may ask for.
 pub const MAX_ATTEMPTS: u32 = 1000;
 
@@ -177,8 +180,12 @@ pub fn parse_duration(field: &str, text: &str) -> Result<Duration, Error> {
 /// pipeline ones (`pipeline`, `sequence`) are written only by their scripts: a plain submit
 /// cannot join a workflow it did not create. The `stand_*` fields are what Stand's
 /// `POST /jobs` said about the job (name, type, its Lemonade workflow, user, steps), shown
-/// back in its JobDetail.
-pub const EXTRA_FIELDS: [&str; 11] = [
+/// back in its JobDetail. `idempotency_key` (with the `request_hash` of its request) and
+/// `unique_key` are what lua/submit.lua checks before it makes a job.
+pub const EXTRA_FIELDS: [&str; 14] = [
+    "idempotency_key",
+    "request_hash",
+    "unique_key",
     "cluster",
     "restart",
     "backoff_mode",

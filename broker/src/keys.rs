@@ -80,6 +80,8 @@ impl Keys {
             "schedules",
             "schedule:*",
             "finished:*",
+            "idempotency:*",
+            "unique:*",
             "workflow_*",
             "pipeline_*",
             "pipelines",
@@ -162,6 +164,17 @@ impl Keys {
     /// (lua/includes/finished.lua).
     pub fn finished(&self, executor: &str) -> String {
         format!("{}finished:{executor}", self.prefix)
+    }
+
+    /// `idempotency:<owner>:<key>`: the job an Idempotency-Key made, and its request hash
+    /// (lua/submit.lua).
+    pub fn idempotency(&self, owner: &str, key: &str) -> String {
+        format!("{}idempotency:{owner}:{key}", self.prefix)
+    }
+
+    /// `unique:<executor>:<key>`: the active job holding a unique key (lua/submit.lua).
+    pub fn unique(&self, executor: &str, key: &str) -> String {
+        format!("{}unique:{executor}:{key}", self.prefix)
     }
 
     /// `rate:<scope>:<who>:<window>`: a counter of `who`'s requests in one rate window.

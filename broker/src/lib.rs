@@ -61,4 +61,4 @@ pub use client::{Broker, Event, ListFilter, Page};
 pub use config::Config;
 pub use error::Error;
 pub use job::{Job, JobId, NewJob, Status};
-pub use scripts::{Claimed, Reaped};
+pub use scripts::{Claimed, Reaped, Submitted};

@@ -60,7 +60,7 @@ impl Broker {
         let mut held = job.clone();
         held.extra.push(("held".into(), hold_deadline()));
         let mut c = self.conn().await?;
-        let (id, _) = self.scripts().submit(&mut *c, &held).await?;
+        let id = self.scripts().submit(&mut *c, &held).await?.id;
         Ok(id)
     }
 

@@ -5,7 +5,8 @@
   (its dependents read its artifacts) until the workflow ends (includes/workflow).
   `ttl` is the job's result_ttl when the caller already read it (nil: read here); extra
   field, value pairs are written in the same HSET.
-  Every job that ends here is indexed in its kind's recent history (includes/finished).
+  Every job that ends here is indexed in its kind's recent history (includes/finished) and
+  lets go of its `unique_key` (submit.lua).
   Includes (transitively) time, emit, enqueue, finished, workflow.
   finish(job_key, leases_key, prefix, id, status, at, ttl, ...) -> nothing
 ]]
@@ -15,9 +16,15 @@ local function finish(job_key, leases_key, prefix, id, status, at, ttl, ...)
   redis.call('HDEL', job_key, 'stop_requested', 'held')
   redis.call('ZREM', leases_key, id)
   -- A member has `node` too (a Stand-era `workflow` label alone is not membership).
-  local m = redis.call('HMGET', job_key, 'workflow', 'node', 'executor', 'result_ttl')
+  local m = redis.call('HMGET', job_key, 'workflow', 'node', 'executor', 'result_ttl',
+    'unique_key')
   ttl = ttl or m[4]
   index_finished(prefix, id, m[3], ttl)
+  if m[5] then
+    -- Unique while active: the key goes with the job that holds it.
+    local unique_key = key_unique(prefix, m[3], m[5])
+    if redis.call('GET', unique_key) == tostring(id) then redis.call('DEL', unique_key) end
+  end
   if m[1] and m[2] and workflow_after(prefix, id, m[1], status, at) then return end
   expire_job(prefix, id, ttl)
 end

@@ -12,6 +12,8 @@
   key_wake(prefix, executor)     wake:<executor>
   key_schedule(prefix, name)     schedule:<name>
   key_finished(prefix, executor) finished:<executor>
+  key_idempotency(prefix, owner, key)  idempotency:<owner>:<key>
+  key_unique(prefix, executor, key)    unique:<executor>:<key>
 ]]
 local function key_of(prefix, name) return prefix .. name end
 local function key_job(prefix, id) return prefix .. 'job_' .. id end
@@ -23,3 +25,5 @@ local function key_queue(prefix, executor) return prefix .. 'queue:' .. executor
 local function key_wake(prefix, executor) return prefix .. 'wake:' .. executor end
 local function key_schedule(prefix, name) return prefix .. 'schedule:' .. name end
 local function key_finished(prefix, executor) return prefix .. 'finished:' .. executor end
+local function key_idempotency(prefix, owner, key) return prefix .. 'idempotency:' .. owner .. ':' .. key end
+local function key_unique(prefix, executor, key) return prefix .. 'unique:' .. executor .. ':' .. key end

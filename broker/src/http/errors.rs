@@ -51,9 +51,10 @@ pub fn status(e: &Error) -> StatusCode {
     match e {
         Error::NotFound(_) | Error::Missing(_) => StatusCode::NOT_FOUND,
         Error::Cluster(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::IllegalTransition { .. } | Error::StaleLease(_) | Error::Locked { .. } => {
-            StatusCode::CONFLICT
-        }
+        Error::IllegalTransition { .. }
+        | Error::StaleLease(_)
+        | Error::Locked { .. }
+        | Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Invalid(_) => StatusCode::BAD_REQUEST,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -73,6 +74,7 @@ fn code(e: &Error) -> &'static str {
         Error::IllegalTransition { .. } => "illegal_transition",
         Error::StaleLease(_) => "stale_lease",
         Error::Locked { .. } => "locked",
+        Error::Conflict(_) => "idempotency_conflict",
         Error::Invalid(_) => "bad_request",
         Error::Forbidden(_) => "forbidden",
         Error::TooMany(_) => "too_many_requests",
@@ -80,6 +82,21 @@ fn code(e: &Error) -> &'static str {
         e if status(e) == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         _ => "internal",
     }
+}
+
+/// The message shown for a broker error (5xx are generic; their detail is logged).
+fn message(e: &Error) -> String {
+    match status(e) {
+        StatusCode::SERVICE_UNAVAILABLE => "redis is unavailable; try again".to_string(),
+        StatusCode::INTERNAL_SERVER_ERROR => "internal error (logged)".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// The JSON error body for a broker error, as [`from_error`] answers it (for one item of a
+/// bulk answer).
+pub fn body(e: &Error) -> serde_json::Value {
+    json!({"error": {"code": code(e), "message": message(e)}})
 }
 
 /// The JSON error reply.
@@ -91,15 +108,10 @@ pub fn reply(status: StatusCode, code: &str, message: impl Into<String>) -> warp
 /// The reply for a broker error (5xx are logged; their message is generic).
 pub fn from_error(e: &Error) -> warp::reply::Response {
     let s = status(e);
-    let message = match s {
-        StatusCode::SERVICE_UNAVAILABLE => "redis is unavailable; try again".to_string(),
-        StatusCode::INTERNAL_SERVER_ERROR => "internal error (logged)".to_string(),
-        _ => e.to_string(),
-    };
     if s.is_server_error() {
         tracing::error!(error = %e, "request failed");
     }
-    reply(s, code(e), message)
+    reply(s, code(e), message(e))
 }
 
 /// The one recover for the native API: turns every rejection into a JSON error.

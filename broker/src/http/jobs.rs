@@ -48,6 +48,9 @@ pub struct SubmitBody {
     pub inputs: Vec<crate::inputs::Input>,
     /// POSTed `{"pipeline_run_uuid", "state"}` on each state change (best effort).
     pub callback_url: Option<String>,
+    /// Unique while active: while a job of this kind with this key is PENDING, SCHEDULED or
+    /// RUNNING, a submit with the key answers that job (200) instead of making another.
+    pub unique_key: Option<String>,
 }
 
 fn duration(field: &str, v: &Option<String>, default: Duration) -> Result<Duration, Error> {
@@ -85,14 +88,106 @@ impl SubmitBody {
             &self.inputs,
             self.callback_url.as_deref(),
         )?;
+        if let Some(k) = self.unique_key.take() {
+            job.extra.push(("unique_key".into(), k));
+        }
         Ok(job)
     }
 }
 
-/// `POST /jobs` -> 201 `{id, status}` with a Location header.
+/// Most jobs in one bulk `POST /jobs` (a JSON array).
+pub const MAX_BULK: usize = 1000;
+
+/// Marks `job` with an `Idempotency-Key` and the hash of the request it came with.
+fn idempotent(job: &mut NewJob, key: Option<&str>, request: &[u8]) {
+    if let Some(k) = key {
+        use sha2::Digest;
+        job.extra.push(("idempotency_key".into(), k.to_string()));
+        job.extra.push((
+            "request_hash".into(),
+            hex::encode(sha2::Sha256::digest(request)),
+        ));
+    }
+}
+
+/// The answer for a job made now (201) or before (200: an idempotent replay or the active
+/// job of a unique key), with its Location.
+fn submitted(s: crate::Submitted) -> warp::reply::Response {
+    let code = if s.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let reply = warp::reply::with_status(
+        warp::reply::json(&json!({"id": s.id, "status": s.status})),
+        code,
+    );
+    warp::reply::with_header(reply, "location", format!("/jobs/{}", s.id)).into_response()
+}
+
+/// One item of a bulk submit: the job made (or made before), or why not.
+async fn bulk_item(
+    b: &Broker,
+    who: &Account,
+    item: Value,
+    key: Option<String>,
+) -> Result<NewJob, Error> {
+    let text = item.to_string();
+    let mut req: SubmitBody =
+        serde_json::from_value(item).map_err(|e| Error::Invalid(format!("body: {e}")))?;
+    let mut job = req.to_job(b, who)?;
+    inputs_visible(b, who, &req.inputs).await?;
+    idempotent(&mut job, key.as_deref(), text.as_bytes());
+    Ok(job)
+}
+
+/// `POST /jobs` with a JSON array: each item a submit body, checked and made on its own (at
+/// most [`MAX_BULK`], all within `max_content_length`); 200 `{"jobs": [...]}`, one outcome
+/// per item in order: `{id, status, created}` or `{error: {code, message}}`. An
+/// `Idempotency-Key` covers the whole request: item i uses `<key>#<i>`.
+async fn submit_bulk(
+    b: &Broker,
+    who: &Account,
+    items: Vec<Value>,
+    key: Option<&str>,
+) -> Result<warp::reply::Response, Error> {
+    if items.len() > MAX_BULK {
+        return Err(Error::TooLarge(format!(
+            "{} jobs in one request; at most {MAX_BULK}",
+            items.len()
+        )));
+    }
+    let mut jobs = Vec::new();
+    let mut refused: Vec<Option<Error>> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        match bulk_item(b, who, item, key.map(|k| format!("{k}#{i}"))).await {
+            Ok(job) => {
+                jobs.push(job);
+                refused.push(None);
+            }
+            Err(e) => refused.push(Some(e)),
+        }
+    }
+    let mut made = b.submit_bulk(jobs).await?.into_iter();
+    let out: Vec<Value> = refused
+        .into_iter()
+        .map(|r| match r.map(Err).or_else(|| made.next()) {
+            Some(Ok(s)) => json!({"id": s.id, "status": s.status, "created": s.created}),
+            Some(Err(e)) => crate::http::errors::body(&e),
+            None => json!({"error": {"code": "internal", "message": "no outcome"}}),
+        })
+        .collect();
+    Ok(warp::reply::json(&json!({"jobs": out})).into_response())
+}
+
+/// `POST /jobs` -> 201 `{id, status}` with a Location header; 200 with the job made before
+/// for a repeated `Idempotency-Key` (same body) or an active `unique_key`; 409 for an
+/// `Idempotency-Key` reused with another body. A JSON array is a bulk submit.
 #[utoipa::path(post, path = "/jobs", tag = "jobs", request_body = SubmitBody,
     responses(
         (status = 201, description = "Created; Location: /jobs/{id}", body = crate::http::openapi::Moved),
+        (status = 200, description = "Made before (Idempotency-Key with the same body, or an active unique_key); or the outcomes of a bulk submit (an array body)", body = Object),
+        (status = 409, description = "The Idempotency-Key was used with another body", body = crate::http::openapi::ErrorBody),
         (status = 400, description = "Malformed body", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid key", body = crate::http::openapi::ErrorBody),
         (status = 403, description = "The key may not submit to this executor kind", body = crate::http::openapi::ErrorBody),
@@ -101,18 +196,20 @@ impl SubmitBody {
 pub async fn submit(
     b: Broker,
     who: Account,
+    key: Option<String>,
     body: Bytes,
 ) -> Result<warp::reply::Response, Rejection> {
+    if body.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'[') {
+        let items: Vec<Value> = parse_body(&body)?;
+        drop(body);
+        return Ok(submit_bulk(&b, &who, items, key.as_deref()).await?);
+    }
     let mut req: SubmitBody = parse_body(&body)?;
-    drop(body);
-    let job = req.to_job(&b, &who)?;
+    let mut job = req.to_job(&b, &who)?;
     inputs_visible(&b, &who, &req.inputs).await?;
-    let (id, status) = b.submit(&job).await?;
-    let reply = warp::reply::with_status(
-        warp::reply::json(&json!({"id": id, "status": status})),
-        StatusCode::CREATED,
-    );
-    Ok(warp::reply::with_header(reply, "location", format!("/jobs/{id}")).into_response())
+    idempotent(&mut job, key.as_deref(), &body);
+    drop(body);
+    Ok(submitted(b.submit_once(&job).await?))
 }
 
 /// `POST /jobs` as `multipart/form-data`: a part `job` (the JSON body of a plain submit)
@@ -284,6 +381,7 @@ pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
         warp::path!("jobs")
             .and(warp::post())
             .and(c.caller())
+            .and(warp::header::optional::<String>("idempotency-key"))
             .and(c.json_body())
             .and_then(submit)
             .boxed(),

@@ -173,6 +173,7 @@ fn every_returned_code_is_documented_and_mapped() {
         code::STALE_LEASE,
         code::CLUSTER,
         code::FORBIDDEN,
+        code::CONFLICT,
     ];
     for (name, src) in SOURCES {
         let doc = header(src);

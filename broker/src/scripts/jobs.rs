@@ -4,36 +4,55 @@
 use super::*;
 
 impl Scripts {
-    pub(super) fn submitted(r: Reply) -> Result<(JobId, Status), Error> {
-        if r.code == code::CLUSTER {
-            return Err(Error::Cluster(r.text(0).unwrap_or_default()));
+    pub(super) fn submitted(r: Reply) -> Result<Submitted, Error> {
+        let id = || {
+            r.int(0)
+                .filter(|n| *n > 0)
+                .map(|n| JobId(n as u64))
+                .ok_or_else(|| Error::Protocol {
+                    script: "submit",
+                    reply: "no id".into(),
+                })
+        };
+        match r.code {
+            code::CLUSTER => Err(Error::Cluster(r.text(0).unwrap_or_default())),
+            code::CONFLICT => Err(Error::Conflict(format!(
+                "this Idempotency-Key made job {} from another request; use a new key",
+                id()?
+            ))),
+            1 => Ok(Submitted {
+                id: id()?,
+                status: Some(r.status(1)?),
+                created: true,
+            }),
+            _ => Ok(Submitted {
+                id: id()?,
+                status: r.text(1).and_then(|s| s.parse().ok()),
+                created: false,
+            }),
         }
-        let id = r.int(0).filter(|n| *n > 0).ok_or_else(|| Error::Protocol {
-            script: "submit",
-            reply: "no id".into(),
-        })?;
-        Ok((JobId(id as u64), r.status(1)?))
     }
 
     /// Runs `lua/submit.lua`: creates `job_N` PENDING on its queue, or SCHEDULED when
     /// `run_at` is in the future. The caller has validated `job` (see `Broker::submit`).
     ///
     /// # Returns
-    /// The new id and status.
+    /// The new id and status, or the job an `idempotency_key` or `unique_key` made before.
     pub async fn submit<C: ConnectionLike>(
         &self,
         c: &mut C,
         job: &NewJob,
-    ) -> Result<(JobId, Status), Error> {
+    ) -> Result<Submitted, Error> {
         Self::submitted(self.submit_call(job)?.run(c, "submit").await?)
     }
 
-    /// Runs `lua/submit.lua` for many jobs in one pipeline (one round trip).
+    /// Runs `lua/submit.lua` for many jobs in one pipeline (one round trip): each job's own
+    /// outcome (a refused cluster or idempotency key fails that job only).
     pub async fn submit_many<C: ConnectionLike>(
         &self,
         c: &mut C,
         jobs: &[NewJob],
-    ) -> Result<Vec<(JobId, Status)>, Error> {
+    ) -> Result<Vec<Result<Submitted, Error>>, Error> {
         let calls = jobs
             .iter()
             .map(|j| self.submit_call(j))
@@ -44,10 +63,10 @@ impl Scripts {
             p.invoke_script(inv);
         }
         let replies: Vec<Value> = p.query_async(c).await?;
-        replies
+        Ok(replies
             .into_iter()
             .map(|v| Reply::parse("submit", v).and_then(Self::submitted))
-            .collect()
+            .collect())
     }
 
     /// Runs `lua/claim.lua`: up to `count` PENDING jobs of `executor` become RUNNING under

@@ -169,6 +169,18 @@ pub struct Claimed {
     pub inputs: bool,
 }
 
+/// What `lua/submit.lua` answered: the job made now, or the one an `idempotency_key` (same
+/// request) or an active `unique_key` made before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Submitted {
+    /// The job.
+    pub id: JobId,
+    /// Its status (None: a job made before that has since expired).
+    pub status: Option<Status>,
+    /// True when this call made it.
+    pub created: bool,
+}
+
 /// What a reap pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reaped {

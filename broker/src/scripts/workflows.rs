@@ -31,7 +31,7 @@ impl Scripts {
         let r = inv.run(c, "fire").await?;
         match r.code {
             0 => Ok(None),
-            _ => Self::submitted(r).map(Some),
+            _ => Self::submitted(r).map(|s| Some((s.id, s.status.unwrap_or(Status::Pending)))),
         }
     }
 

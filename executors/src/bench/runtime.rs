@@ -60,7 +60,9 @@ async fn through(
     let requests: Vec<_> = jobs.into_iter().map(|p| b.new_job(kind, p)).collect();
     let mut conn = b.conn().await?;
     for chunk in requests.chunks(500) {
-        b.scripts().submit_many(&mut *conn, chunk).await?;
+        for made in b.scripts().submit_many(&mut *conn, chunk).await? {
+            made?;
+        }
     }
     let stats = b.keys().stats();
     let mut opts = Options::new(b.config(), kind);

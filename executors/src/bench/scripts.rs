@@ -270,7 +270,9 @@ async fn submit_all(b: &Broker, a: &BenchArgs) -> Result<Duration, Error> {
             while done < share {
                 let n = batch.min(share - done);
                 let jobs: Vec<_> = (done..done + n).map(|i| bench_job(&b, i)).collect();
-                b.scripts().submit_many(&mut *conn, &jobs).await?;
+                for made in b.scripts().submit_many(&mut *conn, &jobs).await? {
+                    made?;
+                }
                 done += n;
             }
             Ok(())
