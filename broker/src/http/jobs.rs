@@ -184,6 +184,7 @@ async fn submit_bulk(
 /// for a repeated `Idempotency-Key` (same body) or an active `unique_key`; 409 for an
 /// `Idempotency-Key` reused with another body. A JSON array is a bulk submit.
 #[utoipa::path(post, path = "/jobs", tag = "jobs", request_body = SubmitBody,
+    params(("idempotency-key" = Option<String>, Header, description = "Retrying with the same key and body within 24 h answers the job made the first time (200); another body is 409. Per owner; 1-256 bytes.")),
     responses(
         (status = 201, description = "Created; Location: /jobs/{id}", body = crate::http::openapi::Moved),
         (status = 200, description = "Made before (Idempotency-Key with the same body, or an active unique_key); or the outcomes of a bulk submit (an array body)", body = Object),
