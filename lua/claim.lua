@@ -1,5 +1,8 @@
 --[[
-  claim: PENDING -> RUNNING for up to `count` jobs at the head of one executor kind's queue.
+  claim: PENDING -> RUNNING for up to `count` jobs at the head of one executor kind's queues,
+  the highest priority first: the queue of each level in `levels:<executor>` (9 down to 1),
+  then the plain queue (priority 0); FIFO within a level. A level whose queue is found
+  empty leaves the set. Strict priority: lower levels wait while a higher one has jobs.
   Every claimed job gets attempt+1, a lease until now+lease and the caller's fresh lease token
   (one token per claim call; a job appears once per call, so token+job is unique per attempt).
   Ids whose job is no longer PENDING (stopped, expired) are dropped, never handed out.
@@ -34,12 +37,19 @@ local lease, count, executor = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local WAIT_BUCKETS = {1, 5, 10, 50, 100, 500, 1000, 5000, 30000, 300000}  -- ms
 --- @include "includes/emit"
 
+local levels_key = key_levels(prefix, executor)
 local now = now_ms()
 local at = rfc3339(now)
 local out = {1}
 while #out - 1 < count do
-  local ids = redis.call('LPOP', queue_key, count - (#out - 1))
-  if not ids then break end
+  local level = redis.call('ZREVRANGE', levels_key, 0, 0)[1]
+  local ids = redis.call('LPOP', key_queue(prefix, executor, level), count - (#out - 1))
+  if not ids and level then
+    redis.call('ZREM', levels_key, level)
+    ids = {}
+  elseif not ids then
+    break
+  end
   for _, id in ipairs(ids) do
     local job_key = key_job(prefix, id)
     local f = redis.call('HMGET', job_key, 'status', 'max_attempts', 'timeout', 'params',
@@ -70,7 +80,8 @@ while #out - 1 < count do
   end
 end
 -- Jobs left behind: keep one wake marker armed so another idle claimer picks them up.
-if redis.call('LLEN', queue_key) > 0 and redis.call('LLEN', wake_key) == 0 then
+local left = redis.call('LLEN', queue_key) > 0 or redis.call('ZCARD', levels_key) > 0
+if left and redis.call('LLEN', wake_key) == 0 then
   redis.call('LPUSH', wake_key, '1')
 end
 return out

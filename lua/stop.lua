@@ -29,14 +29,14 @@ local prefix, id, stop_cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
 --- @include "includes/finish"
 
 local f = redis.call('HMGET', job_key, 'status', 'locked', 'executor', 'stop_requested',
-  'locked_at')
+  'locked_at', 'priority')
 local status = f[1]
 if not status then return {-1} end
 if f[2] and f[2] ~= '' then return {-2, status, f[2], f[5] or ''} end
 local at = rfc3339(now_ms())
 if status == 'PENDING' or status == 'SCHEDULED' then
   announce_stop(stop_key, job_key, id, stop_cap)
-  redis.call('LREM', key_queue(prefix, f[3]), 1, id)
+  redis.call('LREM', key_queue(prefix, f[3], f[6]), 1, id)
   redis.call('ZREM', delayed_key, id)
   emit(prefix, id, f[3], 'canceled', 'CANCELED')
   finish(job_key, leases_key, prefix, id, 'CANCELED', at, nil)

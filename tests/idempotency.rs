@@ -197,6 +197,34 @@ async fn a_bulk_submit_answers_each_item_and_refuses_only_the_bad_ones() {
     let (s, _) = post(&api, &ana, None, &Value::Array(many)).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(jobs_made(&redis), 2);
+    // A job's priority travels with it (0-9) and shows on it.
+    let (s, v) = post(
+        &api,
+        &ana,
+        None,
+        &json!({"executor": "command", "priority": 7}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_u64().unwrap();
+    assert_eq!(
+        redis
+            .cli(&["HGET", &format!("job_{id}"), "priority"])
+            .trim(),
+        "7"
+    );
+    assert_eq!(redis.cli(&["LLEN", "queue:command:p7"]).trim(), "1");
+    let (s, v) = post(
+        &api,
+        &ana,
+        None,
+        &json!({"executor": "command", "priority": 10}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
 }
 
 /// `sluice submit-bulk` reads JSON lines from stdin; `--idempotency-key` and

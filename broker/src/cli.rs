@@ -339,6 +339,9 @@ pub struct SubmitArgs {
     /// instead of making another.
     #[arg(long)]
     pub unique_key: Option<String>,
+    /// 0 (the default) to 9: claims take the highest priority first.
+    #[arg(long)]
+    pub priority: Option<u8>,
 }
 
 impl SubmitArgs {
@@ -363,6 +366,9 @@ impl SubmitArgs {
         }
         if let Some(k) = &self.unique_key {
             job.extra.push(("unique_key".into(), k.clone()));
+        }
+        if let Some(p) = self.priority.filter(|p| *p > 0) {
+            job.extra.push(("priority".into(), p.to_string()));
         }
         if let Some(k) = &self.idempotency_key {
             use sha2::Digest;

@@ -337,6 +337,16 @@ impl Broker {
                 .map_err(|_| Error::Invalid("run_at: at most 365 days ahead".into()))?;
         }
         for (field, value) in &job.extra {
+            if field == "priority"
+                && !value
+                    .parse::<u8>()
+                    .is_ok_and(|p| p <= crate::job::MAX_PRIORITY)
+            {
+                return Err(Error::Invalid(format!(
+                    "priority: 0-{} (higher runs first), got {value:?}",
+                    crate::job::MAX_PRIORITY
+                )));
+            }
             if (field == "idempotency_key" || field == "unique_key")
                 && (value.is_empty() || value.len() > crate::job::MAX_KEY_LEN)
             {

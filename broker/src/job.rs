@@ -138,6 +138,9 @@ pub fn max_duration(field: &str) -> Duration {
     })
 }
 
+/// The highest priority (0, the default, is the lowest; claims take the highest first).
+pub const MAX_PRIORITY: u8 = 9;
+
 /// Longest idempotency or unique key, in bytes.
 pub const MAX_KEY_LEN: usize = 256;
 
@@ -182,7 +185,8 @@ pub fn parse_duration(field: &str, text: &str) -> Result<Duration, Error> {
 /// `POST /jobs` said about the job (name, type, its Lemonade workflow, user, steps), shown
 /// back in its JobDetail. `idempotency_key` (with the `request_hash` of its request) and
 /// `unique_key` are what lua/submit.lua checks before it makes a job.
-pub const EXTRA_FIELDS: [&str; 14] = [
+pub const EXTRA_FIELDS: [&str; 15] = [
+    "priority",
     "idempotency_key",
     "request_hash",
     "unique_key",

@@ -80,6 +80,7 @@ impl Keys {
             "schedules",
             "schedule:*",
             "finished:*",
+            "levels:*",
             "idempotency:*",
             "unique:*",
             "workflow_*",
@@ -158,6 +159,12 @@ impl Keys {
     /// `stop`: Stand's list of jobs to stop, and the channel stop requests are published on.
     pub fn stop_list(&self) -> String {
         format!("{}stop", self.prefix)
+    }
+
+    /// `levels:<executor>`: the priorities above 0 that have jobs queued, as a zset
+    /// (lua/includes/enqueue.lua, lua/claim.lua); level N's queue is `queue:<executor>:p<N>`.
+    pub fn levels(&self, executor: &str) -> String {
+        format!("{}levels:{executor}", self.prefix)
     }
 
     /// `finished:<executor>`: the newest jobs of a kind that ended for good, newest first

@@ -70,7 +70,7 @@ local function create_job(seq_key, delayed_key, prefix, a)
     redis.call('HSET', job_key, 'run_at', rfc3339(run_at))
     redis.call('ZADD', delayed_key, run_at, id)
   else
-    enqueue(prefix, id, executor, false)
+    enqueue(prefix, id, executor, false, extra.priority or 0)
   end
   emit(prefix, id, executor, 'submitted', status)
   return id, status

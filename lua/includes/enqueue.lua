@@ -4,11 +4,17 @@
   marker, a one-element list that idle claimers BLPOP instead of polling. A non-empty queue
   needs no new marker: claimers always claim before they block, and claim.lua re-arms the
   marker when it leaves ids behind. The marker is capped at one entry so it never piles up.
-  enqueue(prefix, id, executor, front)
+  A job with a `priority` of 1-9 goes on its level's queue (`queue:<executor>:p<N>`), and
+  the level joins `levels:<executor>`, which claim.lua reads highest first; `priority` is
+  the job's field when the caller passes nil.
+  enqueue(prefix, id, executor, front, priority)
 ]]
 --- @include "includes/keys"
-local function enqueue(prefix, id, executor, front)
-  local len = redis.call(front and 'LPUSH' or 'RPUSH', key_queue(prefix, executor), id)
+local function enqueue(prefix, id, executor, front, priority)
+  if priority == nil then priority = redis.call('HGET', key_job(prefix, id), 'priority') end
+  local p = tonumber(priority) or 0
+  local len = redis.call(front and 'LPUSH' or 'RPUSH', key_queue(prefix, executor, p), id)
+  if p > 0 then redis.call('ZADD', key_levels(prefix, executor), p, p) end
   local wake = key_wake(prefix, executor)
   if len == 1 and redis.call('LLEN', wake) == 0 then
     redis.call('LPUSH', wake, '1')

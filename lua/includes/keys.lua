@@ -8,7 +8,9 @@
   key_workflow(prefix, id)       workflow_W
   key_pipeline(prefix, id)       pipeline_P
   key_cluster(prefix, id)        cluster_N
-  key_queue(prefix, executor)    queue:<executor>
+  key_queue(prefix, executor[, priority])  queue:<executor>, or queue:<executor>:p<N> for
+                                 a priority N of 1-9 (0, the default, is the plain queue)
+  key_levels(prefix, executor)   levels:<executor>: the priorities above 0 with jobs queued
   key_wake(prefix, executor)     wake:<executor>
   key_schedule(prefix, name)     schedule:<name>
   key_finished(prefix, executor) finished:<executor>
@@ -21,7 +23,8 @@ local function key_history(prefix, id) return prefix .. 'history:job_' .. id end
 local function key_workflow(prefix, id) return prefix .. 'workflow_' .. id end
 local function key_pipeline(prefix, id) return prefix .. 'pipeline_' .. id end
 local function key_cluster(prefix, id) return prefix .. 'cluster_' .. id end
-local function key_queue(prefix, executor) return prefix .. 'queue:' .. executor end
+local function key_queue(prefix, executor, priority) return prefix .. 'queue:' .. executor .. ((tonumber(priority) or 0) > 0 and (':p' .. tonumber(priority)) or '') end
+local function key_levels(prefix, executor) return prefix .. 'levels:' .. executor end
 local function key_wake(prefix, executor) return prefix .. 'wake:' .. executor end
 local function key_schedule(prefix, name) return prefix .. 'schedule:' .. name end
 local function key_finished(prefix, executor) return prefix .. 'finished:' .. executor end

@@ -51,10 +51,10 @@ end
 -- (enqueue's announce_stop, as stop.lua does). Returns true when it ended here.
 local function workflow_cancel_member(prefix, id, why, at, cap)
   local key = key_job(prefix, id)
-  local m = redis.call('HMGET', key, 'status', 'executor', 'stop_requested')
+  local m = redis.call('HMGET', key, 'status', 'executor', 'stop_requested', 'priority')
   if m[1] == 'PENDING' or m[1] == 'SCHEDULED' then
     announce_stop(key_of(prefix, 'stop'), key, id, cap)
-    redis.call('LREM', key_queue(prefix, m[2]), 1, id)
+    redis.call('LREM', key_queue(prefix, m[2], m[4]), 1, id)
     redis.call('ZREM', key_of(prefix, 'delayed'), id)
     redis.call('HDEL', key, 'waiting_on')
     redis.call('HSET', key, 'status', 'CANCELED', 'error', why, 'finished', at, 'updated', at)

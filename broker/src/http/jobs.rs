@@ -51,6 +51,8 @@ pub struct SubmitBody {
     /// Unique while active: while a job of this kind with this key is PENDING, SCHEDULED or
     /// RUNNING, a submit with the key answers that job (200) instead of making another.
     pub unique_key: Option<String>,
+    /// 0 (the default) to 9: claims take the highest priority first, FIFO within one.
+    pub priority: Option<u8>,
 }
 
 fn duration(field: &str, v: &Option<String>, default: Duration) -> Result<Duration, Error> {
@@ -90,6 +92,9 @@ impl SubmitBody {
         )?;
         if let Some(k) = self.unique_key.take() {
             job.extra.push(("unique_key".into(), k));
+        }
+        if let Some(p) = self.priority.filter(|p| *p > 0) {
+            job.extra.push(("priority".into(), p.to_string()));
         }
         Ok(job)
     }
@@ -143,8 +148,9 @@ async fn bulk_item(
 
 /// `POST /jobs` with a JSON array: each item a submit body, checked and made on its own (at
 /// most [`MAX_BULK`], all within `max_content_length`); 200 `{"jobs": [...]}`, one outcome
-/// per item in order: `{id, status, created}` or `{error: {code, message}}`. An
-/// `Idempotency-Key` covers the whole request: item i uses `<key>#<i>`.
+/// per item in order: `{id, status, created}` or `{error: {code, message}}`; 400 (with the
+/// same `jobs`) when no item was accepted. An `Idempotency-Key` covers the whole request:
+/// item i uses `<key>#<i>`.
 async fn submit_bulk(
     b: &Broker,
     who: &Account,
@@ -177,6 +183,15 @@ async fn submit_bulk(
             None => json!({"error": {"code": "internal", "message": "no outcome"}}),
         })
         .collect();
+    if out.iter().all(|o| o.get("error").is_some()) {
+        // Nothing accepted (or nothing sent): a refusal, with each item's reason.
+        let body = json!({"error": {"code": "bad_request",
+            "message": "no job of this bulk submit was accepted (see jobs)"}, "jobs": out});
+        return Ok(
+            warp::reply::with_status(warp::reply::json(&body), StatusCode::BAD_REQUEST)
+                .into_response(),
+        );
+    }
     Ok(warp::reply::json(&json!({"jobs": out})).into_response())
 }
 

@@ -51,13 +51,21 @@ async fn broker_gauges(b: &Broker) -> Result<String, Error> {
     let stats: std::collections::HashMap<String, i64> = c.hgetall(k.stats()).await?;
     out.push_str(&render_stats(&stats));
     out.push_str("# HELP sluice_queue_depth Ready jobs per executor kind.\n# TYPE sluice_queue_depth gauge\n");
+    // A kind's priority queues (queue:<kind>:p<N>) count toward its depth.
     let strip = k.queue("");
+    let mut depths: std::collections::BTreeMap<String, u64> = Default::default();
     for q in queues {
         let depth: u64 = c.llen(&q).await?;
-        let executor = q
-            .strip_prefix(&strip)
-            .unwrap_or(&q)
-            .replace(['"', '\\', '\n'], "_");
+        let name = q.strip_prefix(&strip).unwrap_or(&q);
+        let kind = match name.rsplit_once(":p") {
+            Some((kind, level)) if level.parse::<u8>().is_ok() => kind,
+            _ => name,
+        };
+        *depths
+            .entry(kind.replace(['"', '\\', '\n'], "_"))
+            .or_default() += depth;
+    }
+    for (executor, depth) in depths {
         out.push_str(&format!(
             "sluice_queue_depth{{executor=\"{executor}\"}} {depth}\n"
         ));

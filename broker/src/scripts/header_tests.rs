@@ -220,6 +220,7 @@ fn keys_are_made_only_by_the_key_schema_and_it_agrees_with_keys_rs() {
         ("wake", k.wake("7")),
         ("schedule", k.schedule("7")),
         ("finished", k.finished("7")),
+        ("levels", k.levels("7")),
     ] {
         let line = lua
             .lines()
