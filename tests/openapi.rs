@@ -66,6 +66,23 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         ("post", "/workflows"),
         ("get", "/workflows/{id}"),
         ("post", "/workflows/{id}/stop"),
+        ("get", "/"),
+        ("post", "/task"),
+        ("get", "/status/{task_id}"),
+        ("delete", "/terminate/{task_id}"),
+        ("put", "/jobs/{id}/artifacts/{name}"),
+        ("post", "/v1/pipelines"),
+        ("get", "/v1/pipelines"),
+        ("post", "/v1/pipelines/search"),
+        ("get", "/v1/pipelines/{id}"),
+        ("put", "/v1/pipelines/{id}"),
+        ("delete", "/v1/pipelines/{id}"),
+        ("post", "/v1/pipelines/{id}/runs"),
+        ("get", "/v1/pipelines/{id}/runs"),
+        ("get", "/v1/pipelines/{id}/runs/{run}"),
+        ("delete", "/v1/pipelines/{id}/runs/{run}"),
+        ("put", "/v1/pipelines/{id}/runs/{run}/state"),
+        ("get", "/v1/pipelines/{id}/runs/{run}/console"),
     ];
     for (m, p) in routes {
         assert!(
@@ -85,7 +102,9 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
                 &path
                     .replace("{id}", "1")
                     .replace("{action}", "unlock")
-                    .replace("{name}", "s"),
+                    .replace("{name}", "s")
+                    .replace("{run}", "1")
+                    .replace("{task_id}", "1"),
             );
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let r = http

@@ -39,6 +39,11 @@ pub async fn list(id: JobId, b: Broker, who: Account) -> Result<warp::reply::Res
 /// streamed to the store chunk by chunk (memory stays flat whatever the size) and refused
 /// with 413 past `max_artifact_size`. The artifact appears whole or not at all. Answers 201
 /// `{name, size, url}`.
+#[utoipa::path(put, path = "/jobs/{id}/artifacts/{name}", tag = "jobs",
+    params(("id" = u64, Path, description = "Job id"), ("name" = String, Path, description = "Artifact name")),
+    request_body(content = String, description = "The file's bytes (streamed; at most max_artifact_size)", content_type = "application/octet-stream"),
+    responses((status = 201, description = "Stored: name, size", body = Object), (status = 404, description = "No such job (or not yours)", body = crate::http::openapi::ErrorBody),
+              (status = 413, description = "Over max_artifact_size", body = crate::http::openapi::ErrorBody)))]
 pub async fn upload(
     id: JobId,
     raw_name: String,

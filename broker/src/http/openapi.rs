@@ -46,7 +46,7 @@ pub struct Health {
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Sluice", description = "A Redis-native job broker: native /jobs API."),
+    info(title = "Sluice", description = "A Redis-native job broker: the native /jobs API and the faces of the systems it replaces (wumai's POST /, Jetstream's new-run, StableConfigs' /task, the Workflow Service's /v1; Stand's answers share the /jobs paths, chosen by its X-Auth-Token header)."),
     paths(
         crate::http::jobs::submit,
         crate::http::jobs::list,
@@ -58,6 +58,23 @@ pub struct Health {
         openapi_json,
         apidocs,
         crate::http::compat::wumai::post,
+        crate::http::compat::wumai::banner,
+        crate::http::compat::stableconfigs::task,
+        crate::http::compat::stableconfigs::status,
+        crate::http::compat::stableconfigs::terminate,
+        crate::http::compat::workflow_service::create,
+        crate::http::compat::workflow_service::list,
+        crate::http::compat::workflow_service::get,
+        crate::http::compat::workflow_service::put,
+        crate::http::compat::workflow_service::delete,
+        crate::http::compat::workflow_service::search,
+        crate::http::compat::workflow_service::start_run,
+        crate::http::compat::workflow_service::list_runs,
+        crate::http::compat::workflow_service::get_run,
+        crate::http::compat::workflow_service::delete_run,
+        crate::http::compat::workflow_service::put_state,
+        crate::http::compat::workflow_service::console,
+        crate::http::artifacts::upload,
         crate::http::compat::jetstream::new_run,
         crate::http::schedules::list,
         crate::http::schedules::put,
@@ -72,6 +89,7 @@ pub struct Health {
         crate::http::workflows::stop,
     ),
     components(schemas(Moved, ErrorBody, ErrorDetail, Health, crate::inputs::Input,
+        crate::pipelines::PipelineBody,
         crate::workflows::WorkflowBody, crate::workflows::NodeBody, crate::workflows::OnFailure)),
     modifiers(&BearerAuth)
 )]

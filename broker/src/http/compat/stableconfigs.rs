@@ -121,6 +121,12 @@ async fn anonymous_bounds(
 }
 
 /// `POST /task` -> 202 `{"task_id": "N"}`.
+#[utoipa::path(post, path = "/task", tag = "stableconfigs",
+    request_body(content = Object, description = "{\"monomers\": [[site, ...], ...], \"constraints\"?, \"gen\"?, \"init_k\"?, \"counting\"?}"),
+    responses((status = 202, description = "{\"task_id\": \"N\"}", body = Object),
+              (status = 400, description = "{\"status\": \"Exception\", \"message\"}", body = Object),
+              (status = 429, description = "Anonymous caller over stableconfigs_rate", body = Object),
+              (status = 503, description = "Anonymous tasks over stableconfigs_max_queued, or Redis away", body = Object)))]
 pub async fn task(
     b: Broker,
     who: Account,
@@ -220,6 +226,15 @@ pub fn status_answer(job: &Job, code_words: bool) -> warp::reply::Response {
 }
 
 /// `GET /status/{task_id}`.
+#[utoipa::path(get, path = "/status/{task_id}", tag = "stableconfigs",
+    params(("task_id" = String, Path, description = "A task_id of POST /task")),
+    responses((status = 200, description = "COMPLETE: configs, count, entropy", body = Object),
+              (status = 202, description = "Progress: count, k", body = Object),
+              (status = 203, description = "Pending, or Expired", body = Object),
+              (status = 400, description = "TimedOut", body = Object),
+              (status = 401, description = "TBNException (invalid TBN, or terminated)", body = Object),
+              (status = 402, description = "Exception (any other failure)", body = Object),
+              (status = 404, description = "Never issued (or not yours)", body = Object)))]
 pub async fn status(
     raw: String,
     b: Broker,
@@ -274,6 +289,10 @@ pub async fn status(
 
 /// `DELETE /terminate/{task_id}` -> 200 `{"status": "terminating task: ID"}`; the solver
 /// stops within a heartbeat and the status reads as the original's Early Termination.
+#[utoipa::path(delete, path = "/terminate/{task_id}", tag = "stableconfigs",
+    params(("task_id" = String, Path, description = "A task_id of POST /task")),
+    responses((status = 200, description = "{\"status\": \"terminating task: N\"}", body = Object),
+              (status = 404, description = "Never issued (or not yours)", body = Object)))]
 pub async fn terminate(
     raw: String,
     b: Broker,

@@ -105,6 +105,8 @@ async fn run_json(b: &Broker, job: &Job) -> Result<Value, Error> {
 }
 
 /// `POST /v1/pipelines`.
+#[utoipa::path(post, path = "/v1/pipelines", tag = "workflow-service", request_body = PipelineBody,
+    responses((status = 200, description = "The pipeline", body = Object), (status = 400, description = "{message}", body = Object), (status = 401, description = "{message}", body = Object)))]
 pub async fn create(
     b: Broker,
     who: Account,
@@ -119,6 +121,8 @@ pub async fn create(
 }
 
 /// `GET /v1/pipelines`: the caller's own (a worker's or admin's: all).
+#[utoipa::path(get, path = "/v1/pipelines", tag = "workflow-service",
+    responses((status = 200, description = "The caller's pipelines", body = Object), (status = 401, description = "{message}", body = Object)))]
 pub async fn list(b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
     let r = async {
         Ok(Value::Array(
@@ -145,6 +149,8 @@ async fn visible(b: &Broker, who: &Account, raw: &str) -> Result<Pipeline, Error
 }
 
 /// `GET /v1/pipelines/{id}`.
+#[utoipa::path(get, path = "/v1/pipelines/{id}", tag = "workflow-service", params(("id" = String, Path, description = "Pipeline uuid")),
+    responses((status = 200, description = "The pipeline", body = Object), (status = 404, description = "{message}", body = Object)))]
 pub async fn get(raw: String, b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
     let r = async { Ok(pipeline_json(&visible(&b, &who, &raw).await?)) };
     answer(r.await, StatusCode::OK)
@@ -153,6 +159,8 @@ pub async fn get(raw: String, b: Broker, who: Account) -> Result<warp::reply::Re
 /// `PUT /v1/pipelines/{id}`: replaces the template of the caller's own pipeline (an admin:
 /// any); another owner's is "not found". Checked inside `pipeline_put.lua`, so no race
 /// between the check and the write.
+#[utoipa::path(put, path = "/v1/pipelines/{id}", tag = "workflow-service", params(("id" = String, Path, description = "Pipeline uuid")), request_body = PipelineBody,
+    responses((status = 200, description = "The pipeline", body = Object), (status = 404, description = "{message}", body = Object)))]
 pub async fn put(
     raw: String,
     b: Broker,
@@ -169,6 +177,8 @@ pub async fn put(
 }
 
 /// `DELETE /v1/pipelines/{id}`: soft delete, of the caller's own (an admin: any).
+#[utoipa::path(delete, path = "/v1/pipelines/{id}", tag = "workflow-service", params(("id" = String, Path, description = "Pipeline uuid")),
+    responses((status = 200, description = "Deleted (softly)", body = Object), (status = 404, description = "{message}", body = Object)))]
 pub async fn delete(
     raw: String,
     b: Broker,
@@ -191,6 +201,9 @@ struct RunBody {
 }
 
 /// `POST /v1/pipelines/{id}/runs`: starts run `sequence` = n + 1.
+#[utoipa::path(post, path = "/v1/pipelines/{id}/runs", tag = "workflow-service", params(("id" = String, Path, description = "Pipeline uuid")),
+    request_body(content = Object, description = "{inputs: [{name, url} | {name, job, artifact}], callback_url?}, or multipart/form-data: a part run, then files"),
+    responses((status = 200, description = "The run: uuid, sequence, status, states, inputs, artifacts", body = Object), (status = 404, description = "{message}", body = Object)))]
 pub async fn start_run(
     raw: String,
     b: Broker,
@@ -255,6 +268,9 @@ const MAX_SEARCH: usize = 1000;
 
 /// `POST /v1/pipelines/search` `{"uuids": [...]}`: those of the caller's live pipelines, in
 /// the order asked; ids it may not see or that are gone are left out.
+#[utoipa::path(post, path = "/v1/pipelines/search", tag = "workflow-service",
+    request_body(content = Object, description = "{\"uuids\": [...]}, at most 1000"),
+    responses((status = 200, description = "The caller's pipelines among them, in order", body = Object), (status = 400, description = "{message}", body = Object)))]
 pub async fn search(
     b: Broker,
     who: Account,
@@ -299,6 +315,8 @@ async fn cancel_run(b: &Broker, who: &Account, raw: &str, run: &str) -> Result<V
 }
 
 /// `DELETE /v1/pipelines/{id}/runs/{run}`: cancels the run.
+#[utoipa::path(delete, path = "/v1/pipelines/{id}/runs/{run}", tag = "workflow-service", params(("id" = String, Path, description = "Pipeline uuid"), ("run" = String, Path, description = "Run uuid")),
+    responses((status = 200, description = "Cancelled: the run", body = Object), (status = 400, description = "Invalid state transition", body = Object), (status = 404, description = "{message}", body = Object)))]
 pub async fn delete_run(
     raw: String,
     run: String,
@@ -316,6 +334,9 @@ struct StateBody {
 
 /// `PUT /v1/pipelines/{id}/runs/{run}/state` `{"state": "CANCELLED"}`: cancels the run. The
 /// other states are Sluice's executors' to set: asking for one is a 400.
+#[utoipa::path(put, path = "/v1/pipelines/{id}/runs/{run}/state", tag = "workflow-service", params(("id" = String, Path, description = "Pipeline uuid"), ("run" = String, Path, description = "Run uuid")),
+    request_body(content = Object, description = "{\"state\": \"CANCELLED\"}"),
+    responses((status = 200, description = "Cancelled: the run", body = Object), (status = 400, description = "Another state, or Invalid state transition", body = Object)))]
 pub async fn put_state(
     raw: String,
     run: String,
@@ -353,6 +374,8 @@ fn caller(c: &crate::http::Ctx) -> BoxedFilter<(Broker, Account)> {
 
 /// `GET /v1/pipelines/{id}/runs`: the runs still kept, by sequence (the caller's own,
 /// unless a worker or admin).
+#[utoipa::path(get, path = "/v1/pipelines/{id}/runs", tag = "workflow-service", params(("id" = String, Path, description = "Pipeline uuid")),
+    responses((status = 200, description = "The runs still kept, by sequence", body = Object), (status = 404, description = "{message}", body = Object)))]
 pub async fn list_runs(
     raw: String,
     b: Broker,
@@ -392,6 +415,8 @@ async fn run_of(b: &Broker, who: &Account, raw: &str, run: &str) -> Result<Job, 
 }
 
 /// `GET /v1/pipelines/{id}/runs/{run}`.
+#[utoipa::path(get, path = "/v1/pipelines/{id}/runs/{run}", tag = "workflow-service", params(("id" = String, Path, description = "Pipeline uuid"), ("run" = String, Path, description = "Run uuid")),
+    responses((status = 200, description = "The run", body = Object), (status = 404, description = "{message}", body = Object)))]
 pub async fn get_run(
     raw: String,
     run: String,
@@ -413,6 +438,8 @@ fn tail(text: &str) -> &str {
 /// `GET /v1/pipelines/{id}/runs/{run}/console` -> `{std_out, std_err}`: the tail of the
 /// run's console log artifact (`<kind>.attempt-<n>.log`, written live by the spark and
 /// gridlabd kinds) or its result text, and its error (a command's stderr tail).
+#[utoipa::path(get, path = "/v1/pipelines/{id}/runs/{run}/console", tag = "workflow-service", params(("id" = String, Path, description = "Pipeline uuid"), ("run" = String, Path, description = "Run uuid")),
+    responses((status = 200, description = "{std_out, std_err}: their tails", body = Object), (status = 404, description = "{message}", body = Object)))]
 pub async fn console(
     raw: String,
     run: String,
