@@ -3,6 +3,10 @@
   the highest priority first: the queue of each level in `levels:<executor>` (9 down to 1),
   then the plain queue (priority 0); FIFO within a level. A level whose queue is found
   empty leaves the set. Strict priority: lower levels wait while a higher one has jobs.
+  A job with a `concurrency_key` whose key already has `concurrency_limit` jobs running is
+  parked (`parked:<executor>:<key>`) instead, and the claim goes on with the jobs behind it;
+  a claimed one takes a slot (`concurrency:<executor>:<key>`, job field `slot`), which
+  enqueue's free_slot gives back, unparking the oldest parked job, when it stops running.
   Every claimed job gets attempt+1, a lease until now+lease and the caller's fresh lease token
   (one token per claim call; a job appears once per call, so token+job is unique per attempt).
   Ids whose job is no longer PENDING (stopped, expired) are dropped, never handed out.
@@ -53,8 +57,20 @@ while #out - 1 < count do
   for _, id in ipairs(ids) do
     local job_key = key_job(prefix, id)
     local f = redis.call('HMGET', job_key, 'status', 'max_attempts', 'timeout', 'params',
-      'attempt', 'updated', 'workflow', 'inputs', 'node', 'depends_on')
-    if f[1] == 'PENDING' then
+      'attempt', 'updated', 'workflow', 'inputs', 'node', 'depends_on', 'concurrency_key',
+      'concurrency_limit')
+    local full = false
+    if f[1] == 'PENDING' and f[11] then
+      local count_key = key_concurrency(prefix, executor, f[11])
+      full = (tonumber(redis.call('GET', count_key)) or 0) >= (tonumber(f[12]) or 1)
+      if full then
+        redis.call('RPUSH', key_parked(prefix, executor, f[11]), id)
+      else
+        redis.call('INCR', count_key)
+        redis.call('HSET', job_key, 'slot', 1)
+      end
+    end
+    if f[1] == 'PENDING' and not full then
       local attempt = (tonumber(f[5]) or 0) + 1
       redis.call('HSET', job_key, 'status', 'RUNNING', 'attempt', attempt, 'worker', worker,
         'lease_token', token, 'started', at, 'updated', at)

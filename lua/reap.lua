@@ -49,6 +49,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases_key, '-inf', now, 'LIMIT'
       failed = failed + 1
     else
       redis.call('ZREM', leases_key, id)
+      free_slot(prefix, job_key)
       redis.call('HINCRBY', job_key, 'attempt', -1)
       redis.call('HSET', job_key, 'status', 'PENDING', 'updated', at, 'error', err)
       redis.call('HDEL', job_key, 'lease_token', 'worker')

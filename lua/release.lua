@@ -33,6 +33,7 @@ if redis.call('HEXISTS', job_key, 'stop_requested') == 1 then
   return {1, 'CANCELED'}
 end
 redis.call('ZREM', leases_key, id)
+free_slot(prefix, job_key)
 redis.call('HINCRBY', job_key, 'attempt', -1)
 redis.call('HSET', job_key, 'status', 'PENDING', 'updated', at)
 redis.call('HDEL', job_key, 'lease_token', 'worker')

@@ -166,3 +166,139 @@ async fn claimers_take_higher_priorities_first_and_fifo_within_one() {
         "empty levels leave no keys behind"
     );
 }
+
+/// Concurrency keys: 8 claimers working through 90 jobs of 3 keys (limit 2 each) never run
+/// more than 2 of a key at once, read from the events stream in Redis' own order; a job of
+/// a full key does not hold back another key's job behind it, and a freed slot puts the
+/// parked job straight back on the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_claimers_never_exceed_a_concurrency_limit() {
+    let redis = TestRedis::start();
+    let b = broker(&redis, |c| c.pool_size = 10);
+    let keyed = |key: &str| {
+        let mut nj = b.new_job("x", json!(key));
+        nj.extra.push(("concurrency_key".into(), key.into()));
+        nj.extra.push(("concurrency_limit".into(), "2".into()));
+        nj
+    };
+    // Fairness first: two of "a" run, the third "a" waits, the "b" behind it is claimed.
+    let (a1, _) = b.submit(&keyed("a")).await.unwrap();
+    let (a2, _) = b.submit(&keyed("a")).await.unwrap();
+    let (a3, _) = b.submit(&keyed("a")).await.unwrap();
+    let (b1, _) = b.submit(&keyed("b")).await.unwrap();
+    let got: Vec<_> = b.claim("x", "w", 4).await.unwrap();
+    assert_eq!(got.iter().map(|c| c.id).collect::<Vec<_>>(), [a1, a2, b1]);
+    assert_eq!(
+        redis.cli(&["LRANGE", "parked:x:a", "0", "-1"]).trim(),
+        a3.to_string()
+    );
+    let first = &got[0];
+    b.complete(first.id, &first.token, &json!(null))
+        .await
+        .unwrap();
+    assert_eq!(
+        redis.cli(&["LRANGE", "queue:x", "0", "-1"]).trim(),
+        a3.to_string(),
+        "the freed slot puts the parked job back at once"
+    );
+    let third = b.claim("x", "w", 1).await.unwrap().remove(0);
+    assert_eq!(third.id, a3);
+    for c in [&got[1], &got[2], &third] {
+        b.complete(c.id, &c.token, &json!(null)).await.unwrap();
+    }
+    assert_eq!(
+        redis
+            .cli(&["EXISTS", "concurrency:x:a", "concurrency:x:b"])
+            .trim(),
+        "0"
+    );
+
+    // The race: 90 jobs, keys a, b, c in turn; each claimer completes, fails or releases.
+    let key_of: std::collections::HashMap<u64, String> = {
+        let mut m = std::collections::HashMap::new();
+        for i in 0..90 {
+            let key = ["a", "b", "c"][i % 3];
+            let (id, _) = b.submit(&keyed(key)).await.unwrap();
+            m.insert(id.0, key.to_string());
+        }
+        m
+    };
+    let released = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let claimers: Vec<_> = (0..8)
+        .map(|w| {
+            let b = b.clone();
+            let released = released.clone();
+            tokio::spawn(async move {
+                let mut idle = 0;
+                while idle < 50 {
+                    let got = b.claim("x", &format!("w{w}"), 2).await.unwrap();
+                    if got.is_empty() {
+                        idle += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        continue;
+                    }
+                    idle = 0;
+                    for c in got {
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        // Every 7th job is handed back once (a release keeps its attempt).
+                        let first = c.id.0 % 7 == 0 && released.lock().unwrap().insert(c.id.0);
+                        if first {
+                            b.release(c.id, &c.token).await.unwrap();
+                        } else {
+                            b.complete(c.id, &c.token, &json!(null)).await.unwrap();
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for c in claimers {
+        c.await.unwrap();
+    }
+    for id in key_of.keys() {
+        assert_eq!(
+            b.get(broker::JobId(*id)).await.unwrap().status,
+            Status::Completed,
+            "job {id}"
+        );
+    }
+    // Replay the stream: claimed adds one running job to its key, completed/released one less.
+    let events = redis.cli(&["XRANGE", "events", "-", "+"]);
+    let lines: Vec<&str> = events.lines().collect();
+    let mut running: std::collections::HashMap<String, i64> = Default::default();
+    let mut peak = 0;
+    for (i, l) in lines.iter().enumerate() {
+        let delta = match *l {
+            "claimed" => 1,
+            "completed" | "released" => -1,
+            _ => continue,
+        };
+        let Some(job) = lines[..i]
+            .iter()
+            .rposition(|x| *x == "job")
+            .and_then(|j| lines[j + 1].parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let Some(key) = key_of.get(&job) else {
+            continue;
+        };
+        let n = running.entry(key.clone()).or_default();
+        *n += delta;
+        assert!(*n <= 2, "key {key} ran {n} jobs at once");
+        peak = peak.max(*n);
+    }
+    assert_eq!(peak, 2, "the limit was reached, not only respected");
+    assert_eq!(
+        redis
+            .cli(&[
+                "EXISTS",
+                "concurrency:x:a",
+                "concurrency:x:b",
+                "concurrency:x:c"
+            ])
+            .trim(),
+        "0",
+        "no slot leaked"
+    );
+}

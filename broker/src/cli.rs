@@ -342,6 +342,12 @@ pub struct SubmitArgs {
     /// 0 (the default) to 9: claims take the highest priority first.
     #[arg(long)]
     pub priority: Option<u8>,
+    /// Run at most --concurrency-limit jobs of this kind with this key at once.
+    #[arg(long, requires = "concurrency_limit")]
+    pub concurrency_key: Option<String>,
+    /// How many jobs of --concurrency-key may run at once.
+    #[arg(long, requires = "concurrency_key")]
+    pub concurrency_limit: Option<u32>,
 }
 
 impl SubmitArgs {
@@ -369,6 +375,10 @@ impl SubmitArgs {
         }
         if let Some(p) = self.priority.filter(|p| *p > 0) {
             job.extra.push(("priority".into(), p.to_string()));
+        }
+        if let (Some(k), Some(n)) = (&self.concurrency_key, self.concurrency_limit) {
+            job.extra.push(("concurrency_key".into(), k.clone()));
+            job.extra.push(("concurrency_limit".into(), n.to_string()));
         }
         if let Some(k) = &self.idempotency_key {
             use sha2::Digest;

@@ -336,6 +336,12 @@ impl Broker {
             crate::job::check_duration("run_at", ahead)
                 .map_err(|_| Error::Invalid("run_at: at most 365 days ahead".into()))?;
         }
+        let has = |f: &str| job.extra.iter().any(|(k, _)| k == f);
+        if has("concurrency_key") != has("concurrency_limit") {
+            return Err(Error::Invalid(
+                "concurrency_key and concurrency_limit go together".into(),
+            ));
+        }
         for (field, value) in &job.extra {
             if field == "priority"
                 && !value
@@ -347,7 +353,17 @@ impl Broker {
                     crate::job::MAX_PRIORITY
                 )));
             }
-            if (field == "idempotency_key" || field == "unique_key")
+            if field == "concurrency_limit"
+                && !value
+                    .parse::<u32>()
+                    .is_ok_and(|n| (1..=crate::job::MAX_CONCURRENCY_LIMIT).contains(&n))
+            {
+                return Err(Error::Invalid(format!(
+                    "concurrency_limit: 1-{}",
+                    crate::job::MAX_CONCURRENCY_LIMIT
+                )));
+            }
+            if (field == "idempotency_key" || field == "unique_key" || field == "concurrency_key")
                 && (value.is_empty() || value.len() > crate::job::MAX_KEY_LEN)
             {
                 return Err(Error::Invalid(format!(

@@ -141,7 +141,10 @@ pub fn max_duration(field: &str) -> Duration {
 /// The highest priority (0, the default, is the lowest; claims take the highest first).
 pub const MAX_PRIORITY: u8 = 9;
 
-/// Longest idempotency or unique key, in bytes.
+/// The largest `concurrency_limit`.
+pub const MAX_CONCURRENCY_LIMIT: u32 = 100_000;
+
+/// Longest idempotency, unique or concurrency key, in bytes.
 pub const MAX_KEY_LEN: usize = 256;
 
 /// Most attempts a job may ask for.
@@ -185,8 +188,10 @@ pub fn parse_duration(field: &str, text: &str) -> Result<Duration, Error> {
 /// `POST /jobs` said about the job (name, type, its Lemonade workflow, user, steps), shown
 /// back in its JobDetail. `idempotency_key` (with the `request_hash` of its request) and
 /// `unique_key` are what lua/submit.lua checks before it makes a job.
-pub const EXTRA_FIELDS: [&str; 15] = [
+pub const EXTRA_FIELDS: [&str; 17] = [
     "priority",
+    "concurrency_key",
+    "concurrency_limit",
     "idempotency_key",
     "request_hash",
     "unique_key",

@@ -81,6 +81,8 @@ impl Keys {
             "schedule:*",
             "finished:*",
             "levels:*",
+            "concurrency:*",
+            "parked:*",
             "idempotency:*",
             "unique:*",
             "workflow_*",
@@ -171,6 +173,16 @@ impl Keys {
     /// (lua/includes/finished.lua).
     pub fn finished(&self, executor: &str) -> String {
         format!("{}finished:{executor}", self.prefix)
+    }
+
+    /// `concurrency:<executor>:<key>`: how many jobs of a concurrency key run (lua/claim.lua).
+    pub fn concurrency(&self, executor: &str, key: &str) -> String {
+        format!("{}concurrency:{executor}:{key}", self.prefix)
+    }
+
+    /// `parked:<executor>:<key>`: jobs waiting for a slot of their concurrency key.
+    pub fn parked(&self, executor: &str, key: &str) -> String {
+        format!("{}parked:{executor}:{key}", self.prefix)
     }
 
     /// `idempotency:<owner>:<key>`: the job an Idempotency-Key made, and its request hash

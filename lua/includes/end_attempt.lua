@@ -15,6 +15,7 @@
 local function end_attempt(job_key, leases_key, delayed_key, prefix, id,
                            final_status, err, retryable, now)
   local at = rfc3339(now)
+  free_slot(prefix, job_key)
   local f = redis.call('HMGET', job_key, 'attempt', 'max_attempts', 'backoff', 'executor',
     'backoff_mode', 'stop_requested')
   local attempt, max_attempts = tonumber(f[1]) or 0, tonumber(f[2]) or 1

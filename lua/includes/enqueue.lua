@@ -51,3 +51,28 @@ local function announce_stop(stop_key, job_key, id, cap)
   redis.call('LTRIM', stop_key, -tonumber(cap), -1)
   redis.call('PUBLISH', stop_key, id)
 end
+
+--[[
+  Function to give back a job's concurrency slot when it stops running (field `slot`, set
+  by claim.lua for a job with a `concurrency_key`): its key's running count goes down and
+  the oldest job parked for a slot goes back to the head of its queue, so it runs next
+  without anyone polling. Safe to call more than once: only the first call finds the slot.
+  free_slot(prefix, job_key)
+]]
+local function free_slot(prefix, job_key)
+  if redis.call('HDEL', job_key, 'slot') == 0 then return end
+  local f = redis.call('HMGET', job_key, 'executor', 'concurrency_key')
+  if not f[2] then return end
+  local count_key = key_concurrency(prefix, f[1], f[2])
+  if redis.call('DECR', count_key) <= 0 then redis.call('DEL', count_key) end
+  local parked = key_parked(prefix, f[1], f[2])
+  while true do
+    local id = redis.call('LPOP', parked)
+    if not id then return end
+    -- A parked job stopped meanwhile is dropped here.
+    if redis.call('HGET', key_job(prefix, id), 'status') == 'PENDING' then
+      enqueue(prefix, id, f[1], true)
+      return
+    end
+  end
+end

@@ -6,12 +6,13 @@
   `ttl` is the job's result_ttl when the caller already read it (nil: read here); extra
   field, value pairs are written in the same HSET.
   Every job that ends here is indexed in its kind's recent history (includes/finished) and
-  lets go of its `unique_key` (submit.lua).
+  lets go of its `unique_key` (submit.lua) and of its concurrency slot (enqueue's free_slot).
   Includes (transitively) time, emit, enqueue, finished, workflow.
   finish(job_key, leases_key, prefix, id, status, at, ttl, ...) -> nothing
 ]]
 --- @include "includes/workflow"
 local function finish(job_key, leases_key, prefix, id, status, at, ttl, ...)
+  free_slot(prefix, job_key)
   redis.call('HSET', job_key, 'status', status, 'finished', at, 'updated', at, ...)
   redis.call('HDEL', job_key, 'stop_requested', 'held')
   redis.call('ZREM', leases_key, id)

@@ -14,6 +14,8 @@
   key_wake(prefix, executor)     wake:<executor>
   key_schedule(prefix, name)     schedule:<name>
   key_finished(prefix, executor) finished:<executor>
+  key_concurrency(prefix, executor, key)  concurrency:<executor>:<key>: running jobs
+  key_parked(prefix, executor, key)       parked:<executor>:<key>: jobs waiting for a slot
   key_idempotency(prefix, owner, key)  idempotency:<owner>:<key>
   key_unique(prefix, executor, key)    unique:<executor>:<key>
 ]]
@@ -28,5 +30,7 @@ local function key_levels(prefix, executor) return prefix .. 'levels:' .. execut
 local function key_wake(prefix, executor) return prefix .. 'wake:' .. executor end
 local function key_schedule(prefix, name) return prefix .. 'schedule:' .. name end
 local function key_finished(prefix, executor) return prefix .. 'finished:' .. executor end
+local function key_concurrency(prefix, executor, key) return prefix .. 'concurrency:' .. executor .. ':' .. key end
+local function key_parked(prefix, executor, key) return prefix .. 'parked:' .. executor .. ':' .. key end
 local function key_idempotency(prefix, owner, key) return prefix .. 'idempotency:' .. owner .. ':' .. key end
 local function key_unique(prefix, executor, key) return prefix .. 'unique:' .. executor .. ':' .. key end

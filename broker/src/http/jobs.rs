@@ -53,6 +53,11 @@ pub struct SubmitBody {
     pub unique_key: Option<String>,
     /// 0 (the default) to 9: claims take the highest priority first, FIFO within one.
     pub priority: Option<u8>,
+    /// Jobs of this kind sharing a concurrency key run at most `concurrency_limit` at once
+    /// (e.g. a customer's id); the others wait for a slot without holding back other keys.
+    pub concurrency_key: Option<String>,
+    /// How many jobs of `concurrency_key` may run at once (1-100 000).
+    pub concurrency_limit: Option<u32>,
 }
 
 fn duration(field: &str, v: &Option<String>, default: Duration) -> Result<Duration, Error> {
@@ -95,6 +100,12 @@ impl SubmitBody {
         }
         if let Some(p) = self.priority.filter(|p| *p > 0) {
             job.extra.push(("priority".into(), p.to_string()));
+        }
+        if let Some(k) = self.concurrency_key.take() {
+            job.extra.push(("concurrency_key".into(), k));
+        }
+        if let Some(n) = self.concurrency_limit {
+            job.extra.push(("concurrency_limit".into(), n.to_string()));
         }
         Ok(job)
     }
