@@ -489,14 +489,13 @@ impl Broker {
         limit: usize,
     ) -> Result<Page, Error> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let bad = bad_cursor;
         let (mut cursor, mut after): (u64, u64) = match cursor {
             None | Some("") => (0, 0),
             Some(c) => match c.split_once('.') {
-                None => (c.parse().map_err(|_| bad(c))?, 0),
+                None => (c.parse().map_err(|_| bad_cursor(c))?, 0),
                 Some((scan, id)) => (
-                    scan.parse().map_err(|_| bad(c))?,
-                    id.parse().map_err(|_| bad(c))?,
+                    scan.parse().map_err(|_| bad_cursor(c))?,
+                    id.parse().map_err(|_| bad_cursor(c))?,
                 ),
             },
         };
