@@ -54,7 +54,30 @@ pub struct BenchArgs {
     /// Print the figures as one JSON object too.
     #[arg(long)]
     pub json: bool,
+    /// Give every bench job this feature, to measure what it costs against a plain run:
+    /// priority (1-9 in turn), concurrency (100 keys, a limit never reached), unique (a key
+    /// each), idempotency (a key each).
+    #[arg(long, value_enum, default_value = "none")]
+    pub feature: Feature,
 }
+
+/// The submit feature every bench job carries (`--feature`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Feature {
+    /// Plain jobs.
+    None,
+    /// `priority` 1-9.
+    Priority,
+    /// `concurrency_key` of 100, `concurrency_limit` 100 000 (a slot is taken and given back).
+    Concurrency,
+    /// A `unique_key` each.
+    Unique,
+    /// An `idempotency_key` each.
+    Idempotency,
+}
+
+/// Makes each unique or idempotency key of a run new.
+static KEYS_MADE: AtomicUsize = AtomicUsize::new(0);
 
 /// A redis-server the bench started; killed on drop.
 #[derive(Debug)]
@@ -125,8 +148,8 @@ pub async fn run(b: Broker, args: BenchArgs) -> Result<(), Error> {
     wait_ready(&b).await?;
     let version = redis_version(&b).await.unwrap_or_default();
     println!(
-        "sluice bench: redis {version} ({}), {} jobs, {} clients, batch {}",
-        args.mode, args.jobs, args.concurrency, args.batch
+        "sluice bench: redis {version} ({}), {} jobs, {} clients, batch {}, feature {:?}",
+        args.mode, args.jobs, args.concurrency, args.batch, args.feature
     );
     let mut rows: Vec<(&str, f64)> = Vec::new();
     let a = &args;
@@ -224,18 +247,30 @@ async fn redis_version(b: &Broker) -> Result<String, Error> {
         .unwrap_or_else(|| "?".into()))
 }
 
-fn bench_job(b: &Broker, i: usize) -> NewJob {
+fn bench_job(b: &Broker, feature: Feature, i: usize) -> NewJob {
     let mut j = b.new_job(KIND, json!({ "n": i }));
     // Long enough that no key expires while the bench runs: expiry cycles would show up as
     // latency spikes that are not the broker's.
     j.result_ttl = Duration::from_secs(3600);
+    let fresh = || KEYS_MADE.fetch_add(1, Ordering::Relaxed).to_string();
+    let extra: Vec<(&str, String)> = match feature {
+        Feature::None => Vec::new(),
+        Feature::Priority => vec![("priority", (i % 9 + 1).to_string())],
+        Feature::Concurrency => vec![
+            ("concurrency_key", format!("k{}", i % 100)),
+            ("concurrency_limit", "100000".into()),
+        ],
+        Feature::Unique => vec![("unique_key", fresh())],
+        Feature::Idempotency => vec![("idempotency_key", fresh()), ("request_hash", "h".into())],
+    };
+    j.extra = extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     j
 }
 
 async fn submit_one_by_one(b: &Broker, n: usize) -> Result<Duration, Error> {
     let t0 = Instant::now();
     for i in 0..n {
-        b.submit(&bench_job(b, i)).await?;
+        b.submit(&bench_job(b, Feature::None, i)).await?;
     }
     let t = t0.elapsed();
     // Leave nothing queued for the next phase.
@@ -261,7 +296,7 @@ where
 }
 
 async fn submit_all(b: &Broker, a: &BenchArgs) -> Result<Duration, Error> {
-    let batch = a.batch;
+    let (batch, feature) = (a.batch, a.feature);
     fan_out(a.concurrency, a.jobs, |_, share| {
         let b = b.clone();
         async move {
@@ -269,7 +304,9 @@ async fn submit_all(b: &Broker, a: &BenchArgs) -> Result<Duration, Error> {
             let mut done = 0;
             while done < share {
                 let n = batch.min(share - done);
-                let jobs: Vec<_> = (done..done + n).map(|i| bench_job(&b, i)).collect();
+                let jobs: Vec<_> = (done..done + n)
+                    .map(|i| bench_job(&b, feature, i))
+                    .collect();
                 for made in b.scripts().submit_many(&mut *conn, &jobs).await? {
                     made?;
                 }
@@ -418,7 +455,7 @@ async fn pickup(b: &Broker, samples: usize) -> Result<(f64, f64), Error> {
         // Let the claimer go idle (blocked in BLPOP) before each submit.
         tokio::time::sleep(Duration::from_millis(2)).await;
         let t0 = Instant::now();
-        b.submit(&bench_job(b, i)).await?;
+        b.submit(&bench_job(b, Feature::None, i)).await?;
         let Some(at) = rx.recv().await else { break };
         lat.push(at.duration_since(t0).as_secs_f64() * 1000.0);
     }
