@@ -172,14 +172,7 @@ async fn stand_face_reads_stops_and_locks_jobs_in_stands_words() {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |_| {}).await;
     let b = &api.broker;
-    call(
-        &api,
-        Method::PUT,
-        "/clusters/1",
-        false,
-        Some(serde_json::from_str(LOCAL).unwrap()),
-    )
-    .await;
+    local_cluster(&api).await;
     // Stand's jobs belong to workflows: each here is a one-node workflow on cluster 1.
     let (waiting, w1) = in_workflow(b).await;
 
@@ -376,14 +369,7 @@ async fn stand_lists_feed_a_blocking_consumer_and_stay_capped_without_one() {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |c| c.stop_list_cap = 5).await;
     let b = &api.broker;
-    call(
-        &api,
-        Method::PUT,
-        "/clusters/1",
-        false,
-        Some(serde_json::from_str(LOCAL).unwrap()),
-    )
-    .await;
+    local_cluster(&api).await;
     let mut nj = b.new_job("spark", json!({"app": "a.py"}));
     nj.extra = vec![("cluster".into(), "1".into())];
     // A Stand-era consumer blocks on `start` before anything is submitted.
@@ -422,6 +408,19 @@ async fn stand_lists_feed_a_blocking_consumer_and_stay_capped_without_one() {
     );
 }
 
+/// Stores cluster 1 (LOCAL) through the API, as every Stand job here names it.
+async fn local_cluster(api: &TestApi) {
+    let (s, v) = call(
+        api,
+        Method::PUT,
+        "/clusters/1",
+        false,
+        Some(serde_json::from_str(LOCAL).unwrap()),
+    )
+    .await;
+    assert!(s.is_success(), "cluster 1 stored: {v}");
+}
+
 fn cli(redis: &TestRedis, args: &[&str]) -> String {
     redis.cli(args).trim().to_string()
 }
@@ -446,14 +445,7 @@ async fn in_workflow(b: &broker::Broker) -> (broker::JobId, u64) {
 async fn stand_clients_create_jobs_with_stands_body_and_read_its_schema() {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |_| {}).await;
-    call(
-        &api,
-        Method::PUT,
-        "/clusters/1",
-        false,
-        Some(serde_json::from_str(LOCAL).unwrap()),
-    )
-    .await;
+    local_cluster(&api).await;
     let body = json!({
         "name": "Iris classification",
         "type": "NORMAL",

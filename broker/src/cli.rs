@@ -370,24 +370,15 @@ impl SubmitArgs {
         if let Some(c) = self.cluster {
             job.extra.push(("cluster".into(), c.to_string()));
         }
-        if let Some(k) = &self.unique_key {
-            job.extra.push(("unique_key".into(), k.clone()));
-        }
-        if let Some(p) = self.priority.filter(|p| *p > 0) {
-            job.extra.push(("priority".into(), p.to_string()));
-        }
-        if let (Some(k), Some(n)) = (&self.concurrency_key, self.concurrency_limit) {
-            job.extra.push(("concurrency_key".into(), k.clone()));
-            job.extra.push(("concurrency_limit".into(), n.to_string()));
-        }
+        job.options(
+            self.priority,
+            self.unique_key.clone(),
+            self.concurrency_key.clone(),
+            self.concurrency_limit,
+        );
         if let Some(k) = &self.idempotency_key {
-            use sha2::Digest;
             let request = format!("{}\n{}", self.executor, job.params);
-            job.extra.push(("idempotency_key".into(), k.clone()));
-            job.extra.push((
-                "request_hash".into(),
-                hex::encode(sha2::Sha256::digest(request.as_bytes())),
-            ));
+            job.idempotent(k, request.as_bytes());
         }
         Ok(job)
     }

@@ -40,6 +40,18 @@ pub struct ListFilter {
     pub owner: Option<String>,
 }
 
+impl ListFilter {
+    /// Does `job` pass this filter (status, executor kind, owner)?
+    pub fn admits(&self, job: &Job) -> bool {
+        self.status.is_none_or(|s| s == job.status)
+            && self.executor.as_ref().is_none_or(|e| *e == job.executor)
+            && self
+                .owner
+                .as_deref()
+                .is_none_or(|o| Some(o) == job.field("owner"))
+    }
+}
+
 /// One page of a listing; `next` is the cursor for the next page (None at the end).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page {
@@ -512,28 +524,11 @@ impl Broker {
                 .arg("hash")
                 .query_async(&mut *c)
                 .await?;
-            // An empty pipeline is an error to Redis: a batch may match no job at all.
-            let hashes: Vec<HashMap<String, Vec<u8>>> = if keys.is_empty() {
-                Vec::new()
-            } else {
-                let mut p = redis::pipe();
-                for k in &keys {
-                    p.hgetall(k);
-                }
-                p.query_async(&mut *c).await?
-            };
-            let mut batch: Vec<Job> = hashes
+            let mut batch: Vec<Job> = read_jobs(&mut *c, &keys)
+                .await?
                 .into_iter()
-                .filter_map(|h| Job::from_hash(h).ok().flatten())
-                .filter(|job| {
-                    job.id.0 > after
-                        && filter.status.is_none_or(|s| s == job.status)
-                        && filter.executor.as_ref().is_none_or(|e| *e == job.executor)
-                        && filter
-                            .owner
-                            .as_deref()
-                            .is_none_or(|o| Some(o) == job.field("owner"))
-                })
+                .flatten()
+                .filter(|job| job.id.0 > after && filter.admits(job))
                 .collect();
             batch.sort_by_key(|j| j.id);
             for job in batch {
@@ -608,20 +603,10 @@ impl Broker {
                 return Ok(Page { jobs, next: None });
             }
             at += ids.len() as isize;
-            let mut p = redis::pipe();
-            for id in &ids {
-                p.hgetall(self.keys().job(JobId(*id)));
-            }
-            let hashes: Vec<HashMap<String, Vec<u8>>> = p.query_async(&mut *c).await?;
-            for h in hashes {
-                let Some(job) = Job::from_hash(h).ok().flatten() else {
-                    continue; // expired
-                };
-                let owner_ok = filter
-                    .owner
-                    .as_deref()
-                    .is_none_or(|o| Some(o) == job.field("owner"));
-                if filter.status.is_none_or(|s| s == job.status) && owner_ok {
+            let keys: Vec<String> = ids.iter().map(|id| self.keys().job(JobId(*id))).collect();
+            // An expired job reads as None and is skipped.
+            for job in read_jobs(&mut *c, &keys).await?.into_iter().flatten() {
+                if filter.admits(&job) {
                     jobs.push(job);
                     if jobs.len() == limit {
                         let next = jobs.last().map(|j| j.id.to_string());
@@ -932,6 +917,26 @@ impl Broker {
             .collect();
         Ok((events, next))
     }
+}
+
+/// The jobs at `keys`, in order (None where there is none), in one pipeline.
+pub(crate) async fn read_jobs<C: redis::aio::ConnectionLike>(
+    c: &mut C,
+    keys: &[String],
+) -> Result<Vec<Option<Job>>, Error> {
+    // An empty pipeline is an error to Redis: a batch may match no job at all.
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut p = redis::pipe();
+    for k in keys {
+        p.hgetall(k);
+    }
+    let hashes: Vec<HashMap<String, Vec<u8>>> = p.query_async(c).await?;
+    Ok(hashes
+        .into_iter()
+        .map(|h| Job::from_hash(h).ok().flatten())
+        .collect())
 }
 
 /// The error for a cursor that is not a `next` of a previous page.

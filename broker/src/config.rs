@@ -191,7 +191,8 @@ impl Default for Config {
     }
 }
 
-/// Retention by scope unless set otherwise: StableConfigs keeps its original 300 s; the
+/// Retention by scope unless set otherwise (and the scopes `retention` may name, besides
+/// `kind:<executor>`): StableConfigs keeps its original 300 s; the
 /// systems that kept their runs in a database (Stand, Jetstream, wumai, the Workflow
 /// Service's pipeline runs and workflows) keep them 30 days.
 pub const DEFAULT_RETENTION: [(&str, u64); 6] = [
@@ -201,16 +202,6 @@ pub const DEFAULT_RETENTION: [(&str, u64); 6] = [
     ("wumai", 30 * 86_400),
     ("pipelines", 30 * 86_400),
     ("workflows", 30 * 86_400),
-];
-
-/// The faces and domains a retention scope may name (besides `kind:<executor>`).
-const RETENTION_SCOPES: [&str; 6] = [
-    "stableconfigs",
-    "stand",
-    "jetstream",
-    "wumai",
-    "pipelines",
-    "workflows",
 ];
 
 /// Longest a wumai caller can be kept waiting for an action's result.
@@ -363,6 +354,24 @@ impl Config {
         fn list(v: &str) -> impl Iterator<Item = &str> {
             v.split(',').map(str::trim).filter(|x| !x.is_empty())
         }
+        /// `a=b,c=d` as (a, b) pairs, both sides non-empty; `shape` names them in the error.
+        fn pairs<'v>(
+            name: &str,
+            v: &'v str,
+            shape: &str,
+        ) -> Result<Vec<(&'v str, &'v str)>, String> {
+            list(v)
+                .map(|pair| match pair.split_once('=') {
+                    Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
+                        Ok((a.trim(), b.trim()))
+                    }
+                    _ => Err(format!("{name}: {pair:?} is not {shape}")),
+                })
+                .collect()
+        }
+        let duration = |what: &str, d: &str| {
+            humantime::parse_duration(d).map_err(|e| format!("{name}: {what}: {d:?}: {e}"))
+        };
         fn num<T>(name: &str, v: &str, min: T) -> Result<T, String>
         where
             T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
@@ -405,28 +414,18 @@ impl Config {
             }
             "wumai_wait" => self.wumai_wait = dur()?.min(MAX_WUMAI_WAIT),
             "wumai_waits" => {
-                self.wumai_waits = list(v)
-                    .map(|pair| {
-                        let (action, d) = pair.split_once('=').ok_or_else(|| {
-                            format!("wumai_waits: {pair:?} is not Action=duration")
-                        })?;
-                        let d = humantime::parse_duration(d.trim())
-                            .map_err(|e| format!("wumai_waits: {pair:?}: {e}"))?;
-                        Ok((action.trim().to_string(), d.min(MAX_WUMAI_WAIT)))
+                self.wumai_waits = pairs(name, v, "Action=duration")?
+                    .into_iter()
+                    .map(|(action, d)| {
+                        Ok((action.to_string(), duration(action, d)?.min(MAX_WUMAI_WAIT)))
                     })
                     .collect::<Result<_, String>>()?;
             }
             "jetstream_pipelines" => {
-                self.jetstream_pipelines = list(v)
-                    .map(|pair| match pair.split_once('=') {
-                        Some((p, a)) if !p.trim().is_empty() && !a.trim().is_empty() => {
-                            Ok((p.trim().to_string(), a.trim().to_string()))
-                        }
-                        _ => Err(format!(
-                            "jetstream_pipelines: {pair:?} is not pipeline[@version]=action"
-                        )),
-                    })
-                    .collect::<Result<_, String>>()?;
+                self.jetstream_pipelines = pairs(name, v, "pipeline[@version]=action")?
+                    .into_iter()
+                    .map(|(p, a)| (p.to_string(), a.to_string()))
+                    .collect();
             }
             "cors_origins" => {
                 let origins: Vec<String> = list(v).map(String::from).collect();
@@ -480,23 +479,19 @@ impl Config {
             "open_executors" => self.open_executors = list(v).map(String::from).collect(),
             "result_ttl" => self.result_ttl = dur()?,
             "retention" => {
-                for pair in list(v) {
-                    let (scope, d) = pair
-                        .split_once('=')
-                        .map(|(s, d)| (s.trim(), d.trim()))
-                        .ok_or_else(|| format!("retention: {pair:?} is not scope=duration"))?;
-                    let known = RETENTION_SCOPES.contains(&scope)
+                for (scope, d) in pairs(name, v, "scope=duration")? {
+                    let faces = DEFAULT_RETENTION.map(|(s, _)| s);
+                    let known = faces.contains(&scope)
                         || scope
                             .strip_prefix("kind:")
                             .is_some_and(|k| crate::keys::validate_executor(k).is_ok());
                     if !known {
                         return Err(format!(
                             "retention: unknown scope {scope:?}; use {} or kind:<executor>",
-                            RETENTION_SCOPES.join(", ")
+                            faces.join(", ")
                         ));
                     }
-                    let d = humantime::parse_duration(d)
-                        .map_err(|e| format!("retention: {pair:?}: {e}"))?;
+                    let d = duration(scope, d)?;
                     crate::job::check_duration("result_ttl", d)
                         .map_err(|e| format!("retention: {scope}: {e}"))?;
                     self.retention.retain(|(s, _)| s != scope);

@@ -231,6 +231,47 @@ pub struct NewJob {
     pub extra: Vec<(String, String)>,
 }
 
+impl NewJob {
+    /// The submit options every front-end offers (HTTP, CLI), as job fields: a priority above
+    /// 0, a unique key, a concurrency key and limit (checked by `Broker::validate`).
+    pub fn options(
+        &mut self,
+        priority: Option<u8>,
+        unique_key: Option<String>,
+        concurrency_key: Option<String>,
+        concurrency_limit: Option<u32>,
+    ) {
+        let fields = [
+            (
+                "priority",
+                priority.filter(|p| *p > 0).map(|p| p.to_string()),
+            ),
+            ("unique_key", unique_key),
+            ("concurrency_key", concurrency_key),
+            (
+                "concurrency_limit",
+                concurrency_limit.map(|n| n.to_string()),
+            ),
+        ];
+        for (field, value) in fields {
+            if let Some(v) = value {
+                self.extra.push((field.into(), v));
+            }
+        }
+    }
+
+    /// Marks the job with an idempotency key and the SHA-256 of the request it came from, as
+    /// `lua/submit.lua` compares them.
+    pub fn idempotent(&mut self, key: &str, request: &[u8]) {
+        use sha2::Digest;
+        self.extra.push(("idempotency_key".into(), key.to_string()));
+        self.extra.push((
+            "request_hash".into(),
+            hex::encode(sha2::Sha256::digest(request)),
+        ));
+    }
+}
+
 /// One job as read back from its hash. Besides the fields below it carries every other text
 /// field of `job_N` that is set: created, started, updated, finished, run_at, worker,
 /// lease_token, locked, locked_at, stop_requested, owner, cluster, workflow, depends_on.

@@ -315,17 +315,11 @@ impl Broker {
     pub async fn pipeline_runs(&self, id: u64) -> Result<Vec<Job>, Error> {
         let mut c = self.conn().await?;
         let ids: Vec<u64> = c.zrange(self.keys().pipeline_runs(id), 0, -1).await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut p = redis::pipe();
-        for j in &ids {
-            p.hgetall(self.keys().job(JobId(*j)));
-        }
-        let hashes: Vec<HashMap<String, Vec<u8>>> = p.query_async(&mut *c).await?;
-        Ok(hashes
+        let keys: Vec<String> = ids.iter().map(|j| self.keys().job(JobId(*j))).collect();
+        Ok(crate::client::read_jobs(&mut *c, &keys)
+            .await?
             .into_iter()
-            .filter_map(|h| Job::from_hash(h).ok().flatten())
+            .flatten()
             .collect())
     }
 

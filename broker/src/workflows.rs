@@ -401,21 +401,11 @@ impl Broker {
                     .collect()
             })
             .unwrap_or_default();
-        if ids.is_empty() {
-            return Ok(Workflow {
-                id,
-                fields,
-                jobs: Vec::new(),
-            });
-        }
-        let mut p = redis::pipe();
-        for j in &ids {
-            p.hgetall(self.keys().job(*j));
-        }
-        let hashes: Vec<HashMap<String, Vec<u8>>> = p.query_async(&mut *c).await?;
-        let jobs = hashes
+        let keys: Vec<String> = ids.iter().map(|j| self.keys().job(*j)).collect();
+        let jobs = crate::client::read_jobs(&mut *c, &keys)
+            .await?
             .into_iter()
-            .filter_map(|h| Job::from_hash(h).ok().flatten())
+            .flatten()
             .collect();
         Ok(Workflow { id, fields, jobs })
     }

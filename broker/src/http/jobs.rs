@@ -95,36 +95,18 @@ impl SubmitBody {
             &self.inputs,
             self.callback_url.as_deref(),
         )?;
-        if let Some(k) = self.unique_key.take() {
-            job.extra.push(("unique_key".into(), k));
-        }
-        if let Some(p) = self.priority.filter(|p| *p > 0) {
-            job.extra.push(("priority".into(), p.to_string()));
-        }
-        if let Some(k) = self.concurrency_key.take() {
-            job.extra.push(("concurrency_key".into(), k));
-        }
-        if let Some(n) = self.concurrency_limit {
-            job.extra.push(("concurrency_limit".into(), n.to_string()));
-        }
+        job.options(
+            self.priority,
+            self.unique_key.take(),
+            self.concurrency_key.take(),
+            self.concurrency_limit,
+        );
         Ok(job)
     }
 }
 
 /// Most jobs in one bulk `POST /jobs` (a JSON array).
 pub const MAX_BULK: usize = 1000;
-
-/// Marks `job` with an `Idempotency-Key` and the hash of the request it came with.
-fn idempotent(job: &mut NewJob, key: Option<&str>, request: &[u8]) {
-    if let Some(k) = key {
-        use sha2::Digest;
-        job.extra.push(("idempotency_key".into(), k.to_string()));
-        job.extra.push((
-            "request_hash".into(),
-            hex::encode(sha2::Sha256::digest(request)),
-        ));
-    }
-}
 
 /// The answer for a job made now (201) or before (200: an idempotent replay or the active
 /// job of a unique key), with its Location.
@@ -153,7 +135,9 @@ async fn bulk_item(
         serde_json::from_value(item).map_err(|e| Error::Invalid(format!("body: {e}")))?;
     let mut job = req.to_job(b, who)?;
     inputs_visible(b, who, &req.inputs).await?;
-    idempotent(&mut job, key.as_deref(), text.as_bytes());
+    if let Some(k) = &key {
+        job.idempotent(k, text.as_bytes());
+    }
     Ok(job)
 }
 
@@ -234,7 +218,9 @@ pub async fn submit(
     let mut req: SubmitBody = parse_body(&body)?;
     let mut job = req.to_job(&b, &who)?;
     inputs_visible(&b, &who, &req.inputs).await?;
-    idempotent(&mut job, key.as_deref(), &body);
+    if let Some(k) = &key {
+        job.idempotent(k, &body);
+    }
     drop(body);
     Ok(submitted(b.submit_once(&job).await?))
 }

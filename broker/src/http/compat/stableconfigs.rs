@@ -381,30 +381,27 @@ fn with_cors(
 /// `OPTIONS` on a face path: the preflight of a cross-origin call; 204 with the methods and
 /// headers allowed for a listed origin, 403 for another.
 async fn preflight(b: Broker, origin: Option<String>) -> Result<warp::reply::Response, Rejection> {
-    let Some(allow) = allowed_origin(&b, origin.as_deref()) else {
+    if allowed_origin(&b, origin.as_deref()).is_none() {
         return Ok(answer(
             StatusCode::FORBIDDEN,
             "Exception",
             "this origin may not call the API from a browser (cors_origins)",
         ));
-    };
+    }
     let mut r = warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response();
     let h = r.headers_mut();
     for (name, value) in [
-        ("access-control-allow-origin", allow.as_str()),
         ("access-control-allow-methods", "GET, POST, DELETE, OPTIONS"),
         (
             "access-control-allow-headers",
             "content-type, authorization, x-auth-token",
         ),
         ("access-control-max-age", "600"),
-        ("vary", "Origin"),
     ] {
-        if let Ok(v) = warp::http::HeaderValue::from_str(value) {
-            h.insert(name, v);
-        }
+        h.insert(name, warp::http::HeaderValue::from_static(value));
     }
-    Ok(r)
+    // The origin and Vary headers every answer of this face carries.
+    Ok(with_cors(&b, origin.as_deref(), r))
 }
 
 /// This module's routes, in the order they are tried (see [`crate::http::routes`]).
