@@ -7,6 +7,17 @@
   parked (`parked:<executor>:<key>`) instead, and the claim goes on with the jobs behind it;
   a claimed one takes a slot (`concurrency:<executor>:<key>`, job field `slot`), which
   enqueue's free_slot gives back, unparking the oldest parked job, when it stops running.
+  Rate limits, "N/<ms>ms" (at most N starts in any window of that many ms), a sliding log
+  of start times per scope (`starts:<executor>`, `starts:<executor>:<key>`, pruned as it is
+  read, expiring after one window):
+  - of the kind, field <executor> of `rate_limits`: the claim starts no more than the
+    window has room for; the jobs behind stay queued, in order;
+  - of a job's `rate_key` (its `rate_limit`): a job whose key has no room, or has older
+    jobs waiting, waits in `throttled:<executor>:<key>` (in order) and the key in
+    `throttle:<executor>`, scored by when its window opens. Each claim first moves the
+    oldest jobs of every key whose window has opened, as many as it has room for, back to
+    the head of their queues. A job checks its rate key before its concurrency key.
+  A parked or throttled job carries `waiting` = concurrency | rate until it starts.
   Every claimed job gets attempt+1, a lease until now+lease and the caller's fresh lease token
   (one token per claim call; a job appears once per call, so token+job is unique per attempt).
   Ids whose job is no longer PENDING (stopped, expired) are dropped, never handed out.
@@ -28,9 +39,11 @@
   ARGV[6] executor        the kind the queue belongs to
 
   Returns:
-    {1, {id, attempt, max_attempts, timeout, params, inputs}, ...}   zero or more claimed
-                  jobs; inputs is 1 when the job has inputs, or is a workflow member
-                  with parents (their files), to store first
+    {1, wait, {id, attempt, max_attempts, timeout, params, inputs}, ...}   zero or more
+                  claimed jobs; inputs is 1 when the job has inputs, or is a workflow
+                  member with parents (their files), to store first. wait: 0, or the ms
+                  until a job held back by a rate limit may start (claim again then; the
+                  wake marker is not armed for such jobs)
 
   Event: claimed
 ]]
@@ -41,13 +54,78 @@ local lease, count, executor = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local WAIT_BUCKETS = {1, 5, 10, 50, 100, 500, 1000, 5000, 30000, 300000}  -- ms
 --- @include "includes/emit"
 
+--- @include "includes/enqueue"
+
 local levels_key = key_levels(prefix, executor)
+local throttle_key = key_throttle(prefix, executor)
 local now = now_ms()
 local at = rfc3339(now)
-local out = {1}
-while #out - 1 < count do
+
+-- A rate "N/<ms>ms" as N, ms (nil for anything else).
+local function rate_of(text)
+  local n, ms = string.match(text or '', '^(%d+)/(%d+)ms$')
+  return tonumber(n), tonumber(ms)
+end
+
+-- How many starts a log holds within the last `period` ms (older ones leave it).
+local function recent(log, period)
+  redis.call('ZREMRANGEBYSCORE', log, '-inf', now - period)
+  return redis.call('ZCARD', log)
+end
+
+-- When the window of a log with starts in it next has room: its oldest start + period.
+local function opens(log, period)
+  local oldest = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')[2]
+  return (tonumber(oldest) or now) + period
+end
+
+local function log_start(log, period, member)
+  redis.call('ZADD', log, now, member)
+  redis.call('PEXPIRE', log, period)
+end
+
+-- Rate keys whose window has opened: their oldest throttled jobs, as many as there is
+-- room for, go back to the head of their queues (in order); the key stays in
+-- `throttle` while jobs are left, due when the window next has room.
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', throttle_key, '-inf', now, 'LIMIT', 0, 100)) do
+  local held = key_throttled(prefix, executor, key)
+  local head = redis.call('LINDEX', held, 0)
+  local max, period = rate_of(head and redis.call('HGET', key_job(prefix, head), 'rate_limit'))
+  local log = key_starts(prefix, executor, key)
+  local n = max and recent(log, period) or 0
+  local free = max and max - n or 1  -- a job gone meanwhile is dropped by the claim
+  local ids = free > 0 and redis.call('LPOP', held, free) or {}
+  for i = #ids, 1, -1 do enqueue(prefix, ids[i], executor, true) end
+  if redis.call('LLEN', held) > 0 then
+    redis.call('ZADD', throttle_key, n > 0 and opens(log, period) or now + (period or 0), key)
+  else
+    redis.call('ZREM', throttle_key, key)
+  end
+end
+
+-- The kind's own limit caps how many this claim may start.
+local kind_max, kind_period = rate_of(redis.call('HGET', key_of(prefix, 'rate_limits'), executor))
+local kind_log = key_starts(prefix, executor)
+local room = count
+if kind_max then room = math.min(count, kind_max - recent(kind_log, kind_period)) end
+
+-- Whether job `id` must wait for its rate key's window (then it is throttled). A job
+-- released from the throttle (still `waiting` = rate) goes before the ones still held.
+local function throttled(id, key, limit, released)
+  local max, period = rate_of(limit)
+  if not max then return false end
+  local log, held = key_starts(prefix, executor, key), key_throttled(prefix, executor, key)
+  local n = recent(log, period)
+  if n < max and (released or redis.call('LLEN', held) == 0) then return false end
+  redis.call(released and 'LPUSH' or 'RPUSH', held, id)
+  redis.call('ZADD', throttle_key, 'NX', n > 0 and opens(log, period) or now, key)
+  return true
+end
+
+local out = {1, 0}
+while #out - 2 < room do
   local level = redis.call('ZREVRANGE', levels_key, 0, 0)[1]
-  local ids = redis.call('LPOP', key_queue(prefix, executor, level), count - (#out - 1))
+  local ids = redis.call('LPOP', key_queue(prefix, executor, level), room - (#out - 2))
   if not ids and level then
     redis.call('ZREM', levels_key, level)
     ids = {}
@@ -58,22 +136,33 @@ while #out - 1 < count do
     local job_key = key_job(prefix, id)
     local f = redis.call('HMGET', job_key, 'status', 'max_attempts', 'timeout', 'params',
       'attempt', 'updated', 'workflow', 'inputs', 'node', 'depends_on', 'concurrency_key',
-      'concurrency_limit')
-    local full = false
-    if f[1] == 'PENDING' and f[11] then
+      'concurrency_limit', 'rate_key', 'rate_limit', 'waiting')
+    local waits
+    if f[1] == 'PENDING' and f[13] and throttled(id, f[13], f[14], f[15] == 'rate') then
+      waits = 'rate'
+    end
+    if f[1] == 'PENDING' and not waits and f[11] then
       local count_key = key_concurrency(prefix, executor, f[11])
-      full = (tonumber(redis.call('GET', count_key)) or 0) >= (tonumber(f[12]) or 1)
-      if full then
+      if (tonumber(redis.call('GET', count_key)) or 0) >= (tonumber(f[12]) or 1) then
         redis.call('RPUSH', key_parked(prefix, executor, f[11]), id)
+        waits = 'concurrency'
       else
         redis.call('INCR', count_key)
         redis.call('HSET', job_key, 'slot', 1)
       end
     end
-    if f[1] == 'PENDING' and not full then
+    if waits then
+      redis.call('HSET', job_key, 'waiting', waits)
+    elseif f[1] == 'PENDING' then
       local attempt = (tonumber(f[5]) or 0) + 1
       redis.call('HSET', job_key, 'status', 'RUNNING', 'attempt', attempt, 'worker', worker,
         'lease_token', token, 'started', at, 'updated', at)
+      if f[15] then redis.call('HDEL', job_key, 'waiting') end
+      if f[13] then
+        local _, period = rate_of(f[14])
+        if period then log_start(key_starts(prefix, executor, f[13]), period, id .. ':' .. attempt) end
+      end
+      if kind_max then log_start(kind_log, kind_period, id .. ':' .. attempt) end
       redis.call('ZADD', leases_key, now + lease, id)
       emit(prefix, id, executor, 'claimed', 'RUNNING', 'worker', worker,
         'attempt', attempt)
@@ -95,8 +184,17 @@ while #out - 1 < count do
     end
   end
 end
--- Jobs left behind: keep one wake marker armed so another idle claimer picks them up.
+
+-- When a rate limit holds jobs back: how long until one may start.
+local due = tonumber(redis.call('ZRANGE', throttle_key, 0, 0, 'WITHSCORES')[2])
 local left = redis.call('LLEN', queue_key) > 0 or redis.call('ZCARD', levels_key) > 0
+if left and kind_max and #out - 2 >= room and room < count then
+  local opens_at = opens(kind_log, kind_period)
+  due = due and math.min(due, opens_at) or opens_at
+  left = false  -- they wait for the window, not for a claimer
+end
+if due then out[2] = math.max(1, due - now) end
+-- Jobs left behind: keep one wake marker armed so another idle claimer picks them up.
 if left and redis.call('LLEN', wake_key) == 0 then
   redis.call('LPUSH', wake_key, '1')
 end

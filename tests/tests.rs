@@ -24,6 +24,7 @@ mod notify; // failure notifications reach a real webhook receiver
 mod openapi; // /openapi.json matches the routes and the real responses
 mod pipelines; // the Workflow Service face: pipelines, numbered runs, inputs, history, callbacks
 mod races; // concurrent claimers never double-claim
+mod ratelimits; // rate limits per kind and per key: never more starts than a window allows
 mod refusals; // every illegal move is refused with a typed error
 mod schedules; // periodic jobs fired exactly once per tick by any number of beats
 mod serve; // the sluice serve process: signals and graceful shutdown

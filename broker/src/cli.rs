@@ -194,15 +194,19 @@ pub async fn list(
         page
     };
     for j in &page.jobs {
+        let waiting = match j.field("waiting") {
+            Some(w) if j.status == Status::Pending => format!("  waiting on its {w} limit"),
+            _ => String::new(),
+        };
         out(format!(
-            "{:>8}  {:<9}  {:<12}  attempt {}/{}  {}",
+            "{:>8}  {:<9}  {:<12}  attempt {}/{}  {}{waiting}",
             j.id,
             j.status,
             j.executor,
             j.attempt,
             j.max_attempts,
             j.field(if finished { "finished" } else { "created" })
-                .unwrap_or("")
+                .unwrap_or(""),
         ));
     }
     if let Some(next) = page.next {
@@ -348,6 +352,12 @@ pub struct SubmitArgs {
     /// How many jobs of --concurrency-key may run at once.
     #[arg(long, requires = "concurrency_key")]
     pub concurrency_limit: Option<u32>,
+    /// Start at most --rate-limit jobs of this kind with this key per window.
+    #[arg(long, requires = "rate_limit")]
+    pub rate_key: Option<String>,
+    /// N/period: at most N starts of --rate-key in any window ("10/1s", "100/1m").
+    #[arg(long, requires = "rate_key")]
+    pub rate_limit: Option<crate::job::Rate>,
 }
 
 impl SubmitArgs {
@@ -370,12 +380,14 @@ impl SubmitArgs {
         if let Some(c) = self.cluster {
             job.extra.push(("cluster".into(), c.to_string()));
         }
-        job.options(
-            self.priority,
-            self.unique_key.clone(),
-            self.concurrency_key.clone(),
-            self.concurrency_limit,
-        );
+        job.options(crate::job::SubmitOptions {
+            priority: self.priority,
+            unique_key: self.unique_key.clone(),
+            concurrency_key: self.concurrency_key.clone(),
+            concurrency_limit: self.concurrency_limit,
+            rate_key: self.rate_key.clone(),
+            rate_limit: self.rate_limit,
+        });
         if let Some(k) = &self.idempotency_key {
             let request = format!("{}\n{}", self.executor, job.params);
             job.idempotent(k, request.as_bytes());
@@ -402,6 +414,15 @@ pub enum Command {
     /// Manage Stand cluster records (where spark jobs run).
     #[command(subcommand)]
     Clusters(ClustersCommand),
+    /// Show every kind's rate limit; with KIND and LIMIT ("100/1s", or "off"), set or lift
+    /// one: at most N job starts of the kind in any window of the period.
+    RateLimit {
+        /// Executor kind.
+        executor: Option<String>,
+        /// N/period ("100/1s", "5/1m"), or "off".
+        #[arg(requires = "executor")]
+        limit: Option<String>,
+    },
     /// Fire due periodic jobs until SIGTERM (sluice serve does this too; any number may run).
     Beat {
         /// How often to look for due schedules.
@@ -679,6 +700,7 @@ async fn run_command(
         }
         Command::Schedules(s) => schedules(&b, s).await,
         Command::Clusters(c) => clusters(&b, c).await,
+        Command::RateLimit { executor, limit } => rate_limit(&b, executor, limit).await,
         Command::Beat { every } => {
             let (tx, rx) = tokio::sync::watch::channel(false);
             let beat = tokio::spawn(crate::schedules::beat(b, every, rx));
@@ -791,6 +813,38 @@ async fn schedules(b: &Broker, s: SchedulesCommand) -> Result<(), Error> {
                 return Err(Error::Invalid(format!("no schedule named {name:?}")));
             }
             out(format!("schedule {name} removed"));
+        }
+    }
+    Ok(())
+}
+
+/// `sluice rate-limit [KIND [LIMIT|off]]`.
+async fn rate_limit(
+    b: &Broker,
+    executor: Option<String>,
+    limit: Option<String>,
+) -> Result<(), Error> {
+    match (executor, limit.as_deref()) {
+        (Some(kind), Some("off")) => {
+            if !b.set_rate_limit(&kind, None).await? {
+                return Err(Error::Invalid(format!("{kind:?} has no rate limit")));
+            }
+            out(format!("{kind}: no rate limit"));
+        }
+        (Some(kind), Some(text)) => {
+            let rate: crate::job::Rate = text.parse()?;
+            b.set_rate_limit(&kind, Some(rate)).await?;
+            out(format!("{kind}: at most {}", rate.human()));
+        }
+        (kind, _) => {
+            for l in b.rate_limits().await? {
+                if kind.as_ref().is_none_or(|k| *k == l.executor) {
+                    out(format!(
+                        "{:<20} {:<12} {} started in the window",
+                        l.executor, l.limit, l.started
+                    ));
+                }
+            }
         }
     }
     Ok(())

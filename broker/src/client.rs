@@ -349,10 +349,13 @@ impl Broker {
                 .map_err(|_| Error::Invalid("run_at: at most 365 days ahead".into()))?;
         }
         let has = |f: &str| job.extra.iter().any(|(k, _)| k == f);
-        if has("concurrency_key") != has("concurrency_limit") {
-            return Err(Error::Invalid(
-                "concurrency_key and concurrency_limit go together".into(),
-            ));
+        for (a, b) in [
+            ("concurrency_key", "concurrency_limit"),
+            ("rate_key", "rate_limit"),
+        ] {
+            if has(a) != has(b) {
+                return Err(Error::Invalid(format!("{a} and {b} go together")));
+            }
         }
         for (field, value) in &job.extra {
             if field == "priority"
@@ -375,8 +378,16 @@ impl Broker {
                     crate::job::MAX_CONCURRENCY_LIMIT
                 )));
             }
-            if (field == "idempotency_key" || field == "unique_key" || field == "concurrency_key")
-                && (value.is_empty() || value.len() > crate::job::MAX_KEY_LEN)
+            // Stored as lua/claim.lua reads it ("N/<ms>ms"), which parses back the same.
+            if field == "rate_limit" && value.parse::<crate::job::Rate>()?.to_string() != *value {
+                return Err(Error::Invalid(format!(
+                    "rate_limit: store {value:?} as N/<ms>ms"
+                )));
+            }
+            if matches!(
+                field.as_str(),
+                "idempotency_key" | "unique_key" | "concurrency_key" | "rate_key"
+            ) && (value.is_empty() || value.len() > crate::job::MAX_KEY_LEN)
             {
                 return Err(Error::Invalid(format!(
                     "{field}: 1-{} bytes",
@@ -689,6 +700,19 @@ impl Broker {
         worker: &str,
         count: usize,
     ) -> Result<Vec<Claimed>, Error> {
+        Ok(self.claims(executor, worker, count).await?.jobs)
+    }
+
+    /// [`Broker::claim`], also telling when jobs held back by a rate limit may start.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad executor name; Redis errors.
+    pub async fn claims(
+        &self,
+        executor: &str,
+        worker: &str,
+        count: usize,
+    ) -> Result<crate::Claims, Error> {
         validate_executor(executor)?;
         let mut c = self.conn().await?;
         self.scripts

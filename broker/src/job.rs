@@ -144,7 +144,65 @@ pub const MAX_PRIORITY: u8 = 9;
 /// The largest `concurrency_limit`.
 pub const MAX_CONCURRENCY_LIMIT: u32 = 100_000;
 
-/// Longest idempotency, unique or concurrency key, in bytes.
+/// The largest N of a rate limit "N/period".
+pub const MAX_RATE: u32 = 100_000;
+
+/// A rate limit: at most `max` job starts in any window of `period` (lua/claim.lua keeps
+/// a sliding log of starts). Written "N/period" ("100/1s", "5/1m"); stored "N/<ms>ms".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Starts allowed per window (1-[`MAX_RATE`]).
+    pub max: u32,
+    /// The window (1 ms - 1 day).
+    pub period: Duration,
+}
+
+impl std::str::FromStr for Rate {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self, Error> {
+        let bad = || {
+            Error::Invalid(format!(
+                "rate_limit: {text:?} is not N/period like 100/1s or 5/1m (N 1-{MAX_RATE}, period 1ms-1day)"
+            ))
+        };
+        let (n, period) = text.split_once('/').ok_or_else(bad)?;
+        let max = n.trim().parse::<u32>().map_err(|_| bad())?;
+        let period = humantime::parse_duration(period.trim()).map_err(|_| bad())?;
+        if !(1..=MAX_RATE).contains(&max)
+            || period < Duration::from_millis(1)
+            || period > Duration::from_secs(86_400)
+        {
+            return Err(bad());
+        }
+        Ok(Self { max, period })
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}ms", self.max, self.period.as_millis())
+    }
+}
+
+/// The submit options every front-end offers (HTTP, CLI), besides durations and attempts.
+#[derive(Debug, Clone, Default)]
+pub struct SubmitOptions {
+    /// 0 (the default) to [`MAX_PRIORITY`].
+    pub priority: Option<u8>,
+    /// Unique while active.
+    pub unique_key: Option<String>,
+    /// At most `concurrency_limit` jobs of this key run at once.
+    pub concurrency_key: Option<String>,
+    /// See `concurrency_key`.
+    pub concurrency_limit: Option<u32>,
+    /// At most `rate_limit` starts of this key per window.
+    pub rate_key: Option<String>,
+    /// See `rate_key`.
+    pub rate_limit: Option<Rate>,
+}
+
+/// Longest idempotency, unique, concurrency or rate key, in bytes.
 pub const MAX_KEY_LEN: usize = 256;
 
 /// Most attempts a job may ask for.
@@ -188,10 +246,12 @@ pub fn parse_duration(field: &str, text: &str) -> Result<Duration, Error> {
 /// `POST /jobs` said about the job (name, type, its Lemonade workflow, user, steps), shown
 /// back in its JobDetail. `idempotency_key` (with the `request_hash` of its request) and
 /// `unique_key` are what lua/submit.lua checks before it makes a job.
-pub const EXTRA_FIELDS: [&str; 17] = [
+pub const EXTRA_FIELDS: [&str; 19] = [
     "priority",
     "concurrency_key",
     "concurrency_limit",
+    "rate_key",
+    "rate_limit",
     "idempotency_key",
     "request_hash",
     "unique_key",
@@ -233,25 +293,22 @@ pub struct NewJob {
 
 impl NewJob {
     /// The submit options every front-end offers (HTTP, CLI), as job fields: a priority above
-    /// 0, a unique key, a concurrency key and limit (checked by `Broker::validate`).
-    pub fn options(
-        &mut self,
-        priority: Option<u8>,
-        unique_key: Option<String>,
-        concurrency_key: Option<String>,
-        concurrency_limit: Option<u32>,
-    ) {
+    /// 0, a unique key, a concurrency key and limit, a rate key and limit (checked by
+    /// `Broker::validate`).
+    pub fn options(&mut self, o: SubmitOptions) {
         let fields = [
             (
                 "priority",
-                priority.filter(|p| *p > 0).map(|p| p.to_string()),
+                o.priority.filter(|p| *p > 0).map(|p| p.to_string()),
             ),
-            ("unique_key", unique_key),
-            ("concurrency_key", concurrency_key),
+            ("unique_key", o.unique_key),
+            ("concurrency_key", o.concurrency_key),
             (
                 "concurrency_limit",
-                concurrency_limit.map(|n| n.to_string()),
+                o.concurrency_limit.map(|n| n.to_string()),
             ),
+            ("rate_key", o.rate_key),
+            ("rate_limit", o.rate_limit.map(|r| r.to_string())),
         ];
         for (field, value) in fields {
             if let Some(v) = value {

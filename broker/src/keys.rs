@@ -15,6 +15,11 @@
 //! | `stats` | hash | counters: `<event>:<executor>`, claim wait buckets (for `/metrics`) |
 //! | `start`, `stop` | list | Stand's queues; `stop` is also the pub/sub channel of stop requests |
 //! | `cluster_N` | hash | Stand cluster records |
+//! | `levels:<executor>`, `queue:<executor>:p<N>` | zset, list | priorities with jobs queued, their queues |
+//! | `concurrency:<executor>:<key>`, `parked:<executor>:<key>` | string, list | a concurrency key's running count, jobs waiting for a slot |
+//! | `rate_limits` | hash | executor kind -> "N/<ms>ms": at most N starts in any window |
+//! | `starts:<executor>[:<key>]` | zset | recent starts of a kind or rate key, by unix ms |
+//! | `throttled:<executor>:<key>`, `throttle:<executor>` | list, zset | jobs waiting for a rate key's window; keys by when it opens |
 //! | `history:job_N` | list | the job's state changes, `<time> <status> <event>`, expiring with it |
 //! | `workflow_seq` | string | INCR source of workflow ids W |
 //! | `workflow_W` | hash | a workflow: status, member job ids, counters (`lua/includes/workflow.lua`) |
@@ -83,6 +88,10 @@ impl Keys {
             "levels:*",
             "concurrency:*",
             "parked:*",
+            "starts:*",
+            "throttled:*",
+            "throttle:*",
+            "rate_limits",
             "idempotency:*",
             "unique:*",
             "workflow_*",
@@ -183,6 +192,25 @@ impl Keys {
     /// `parked:<executor>:<key>`: jobs waiting for a slot of their concurrency key.
     pub fn parked(&self, executor: &str, key: &str) -> String {
         format!("{}parked:{executor}:{key}", self.prefix)
+    }
+
+    /// `rate_limits`: executor kind -> its rate limit, "N/<ms>ms" (lua/claim.lua).
+    pub fn rate_limits(&self) -> String {
+        format!("{}rate_limits", self.prefix)
+    }
+
+    /// `starts:<executor>` (the kind's) or `starts:<executor>:<key>` (a rate key's): the
+    /// recent starts a rate limit counts, scored by unix ms.
+    pub fn starts(&self, executor: &str, key: Option<&str>) -> String {
+        match key {
+            Some(key) => format!("{}starts:{executor}:{key}", self.prefix),
+            None => format!("{}starts:{executor}", self.prefix),
+        }
+    }
+
+    /// `throttled:<executor>:<key>`: jobs waiting for their rate key's window, in order.
+    pub fn throttled(&self, executor: &str, key: &str) -> String {
+        format!("{}throttled:{executor}:{key}", self.prefix)
     }
 
     /// `idempotency:<owner>:<key>`: the job an Idempotency-Key made, and its request hash

@@ -228,6 +228,9 @@ impl Log {
     }
 }
 
+/// Longest block on the wake marker before claiming again (a missed wake-up costs this).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
 /// Runs the executor until `shutdown` turns true, then drains (see the module doc).
 ///
 /// # Errors
@@ -257,11 +260,14 @@ pub async fn run(
             continue;
         }
         let t0 = now_us();
-        let claimed = match broker
-            .claim(&opts.kind, &opts.worker, free.min(opts.pick_size.max(1)))
+        let (claimed, throttled_for) = match broker
+            .claims(&opts.kind, &opts.worker, free.min(opts.pick_size.max(1)))
             .await
         {
-            Ok(c) => {
+            Ok(broker::Claims {
+                jobs: c,
+                throttled_for,
+            }) => {
                 if let Some(h) = &opts.history {
                     for j in &c {
                         h.record(
@@ -275,7 +281,7 @@ pub async fn run(
                         );
                     }
                 }
-                c
+                (c, throttled_for)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "claim failed; retrying in 1s");
@@ -296,7 +302,8 @@ pub async fn run(
                 continue;
             };
             tokio::select! {
-                woke = broker.wait_for_work(conn, &opts.kind, Duration::from_secs(1)) => {
+                // Jobs held back by a rate limit wake no one: claim again when one may start.
+                woke = broker.wait_for_work(conn, &opts.kind, throttled_for.map_or(IDLE_WAIT, |t| t.min(IDLE_WAIT))) => {
                     if woke.is_err() { blocking = None; }
                 }
                 _ = shutdown.changed() => {}

@@ -14,7 +14,7 @@
 local function finish(job_key, leases_key, prefix, id, status, at, ttl, ...)
   free_slot(prefix, job_key)
   redis.call('HSET', job_key, 'status', status, 'finished', at, 'updated', at, ...)
-  redis.call('HDEL', job_key, 'stop_requested', 'held')
+  redis.call('HDEL', job_key, 'stop_requested', 'held', 'waiting')
   redis.call('ZREM', leases_key, id)
   -- A member has `node` too (a Stand-era `workflow` label alone is not membership).
   local m = redis.call('HMGET', job_key, 'workflow', 'node', 'executor', 'result_ttl',

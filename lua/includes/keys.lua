@@ -16,6 +16,9 @@
   key_finished(prefix, executor) finished:<executor>
   key_concurrency(prefix, executor, key)  concurrency:<executor>:<key>: running jobs
   key_parked(prefix, executor, key)       parked:<executor>:<key>: jobs waiting for a slot
+  key_starts(prefix, executor[, key])  starts:<executor>[:<key>]: recent starts (rate limits)
+  key_throttled(prefix, executor, key) throttled:<executor>:<key>: jobs waiting for a rate window
+  key_throttle(prefix, executor)       throttle:<executor>: rate keys with throttled jobs, by due ms
   key_idempotency(prefix, owner, key)  idempotency:<owner>:<key>
   key_unique(prefix, executor, key)    unique:<executor>:<key>
 ]]
@@ -32,5 +35,8 @@ local function key_schedule(prefix, name) return prefix .. 'schedule:' .. name e
 local function key_finished(prefix, executor) return prefix .. 'finished:' .. executor end
 local function key_concurrency(prefix, executor, key) return prefix .. 'concurrency:' .. executor .. ':' .. key end
 local function key_parked(prefix, executor, key) return prefix .. 'parked:' .. executor .. ':' .. key end
+local function key_starts(prefix, executor, key) return prefix .. 'starts:' .. executor .. (key and (':' .. key) or '') end
+local function key_throttled(prefix, executor, key) return prefix .. 'throttled:' .. executor .. ':' .. key end
+local function key_throttle(prefix, executor) return prefix .. 'throttle:' .. executor end
 local function key_idempotency(prefix, owner, key) return prefix .. 'idempotency:' .. owner .. ':' .. key end
 local function key_unique(prefix, executor, key) return prefix .. 'unique:' .. executor .. ':' .. key end

@@ -50,3 +50,17 @@ pub async fn steerable(b: &Broker, who: &Account, id: JobId) -> Result<Job, Erro
         Err(Error::NotFound(id))
     }
 }
+
+/// Refuses a caller that is not an admin (403 "<what> are managed by admins").
+///
+/// # Errors
+/// A 403 rejection.
+pub fn admin(who: &Account, what: &str) -> Result<(), warp::Rejection> {
+    if who.role == crate::apikeys::Role::Admin {
+        Ok(())
+    } else {
+        Err(warp::reject::custom(
+            crate::http::errors::Denied::Forbidden(format!("{what} are managed by admins")),
+        ))
+    }
+}

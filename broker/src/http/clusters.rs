@@ -5,22 +5,12 @@ use bytes::Bytes;
 use serde_json::json;
 use warp::{Rejection, Reply};
 
-use crate::apikeys::{Account, Role};
+use crate::apikeys::Account;
 use crate::client::Broker;
 use crate::clusters::Cluster;
 use crate::error::Error;
-use crate::http::errors::Denied;
+use crate::http::access::admin;
 use crate::http::parse_body;
-
-fn admin(who: &Account) -> Result<(), Rejection> {
-    if who.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(warp::reject::custom(Denied::Forbidden(
-            "clusters are managed by admins".into(),
-        )))
-    }
-}
 
 fn cluster_id(raw: &str) -> Result<u64, Error> {
     raw.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -64,7 +54,7 @@ pub async fn put(
     who: Account,
     body: Bytes,
 ) -> Result<warp::reply::Response, Rejection> {
-    admin(&who)?;
+    admin(&who, "clusters")?;
     let id = cluster_id(&raw)?;
     let mut cluster: Cluster = parse_body(&body)?;
     if cluster.id != 0 && cluster.id != id {
@@ -93,7 +83,7 @@ pub async fn delete(
     b: Broker,
     who: Account,
 ) -> Result<warp::reply::Response, Rejection> {
-    admin(&who)?;
+    admin(&who, "clusters")?;
     b.remove_cluster(cluster_id(&raw)?).await?;
     Ok(warp::http::StatusCode::NO_CONTENT.into_response())
 }

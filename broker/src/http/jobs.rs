@@ -58,6 +58,12 @@ pub struct SubmitBody {
     pub concurrency_key: Option<String>,
     /// How many jobs of `concurrency_key` may run at once (1-100 000).
     pub concurrency_limit: Option<u32>,
+    /// Jobs of this kind sharing a rate key start at most `rate_limit` times per window
+    /// (e.g. an API account's id); the others wait, in order, for the window.
+    pub rate_key: Option<String>,
+    /// "N/period": at most N starts of `rate_key` in any window of that length ("10/1s",
+    /// "100/1m"; N 1-100 000, period 1 ms-1 day).
+    pub rate_limit: Option<String>,
 }
 
 fn duration(field: &str, v: &Option<String>, default: Duration) -> Result<Duration, Error> {
@@ -95,12 +101,14 @@ impl SubmitBody {
             &self.inputs,
             self.callback_url.as_deref(),
         )?;
-        job.options(
-            self.priority,
-            self.unique_key.take(),
-            self.concurrency_key.take(),
-            self.concurrency_limit,
-        );
+        job.options(crate::job::SubmitOptions {
+            priority: self.priority,
+            unique_key: self.unique_key.take(),
+            concurrency_key: self.concurrency_key.take(),
+            concurrency_limit: self.concurrency_limit,
+            rate_key: self.rate_key.take(),
+            rate_limit: self.rate_limit.as_deref().map(str::parse).transpose()?,
+        });
         Ok(job)
     }
 }

@@ -11,6 +11,7 @@
 //! - `artifacts.rs`: `GET|PUT /jobs/{id}/artifacts[/{name}]`
 //! - `workflows.rs`: `/workflows`; `clusters.rs`: `/clusters` (Stand's records)
 //! - `schedules.rs`: `GET /schedules`, `PUT|DELETE /schedules/{name}` (admin)
+//! - `ratelimits.rs`: `GET /rate-limits`, `PUT|DELETE /rate-limits/{executor}` (admin)
 //! - `ops.rs`: `GET /healthz`, `GET /metrics`; `openapi.rs`: `/openapi.json`, `/apidocs`
 //! - `compat/`: the faces of the replaced systems: Stand, StableConfigs, wumai (`POST /`),
 //!   Jetstream Centro (`POST /api/v1/new-run/`), the Workflow Service (`/v1/pipelines`)
@@ -27,6 +28,7 @@ pub mod events;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
+pub mod ratelimits;
 pub mod schedules;
 pub mod server;
 pub mod uploads;
@@ -92,6 +94,8 @@ const ROUTE_TEMPLATES: &[&str] = &[
     "/api/v1/new-run/",
     "/schedules",
     "/schedules/{name}",
+    "/rate-limits",
+    "/rate-limits/{executor}",
     "/healthz",
     "/metrics",
     "/openapi.json",
@@ -318,6 +322,7 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
             openapi::routes(&c),
             compat::wumai::routes(&c),
             schedules::routes(&c),
+            ratelimits::routes(&c),
             compat::jetstream::routes(&c),
             clusters::routes(&c),
             artifacts::routes(&c),

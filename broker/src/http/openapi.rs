@@ -79,6 +79,9 @@ pub struct Health {
         crate::http::schedules::list,
         crate::http::schedules::put,
         crate::http::schedules::delete,
+        crate::http::ratelimits::list,
+        crate::http::ratelimits::put,
+        crate::http::ratelimits::delete,
         crate::http::artifacts::list,
         crate::http::clusters::list,
         crate::http::clusters::get,
@@ -88,7 +91,7 @@ pub struct Health {
         crate::http::workflows::get,
         crate::http::workflows::stop,
     ),
-    components(schemas(Moved, ErrorBody, ErrorDetail, Health, crate::inputs::Input,
+    components(schemas(Moved, ErrorBody, crate::ratelimits::KindLimit, ErrorDetail, Health, crate::inputs::Input,
         crate::pipelines::PipelineBody,
         crate::workflows::WorkflowBody, crate::workflows::NodeBody, crate::workflows::OnFailure)),
     modifiers(&BearerAuth)

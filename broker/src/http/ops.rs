@@ -33,14 +33,7 @@ async fn broker_gauges(b: &Broker) -> Result<String, Error> {
     let mut c = b.conn().await?;
     let running: u64 = c.zcard(k.leases()).await?;
     let scheduled: u64 = c.zcard(k.delayed()).await?;
-    let queues: Vec<String> = {
-        let mut it = c.scan_match::<_, String>(k.queue("*")).await?;
-        let mut v = Vec::new();
-        while let Some(q) = futures::StreamExt::next(&mut it).await {
-            v.push(q?);
-        }
-        v
-    };
+    let queues = scan(&mut c, k.queue("*")).await?;
     let mut out = String::new();
     out.push_str(
         "# HELP sluice_jobs_running Jobs holding a lease.\n# TYPE sluice_jobs_running gauge\n",
@@ -70,7 +63,38 @@ async fn broker_gauges(b: &Broker) -> Result<String, Error> {
             "sluice_queue_depth{{executor=\"{executor}\"}} {depth}\n"
         ));
     }
+    // Jobs parked for a concurrency slot or throttled by a rate key (lists per key; a job
+    // stopped while it waits counts until a claim drops it).
+    out.push_str("# HELP sluice_jobs_waiting Jobs held back by their concurrency or rate key.\n# TYPE sluice_jobs_waiting gauge\n");
+    for (on, strip, pattern) in [
+        ("concurrency", k.parked("", ""), k.parked("*", "*")),
+        ("rate", k.throttled("", ""), k.throttled("*", "*")),
+    ] {
+        let strip = strip.strip_suffix(':').unwrap_or(&strip); // "parked:", from "parked::"
+        let mut waiting: std::collections::BTreeMap<String, u64> = Default::default();
+        for list in scan(&mut c, pattern).await? {
+            let n: u64 = c.llen(&list).await?;
+            let rest = list.strip_prefix(strip).unwrap_or(&list);
+            let kind = rest.split(':').next().unwrap_or(rest);
+            *waiting.entry(label(kind)).or_default() += n;
+        }
+        for (executor, n) in waiting {
+            out.push_str(&format!(
+                "sluice_jobs_waiting{{executor=\"{executor}\",on=\"{on}\"}} {n}\n"
+            ));
+        }
+    }
     Ok(out)
+}
+
+/// Every key matching `pattern` (SCAN).
+async fn scan(c: &mut crate::pool::Conn<'_>, pattern: String) -> Result<Vec<String>, Error> {
+    let mut it = c.scan_match::<_, String>(pattern).await?;
+    let mut v = Vec::new();
+    while let Some(q) = futures::StreamExt::next(&mut it).await {
+        v.push(q?);
+    }
+    Ok(v)
 }
 
 /// Claim-wait buckets of lua/claim.lua, in ms ("inf" last).

@@ -5,10 +5,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use warp::{Rejection, Reply};
 
-use crate::apikeys::{Account, Role};
+use crate::apikeys::Account;
 use crate::client::Broker;
 use crate::error::Error;
-use crate::http::errors::Denied;
+use crate::http::access::admin;
 use crate::http::parse_body;
 use crate::schedules::Spec;
 
@@ -28,22 +28,12 @@ pub struct ScheduleBody {
     pub every: Option<String>,
 }
 
-fn admin(who: &Account) -> Result<(), Rejection> {
-    if who.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(warp::reject::custom(Denied::Forbidden(
-            "schedules are managed by admins".into(),
-        )))
-    }
-}
-
 /// `GET /schedules`.
 #[utoipa::path(get, path = "/schedules", tag = "schedules",
     responses((status = 200, description = "Every schedule with its next and last tick", body = Object),
               (status = 403, description = "Not an admin", body = crate::http::openapi::ErrorBody)))]
 pub async fn list(b: Broker, who: Account) -> Result<warp::reply::Response, Rejection> {
-    admin(&who)?;
+    admin(&who, "schedules")?;
     Ok(warp::reply::json(&json!({"schedules": b.schedules().await?})).into_response())
 }
 
@@ -59,7 +49,7 @@ pub async fn put(
     who: Account,
     body: Bytes,
 ) -> Result<warp::reply::Response, Rejection> {
-    admin(&who)?;
+    admin(&who, "schedules")?;
     let req: ScheduleBody = parse_body(&body)?;
     let spec = match (req.cron, req.every) {
         (Some(c), None) => Spec::Cron(c),
@@ -84,7 +74,7 @@ pub async fn delete(
     b: Broker,
     who: Account,
 ) -> Result<warp::reply::Response, Rejection> {
-    admin(&who)?;
+    admin(&who, "schedules")?;
     if !b.remove_schedule(&name).await? {
         return Ok(crate::http::errors::reply(
             warp::http::StatusCode::NOT_FOUND,

@@ -221,6 +221,7 @@ fn keys_are_made_only_by_the_key_schema_and_it_agrees_with_keys_rs() {
         ("schedule", k.schedule("7")),
         ("finished", k.finished("7")),
         ("levels", k.levels("7")),
+        ("starts", k.starts("7", None)),
     ] {
         let line = lua
             .lines()

@@ -78,7 +78,7 @@ impl Scripts {
         worker: &str,
         count: usize,
         lease: Duration,
-    ) -> Result<Vec<Claimed>, Error> {
+    ) -> Result<Claims, Error> {
         let k = &self.keys;
         let token = uuid::Uuid::new_v4().simple().to_string();
         let r = self
@@ -95,8 +95,14 @@ impl Scripts {
             .arg(executor)
             .run(c, "claim")
             .await?;
-        r.rest
+        let throttled_for = r
+            .int(0)
+            .filter(|ms| *ms > 0)
+            .map(|ms| Duration::from_millis(ms as u64));
+        let jobs = r
+            .rest
             .into_iter()
+            .skip(1)
             .map(|job| {
                 let f = Reply::parse(
                     "claim",
@@ -116,7 +122,11 @@ impl Scripts {
                     inputs: f.int(5) == Some(1),
                 })
             })
-            .collect()
+            .collect::<Result<_, Error>>()?;
+        Ok(Claims {
+            jobs,
+            throttled_for,
+        })
     }
 
     /// Runs `lua/heartbeat.lua`: extends the lease by `lease` from now.

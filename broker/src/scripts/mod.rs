@@ -169,6 +169,16 @@ pub struct Claimed {
     pub inputs: bool,
 }
 
+/// What one [`Scripts::claim`] call handed out.
+#[derive(Debug, Clone, Default)]
+pub struct Claims {
+    /// The jobs claimed, in queue order.
+    pub jobs: Vec<Claimed>,
+    /// When a rate limit holds jobs back: how long until one may start (claim again then;
+    /// no wake marker is armed for them).
+    pub throttled_for: Option<Duration>,
+}
+
 /// What `lua/submit.lua` answered: the job made now, or the one an `idempotency_key` (same
 /// request) or an active `unique_key` made before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

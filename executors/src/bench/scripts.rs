@@ -393,7 +393,8 @@ async fn drain(b: &Broker, a: &BenchArgs, target: usize) -> Result<Duration, Err
                 let got = b
                     .scripts()
                     .claim(&mut *conn, KIND, &worker, batch, b.config().lease)
-                    .await?;
+                    .await?
+                    .jobs;
                 if got.is_empty() {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
