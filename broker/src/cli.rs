@@ -430,7 +430,7 @@ pub enum Command {
         every: Duration,
     },
     /// Submit a job; prints "ID STATUS" (or, with --wait, the finished job).
-    Submit(SubmitArgs),
+    Submit(Box<SubmitArgs>),
     /// Submit the jobs read from stdin, one JSON object per line in the body of `POST /jobs`
     /// (`{"executor": "command", "params": {...}, ...}`), in batches of 1000; prints "ID
     /// STATUS" or "line N: error" per line, and fails if any line was refused.
