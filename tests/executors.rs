@@ -403,3 +403,37 @@ async fn a_stop_seen_by_a_progress_report_before_the_heartbeat_still_cancels() {
     assert_eq!(j.error, None, "canceled, not failed with \"stopped\"");
     let _ = tx.send(true);
 }
+
+/// A kind's rate limit through the runtime: an executor with free slots starts no more jobs
+/// than the window allows and sleeps until the window opens (the claim says when), so 9
+/// jobs at 3 per 300 ms start in three waves about 300 ms apart, not a second (the idle
+/// wake-up) apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_starts_rate_limited_jobs_as_the_window_opens() {
+    let redis = TestRedis::start();
+    let b = broker(&redis, |_| {});
+    b.set_rate_limit("command", Some("3/300ms".parse().unwrap()))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..9 {
+        ids.push(submit(&b, json!({"action": "true"}), |_| {}).await);
+    }
+    let (stop, task) = start_executor(&b, |o| o.exec_size = 10);
+    let mut starts = Vec::new();
+    for id in &ids {
+        let j = wait_status(&b, *id, Status::Completed, Duration::from_secs(10)).await;
+        let at = humantime::parse_rfc3339(j.field("started").unwrap()).unwrap();
+        starts.push(at);
+    }
+    starts.sort();
+    for wave in starts.chunks(3).collect::<Vec<_>>().windows(2) {
+        let gap = wave[1][0].duration_since(wave[0][0]).unwrap();
+        assert!(
+            gap >= Duration::from_millis(300) && gap < Duration::from_millis(700),
+            "waves {gap:?} apart"
+        );
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
