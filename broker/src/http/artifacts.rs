@@ -19,7 +19,7 @@ use crate::http::access::visible;
 use crate::job::JobId;
 
 /// `GET /jobs/{id}/artifacts`.
-#[utoipa::path(get, path = "/jobs/{id}/artifacts", tag = "jobs",
+#[utoipa::path(get, path = "/jobs/{id}/artifacts", tag = "jobs", operation_id = "list_artifacts",
     params(("id" = u64, Path, description = "Job id")),
     responses((status = 200, description = "The job's files: name, size, url", body = Object),
               (status = 404, description = "No such job (or not yours)", body = crate::http::openapi::ErrorBody)))]

@@ -113,6 +113,53 @@ impl SubmitBody {
     }
 }
 
+/// What `POST /jobs` takes, for the OpenAPI document: one submit body, or an array of them
+/// (a bulk submit). The handler reads the JSON itself.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum SubmitRequest {
+    /// One job.
+    One(SubmitBody),
+    /// A bulk submit (at most 1 000).
+    Many(Vec<SubmitBody>),
+}
+
+/// One outcome of a bulk submit: the job, or why this item was refused.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum BulkOutcome {
+    /// Made now, or before (`created` false).
+    Made(crate::Submitted),
+    /// Refused.
+    Refused(crate::http::openapi::ErrorBody),
+}
+
+/// The answer for one job made before (an Idempotency-Key replay, an active unique_key's
+/// job): `status` is null when that job has since expired.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Before {
+    /// The job.
+    pub id: JobId,
+    /// Its status now.
+    pub status: Option<Status>,
+}
+
+/// The 200 answer of `POST /jobs`: a job made before (one body), or a bulk submit's outcomes.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum SubmitReply {
+    /// An Idempotency-Key replay or an active unique_key's job.
+    Before(Before),
+    /// `{"jobs": [...]}`, in the order of the request.
+    Bulk {
+        /// One per item.
+        jobs: Vec<BulkOutcome>,
+    },
+}
+
 /// Most jobs in one bulk `POST /jobs` (a JSON array).
 pub const MAX_BULK: usize = 1000;
 
@@ -125,7 +172,10 @@ fn submitted(s: crate::Submitted) -> warp::reply::Response {
         StatusCode::OK
     };
     let reply = warp::reply::with_status(
-        warp::reply::json(&json!({"id": s.id, "status": s.status})),
+        warp::reply::json(&Before {
+            id: s.id,
+            status: s.status,
+        }),
         code,
     );
     warp::reply::with_header(reply, "location", format!("/jobs/{}", s.id)).into_response()
@@ -181,7 +231,7 @@ async fn submit_bulk(
     let out: Vec<Value> = refused
         .into_iter()
         .map(|r| match r.map(Err).or_else(|| made.next()) {
-            Some(Ok(s)) => json!({"id": s.id, "status": s.status, "created": s.created}),
+            Some(Ok(s)) => json!(s),
             Some(Err(e)) => crate::http::errors::body(&e),
             None => json!({"error": {"code": "internal", "message": "no outcome"}}),
         })
@@ -201,11 +251,11 @@ async fn submit_bulk(
 /// `POST /jobs` -> 201 `{id, status}` with a Location header; 200 with the job made before
 /// for a repeated `Idempotency-Key` (same body) or an active `unique_key`; 409 for an
 /// `Idempotency-Key` reused with another body. A JSON array is a bulk submit.
-#[utoipa::path(post, path = "/jobs", tag = "jobs", request_body = SubmitBody,
+#[utoipa::path(post, path = "/jobs", tag = "jobs", request_body = SubmitRequest,
     params(("idempotency-key" = Option<String>, Header, description = "Retrying with the same key and body within 24 h answers the job made the first time (200); another body is 409. Per owner; 1-256 bytes.")),
     responses(
         (status = 201, description = "Created; Location: /jobs/{id}", body = crate::http::openapi::Moved),
-        (status = 200, description = "Made before (Idempotency-Key with the same body, or an active unique_key); or the outcomes of a bulk submit (an array body)", body = Object),
+        (status = 200, description = "Made before (Idempotency-Key with the same body, or an active unique_key); or the outcomes of a bulk submit (an array body)", body = SubmitReply),
         (status = 409, description = "The Idempotency-Key was used with another body", body = crate::http::openapi::ErrorBody),
         (status = 400, description = "Malformed body", body = crate::http::openapi::ErrorBody),
         (status = 401, description = "No valid key", body = crate::http::openapi::ErrorBody),

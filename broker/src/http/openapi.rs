@@ -94,11 +94,41 @@ pub struct Health {
     components(schemas(Moved, ErrorBody, crate::ratelimits::KindLimit, ErrorDetail, Health, crate::inputs::Input,
         crate::pipelines::PipelineBody,
         crate::workflows::WorkflowBody, crate::workflows::NodeBody, crate::workflows::OnFailure)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &UniqueOperationIds)
 )]
 pub struct ApiDoc;
 
 struct BearerAuth;
+
+/// Makes every operationId unique, as OpenAPI requires (client generators name methods and
+/// models after it): `<tag>_<handler>`, e.g. `schedules_list`, `rate_limits_list`.
+struct UniqueOperationIds;
+
+impl utoipa::Modify for UniqueOperationIds {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for item in doc.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+            ];
+            for op in ops.into_iter().flatten() {
+                let tag = op
+                    .tags
+                    .as_ref()
+                    .and_then(|t| t.first())
+                    .map_or("api".to_string(), |t| t.replace([' ', '-'], "_"));
+                if let Some(id) = op.operation_id.as_mut() {
+                    *id = format!("{tag}_{id}");
+                }
+            }
+        }
+    }
+}
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {

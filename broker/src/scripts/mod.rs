@@ -180,8 +180,8 @@ pub struct Claims {
 }
 
 /// What `lua/submit.lua` answered: the job made now, or the one an `idempotency_key` (same
-/// request) or an active `unique_key` made before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// request) or an active `unique_key` made before. `POST /jobs` answers it as JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Submitted {
     /// The job.
     pub id: JobId,
