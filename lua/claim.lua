@@ -79,9 +79,23 @@ local function opens(log, period)
   return (tonumber(oldest) or now) + period
 end
 
+-- The logs this claim reads, each pruned and counted once, with the starts it adds
+-- (written in one ZADD per log at the end): log -> {period, n, adds}.
+local windows = {}
+local function window(log, period)
+  local w = windows[log]
+  if not w then
+    w = {period = period, n = recent(log, period), adds = {}}
+    windows[log] = w
+  end
+  return w
+end
+
 local function log_start(log, period, member)
-  redis.call('ZADD', log, now, member)
-  redis.call('PEXPIRE', log, period)
+  local w = window(log, period)
+  w.adds[#w.adds + 1] = now
+  w.adds[#w.adds + 1] = member
+  w.n = w.n + 1
 end
 
 -- Rate keys whose window has opened: their oldest throttled jobs, as many as there is
@@ -92,7 +106,7 @@ for _, key in ipairs(redis.call('ZRANGEBYSCORE', throttle_key, '-inf', now, 'LIM
   local head = redis.call('LINDEX', held, 0)
   local max, period = rate_of(head and redis.call('HGET', key_job(prefix, head), 'rate_limit'))
   local log = key_starts(prefix, executor, key)
-  local n = max and recent(log, period) or 0
+  local n = max and window(log, period).n or 0
   local free = max and max - n or 1  -- a job gone meanwhile is dropped by the claim
   local ids = free > 0 and redis.call('LPOP', held, free) or {}
   for i = #ids, 1, -1 do enqueue(prefix, ids[i], executor, true) end
@@ -107,7 +121,7 @@ end
 local kind_max, kind_period = rate_of(redis.call('HGET', key_of(prefix, 'rate_limits'), executor))
 local kind_log = key_starts(prefix, executor)
 local room = count
-if kind_max then room = math.min(count, kind_max - recent(kind_log, kind_period)) end
+if kind_max then room = math.min(count, kind_max - window(kind_log, kind_period).n) end
 
 -- Whether job `id` must wait for its rate key's window (then it is throttled). A job
 -- released from the throttle (still `waiting` = rate) goes before the ones still held.
@@ -115,7 +129,7 @@ local function throttled(id, key, limit, released)
   local max, period = rate_of(limit)
   if not max then return false end
   local log, held = key_starts(prefix, executor, key), key_throttled(prefix, executor, key)
-  local n = recent(log, period)
+  local n = window(log, period).n
   if n < max and (released or redis.call('LLEN', held) == 0) then return false end
   redis.call(released and 'LPUSH' or 'RPUSH', held, id)
   redis.call('ZADD', throttle_key, 'NX', n > 0 and opens(log, period) or now, key)
@@ -183,6 +197,13 @@ while #out - 2 < room do
       redis.call('HINCRBY', stats, 'claim_wait_ms_sum:' .. executor, waited)
     end
   end
+end
+
+for log, w in pairs(windows) do
+  for i = 1, #w.adds, 2000 do  -- unpack takes a few thousand values at most
+    redis.call('ZADD', log, unpack(w.adds, i, math.min(i + 1999, #w.adds)))
+  end
+  if #w.adds > 0 then redis.call('PEXPIRE', log, w.period) end
 end
 
 -- When a rate limit holds jobs back: how long until one may start.

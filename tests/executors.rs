@@ -437,3 +437,88 @@ async fn an_executor_starts_rate_limited_jobs_as_the_window_opens() {
     stop.send(true).unwrap();
     task.await.unwrap();
 }
+
+/// Liveness apart from leases: with the default 30 s lease, `kill -9` of an executor hands
+/// its jobs back within seconds, because it stops refreshing its presence (2 s ttl) and a
+/// reaper (the other executor's tick) ends its leases at once. The other executor runs
+/// them; `GET /executors`' source, `Broker::executors`, shows the live one only, and a
+/// clean shutdown leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_an_executor_hands_its_jobs_on_within_seconds_not_a_lease() {
+    let redis = TestRedis::start();
+    let b = broker(&redis, |_| {});
+    assert_eq!(b.config().lease, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("actions.toml");
+    std::fs::write(&config, ACTIONS).unwrap();
+    let spawn = |slots: &str| {
+        crate::harness::executor(
+            env!("CARGO_BIN_EXE_sluice-command"),
+            &redis,
+            &["--config", &config.display().to_string()],
+            [("SLUICE_EXEC_SIZE", slots)],
+        )
+    };
+    let mut first = spawn("3");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            submit(
+                &b,
+                json!({"action": "slow_then_done", "seconds": 2}),
+                |_| {},
+            )
+            .await,
+        );
+    }
+    for id in &ids {
+        wait_status(&b, *id, Status::Running, Duration::from_secs(10)).await;
+    }
+    let mut second = spawn("3");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let live = b.executors().await.unwrap();
+        if live.len() == 2 && live.iter().any(|e| e.running == 3 && e.slots == 3) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "executors never said so: {live:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let killed_at = Instant::now();
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let mut recovered = Vec::new();
+    for id in &ids {
+        let j = wait_status(&b, *id, Status::Completed, Duration::from_secs(20)).await;
+        assert_eq!((j.attempt, j.lost), (1, 1), "job {id}");
+        let started = humantime::parse_rfc3339(j.field("started").unwrap()).unwrap();
+        recovered.push(started);
+    }
+    // The second runs began within about 1.25 presence ttls of the kill, far from the lease.
+    let since_kill = std::time::SystemTime::now() - killed_at.elapsed();
+    for started in recovered {
+        let after = started.duration_since(since_kill).unwrap_or_default();
+        assert!(
+            after < Duration::from_secs(5),
+            "re-run {after:?} after the kill"
+        );
+        eprintln!("re-run {after:?} after the kill");
+    }
+    assert_eq!(
+        b.executors().await.unwrap().len(),
+        1,
+        "the dead one left the list"
+    );
+    let term = Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status();
+    assert!(term.unwrap().success());
+    second.wait().unwrap();
+    assert!(
+        b.executors().await.unwrap().is_empty(),
+        "a clean exit says goodbye"
+    );
+}

@@ -414,6 +414,8 @@ pub enum Command {
     /// Manage Stand cluster records (where spark jobs run).
     #[command(subcommand)]
     Clusters(ClustersCommand),
+    /// The executor processes alive now: name, kind, jobs running of slots, last seen.
+    Executors,
     /// Show every kind's rate limit; with KIND and LIMIT ("100/1s", or "off"), set or lift
     /// one: at most N job starts of the kind in any window of the period.
     RateLimit {
@@ -701,6 +703,15 @@ async fn run_command(
         Command::Schedules(s) => schedules(&b, s).await,
         Command::Clusters(c) => clusters(&b, c).await,
         Command::RateLimit { executor, limit } => rate_limit(&b, executor, limit).await,
+        Command::Executors => {
+            for e in b.executors().await? {
+                out(format!(
+                    "{:<32} {:<12} {}/{} running  since {}  seen {}",
+                    e.worker, e.kind, e.running, e.slots, e.since, e.seen
+                ));
+            }
+            Ok(())
+        }
         Command::Beat { every } => {
             let (tx, rx) = tokio::sync::watch::channel(false);
             let beat = tokio::spawn(crate::schedules::beat(b, every, rx));

@@ -834,7 +834,12 @@ impl Broker {
         loop {
             let r = self
                 .scripts
-                .reap(&mut *c, TICK_BATCH, self.config().max_lost_leases)
+                .reap(
+                    &mut *c,
+                    TICK_BATCH,
+                    self.config().max_lost_leases,
+                    self.config().presence_ttl,
+                )
                 .await?;
             total.requeued += r.requeued;
             total.failed += r.failed;

@@ -34,6 +34,10 @@ pub struct Config {
     pub retention: Vec<(String, Duration)>,
     /// Lease of a claimed job; an executor silent this long is presumed dead.
     pub lease: Duration,
+    /// An executor process that has not said it is alive for this long has vanished
+    /// (`SLUICE_PRESENCE_TTL`, default 2 s): reapers hand its jobs back at once, without
+    /// waiting for their leases. Executors refresh their presence four times per ttl.
+    pub presence_ttl: Duration,
     /// Attempts per job unless the submit says otherwise. Only the job's own failures and
     /// timeouts spend attempts; a run whose executor died (a lost lease) does not.
     pub max_attempts: u32,
@@ -147,6 +151,7 @@ impl Default for Config {
             auth: true,
             result_ttl: Duration::from_secs(300),
             lease: Duration::from_secs(30),
+            presence_ttl: Duration::from_secs(2),
             max_attempts: 3,
             max_lost_leases: 5,
             backoff: Duration::from_secs(1),
@@ -208,7 +213,7 @@ pub const DEFAULT_RETENTION: [(&str, u64); 6] = [
 pub const MAX_WUMAI_WAIT: Duration = Duration::from_secs(300);
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 42] = [
+pub const NAMES: [&str; 43] = [
     "retention",
     "jetstream_pipelines",
     "wumai_wait",
@@ -239,6 +244,7 @@ pub const NAMES: [&str; 42] = [
     "auth",
     "result_ttl",
     "lease",
+    "presence_ttl",
     "max_attempts",
     "max_lost_leases",
     "backoff",
@@ -499,6 +505,7 @@ impl Config {
                 }
             }
             "lease" => self.lease = dur()?.max(Duration::from_millis(10)),
+            "presence_ttl" => self.presence_ttl = dur()?.max(Duration::from_millis(100)),
             "max_attempts" => self.max_attempts = num(name, v, 1u32)?,
             "max_lost_leases" => self.max_lost_leases = num(name, v, 0u32)?,
             "backoff" => self.backoff = dur()?,

@@ -17,6 +17,7 @@
 //! | `cluster_N` | hash | Stand cluster records |
 //! | `levels:<executor>`, `queue:<executor>:p<N>` | zset, list | priorities with jobs queued, their queues |
 //! | `concurrency:<executor>:<key>`, `parked:<executor>:<key>` | string, list | a concurrency key's running count, jobs waiting for a slot |
+//! | `executors`, `executor:<worker>` | zset, hash | live executor processes by last presence (Redis ms); each one's kind, slots, running jobs |
 //! | `rate_limits` | hash | executor kind -> "N/<ms>ms": at most N starts in any window |
 //! | `starts:<executor>[:<key>]` | zset | recent starts of a kind or rate key, by unix ms |
 //! | `throttled:<executor>:<key>`, `throttle:<executor>` | list, zset | jobs waiting for a rate key's window; keys by when it opens |
@@ -92,6 +93,8 @@ impl Keys {
             "throttled:*",
             "throttle:*",
             "rate_limits",
+            "executors",
+            "executor:*",
             "idempotency:*",
             "unique:*",
             "workflow_*",
@@ -192,6 +195,18 @@ impl Keys {
     /// `parked:<executor>:<key>`: jobs waiting for a slot of their concurrency key.
     pub fn parked(&self, executor: &str, key: &str) -> String {
         format!("{}parked:{executor}:{key}", self.prefix)
+    }
+
+    /// `executors`: live executor processes (worker name), scored by the Redis time of
+    /// their last presence call (lua/presence.lua, read by lua/reap.lua).
+    pub fn executors(&self) -> String {
+        format!("{}executors", self.prefix)
+    }
+
+    /// `executor:<worker>`: what a live executor process said of itself (kind, slots,
+    /// running, since, seen), expiring with its presence ttl.
+    pub fn executor(&self, worker: &str) -> String {
+        format!("{}executor:{worker}", self.prefix)
     }
 
     /// `rate_limits`: executor kind -> its rate limit, "N/<ms>ms" (lua/claim.lua).

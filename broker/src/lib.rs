@@ -51,6 +51,7 @@ pub mod notify;
 pub mod outbound;
 pub mod pipelines;
 pub mod pool;
+pub mod presence;
 pub mod ratelimits;
 pub mod schedules;
 pub mod scripts;

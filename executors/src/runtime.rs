@@ -246,6 +246,7 @@ pub async fn run(
     let release = CancellationToken::new();
     let mut running = JoinSet::new();
     let ticker = tokio::spawn(tick_forever(broker.clone()));
+    let presence = tokio::spawn(present_forever(broker.clone(), opts.clone(), slots.clone()));
     let mut blocking = None;
     tracing::info!(kind = %opts.kind, worker = %opts.worker, exec_size = opts.exec_size, pick_size = opts.pick_size, "executor started");
 
@@ -343,12 +344,47 @@ pub async fn run(
         }
     }
     ticker.abort();
+    presence.abort();
+    if let Err(e) = broker
+        .presence(&opts.worker, &opts.kind, opts.exec_size, 0, true)
+        .await
+    {
+        tracing::warn!(error = %e, "could not say goodbye; reapers will notice");
+    }
     tracing::info!("executor stopped");
     Ok(())
 }
 
+/// How often reapers run and presence is refreshed: four times per presence ttl, so a
+/// vanished executor's jobs run again within about 1.25 ttl.
+fn beat(b: &Broker) -> Duration {
+    (b.config().presence_ttl / 4).max(Duration::from_millis(25))
+}
+
+/// Says this process is alive (one call for all its jobs), four times per presence ttl.
+async fn present_forever(b: Broker, opts: Options, slots: Arc<Semaphore>) {
+    let mut every = tokio::time::interval(beat(&b));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let running = opts.exec_size.max(1) - slots.available_permits();
+        if let Err(e) = b
+            .presence(
+                &opts.worker,
+                &opts.kind,
+                opts.exec_size.max(1),
+                running,
+                false,
+            )
+            .await
+        {
+            tracing::debug!(error = %e, "presence failed");
+        }
+    }
+}
+
 async fn tick_forever(b: Broker) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
+    let mut every = tokio::time::interval(beat(&b));
     loop {
         every.tick().await;
         if let Err(e) = b.tick().await {

@@ -19,6 +19,7 @@
   key_starts(prefix, executor[, key])  starts:<executor>[:<key>]: recent starts (rate limits)
   key_throttled(prefix, executor, key) throttled:<executor>:<key>: jobs waiting for a rate window
   key_throttle(prefix, executor)       throttle:<executor>: rate keys with throttled jobs, by due ms
+  key_executor(prefix, worker)         executor:<worker>: a live executor process' info
   key_idempotency(prefix, owner, key)  idempotency:<owner>:<key>
   key_unique(prefix, executor, key)    unique:<executor>:<key>
 ]]
@@ -38,5 +39,6 @@ local function key_parked(prefix, executor, key) return prefix .. 'parked:' .. e
 local function key_starts(prefix, executor, key) return prefix .. 'starts:' .. executor .. (key and (':' .. key) or '') end
 local function key_throttled(prefix, executor, key) return prefix .. 'throttled:' .. executor .. ':' .. key end
 local function key_throttle(prefix, executor) return prefix .. 'throttle:' .. executor end
+local function key_executor(prefix, worker) return prefix .. 'executor:' .. worker end
 local function key_idempotency(prefix, owner, key) return prefix .. 'idempotency:' .. owner .. ':' .. key end
 local function key_unique(prefix, executor, key) return prefix .. 'unique:' .. executor .. ':' .. key end

@@ -120,7 +120,7 @@ impl SubmitBody {
 #[allow(dead_code)]
 pub enum SubmitRequest {
     /// One job.
-    One(SubmitBody),
+    One(Box<SubmitBody>),
     /// A bulk submit (at most 1 000).
     Many(Vec<SubmitBody>),
 }

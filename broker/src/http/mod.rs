@@ -12,7 +12,7 @@
 //! - `workflows.rs`: `/workflows`; `clusters.rs`: `/clusters` (Stand's records)
 //! - `schedules.rs`: `GET /schedules`, `PUT|DELETE /schedules/{name}` (admin)
 //! - `ratelimits.rs`: `GET /rate-limits`, `PUT|DELETE /rate-limits/{executor}` (admin)
-//! - `ops.rs`: `GET /healthz`, `GET /metrics`; `openapi.rs`: `/openapi.json`, `/apidocs`
+//! - `ops.rs`: `GET /healthz`, `GET /metrics`, `GET /executors` (admin); `openapi.rs`: `/openapi.json`, `/apidocs`
 //! - `compat/`: the faces of the replaced systems: Stand, StableConfigs, wumai (`POST /`),
 //!   Jetstream Centro (`POST /api/v1/new-run/`), the Workflow Service (`/v1/pipelines`)
 //! - `access.rs`: who may see and steer which job; `auth.rs`: API keys (bearer or basic); `errors.rs`: the one rejection handler;
@@ -98,6 +98,7 @@ const ROUTE_TEMPLATES: &[&str] = &[
     "/rate-limits/{executor}",
     "/healthz",
     "/metrics",
+    "/executors",
     "/openapi.json",
     "/apidocs",
 ];

@@ -79,6 +79,7 @@ pub struct Health {
         crate::http::schedules::list,
         crate::http::schedules::put,
         crate::http::schedules::delete,
+        crate::http::ops::executors,
         crate::http::ratelimits::list,
         crate::http::ratelimits::put,
         crate::http::ratelimits::delete,

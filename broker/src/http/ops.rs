@@ -179,6 +179,18 @@ pub async fn metrics(
     Ok(warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4").into_response())
 }
 
+/// `GET /executors`.
+#[utoipa::path(get, path = "/executors", tag = "ops",
+    responses((status = 200, description = "The executor processes alive now: worker, kind, slots, running, since, seen", body = Object),
+              (status = 403, description = "Not an admin", body = crate::http::openapi::ErrorBody)))]
+pub async fn executors(
+    b: Broker,
+    who: crate::apikeys::Account,
+) -> Result<warp::reply::Response, Rejection> {
+    crate::http::access::admin(&who, "executors")?;
+    Ok(warp::reply::json(&json!({"executors": b.executors().await?})).into_response())
+}
+
 /// This module's routes, in the order they are tried (see [`crate::http::routes`]).
 pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
     use warp::Filter;
@@ -195,6 +207,12 @@ pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
             .and(c.broker())
             .and(c.metrics())
             .and_then(metrics)
+            .boxed(),
+        // executors
+        warp::path!("executors")
+            .and(warp::get())
+            .and(c.caller())
+            .and_then(executors)
             .boxed(),
     ]
 }

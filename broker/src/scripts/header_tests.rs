@@ -121,7 +121,10 @@ fn wrapper_keys() -> std::collections::HashMap<&'static str, usize> {
         let _ = s.lock(c, id, "h", false).await;
         let _ = s.unlock(c, id).await;
         let _ = s.retry(c, id).await;
-        let _ = s.reap(c, 1, 5).await;
+        let _ = s.reap(c, 1, 5, Duration::from_secs(2)).await;
+        let _ = s
+            .presence(c, "w", "x", 1, 0, Duration::from_secs(2), false)
+            .await;
         let _ = s.promote(c, 1).await;
         let _ = s.unhold(c, id, None).await;
         let _ = s.seq_floor(c, 1).await;
@@ -222,6 +225,7 @@ fn keys_are_made_only_by_the_key_schema_and_it_agrees_with_keys_rs() {
         ("finished", k.finished("7")),
         ("levels", k.levels("7")),
         ("starts", k.starts("7", None)),
+        ("executor", k.executor("7")),
     ] {
         let line = lua
             .lines()

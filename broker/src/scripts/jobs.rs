@@ -386,6 +386,7 @@ impl Scripts {
         c: &mut C,
         count: usize,
         max_lost: u32,
+        presence_ttl: Duration,
     ) -> Result<Reaped, Error> {
         let k = &self.keys;
         let r = self
@@ -393,9 +394,11 @@ impl Scripts {
             .key(k.leases())
             .key(k.delayed())
             .key(k.events())
+            .key(k.executors())
             .arg(k.prefix())
             .arg(count)
             .arg(max_lost)
+            .arg(ms(presence_ttl))
             .run(c, "reap")
             .await?;
         let n = |i| r.int(i).unwrap_or(0) as u64;
@@ -404,6 +407,34 @@ impl Scripts {
             failed: n(1),
             canceled: n(2),
         })
+    }
+
+    /// Runs `lua/presence.lua`: `worker` (of `kind`, running `running` of `slots` jobs) is
+    /// alive for `ttl` more, or, `leaving`, gone.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn presence<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        worker: &str,
+        kind: &str,
+        slots: usize,
+        running: usize,
+        ttl: Duration,
+        leaving: bool,
+    ) -> Result<(), Error> {
+        let k = &self.keys;
+        self.presence
+            .key(k.executors())
+            .arg(k.prefix())
+            .arg(worker)
+            .arg(kind)
+            .arg(slots)
+            .arg(running)
+            .arg(ms(ttl))
+            .arg(u8::from(leaving))
+            .run(c, "presence")
+            .await?;
+        Ok(())
     }
 
     /// Runs `lua/promote.lua` over at most `count` due delayed jobs.

@@ -109,6 +109,7 @@ transitions![
     unlock,
     retry,
     reap,
+    presence,
     promote,
     unhold,
     seq_floor,

@@ -56,7 +56,8 @@ pub struct BenchArgs {
     pub json: bool,
     /// Give every bench job this feature, to measure what it costs against a plain run:
     /// priority (1-9 in turn), concurrency (100 keys, a limit never reached), unique (a key
-    /// each), idempotency (a key each).
+    /// each), idempotency (a key each), rate (100 rate keys), kind-rate (a limit on the
+    /// kind); limits are never reached, so the figure is the upkeep.
     #[arg(long, value_enum, default_value = "none")]
     pub feature: Feature,
 }
@@ -74,6 +75,10 @@ pub enum Feature {
     Unique,
     /// An `idempotency_key` each.
     Idempotency,
+    /// `rate_key` of 100, `rate_limit` 100 000/1s (logged, never reached).
+    Rate,
+    /// A rate limit of the bench kind, 100 000/1s (logged, never reached).
+    KindRate,
 }
 
 /// Makes each unique or idempotency key of a run new.
@@ -146,6 +151,11 @@ pub async fn run(b: Broker, args: BenchArgs) -> Result<(), Error> {
         (Some(redis), Broker::new(config)?)
     };
     wait_ready(&b).await?;
+    let kind_rate = (args.feature == Feature::KindRate).then(|| broker::job::Rate {
+        max: broker::job::MAX_RATE,
+        period: Duration::from_secs(1),
+    });
+    b.set_rate_limit(KIND, kind_rate).await?;
     let version = redis_version(&b).await.unwrap_or_default();
     println!(
         "sluice bench: redis {version} ({}), {} jobs, {} clients, batch {}, feature {:?}",
@@ -254,7 +264,6 @@ fn bench_job(b: &Broker, feature: Feature, i: usize) -> NewJob {
     j.result_ttl = Duration::from_secs(3600);
     let fresh = || KEYS_MADE.fetch_add(1, Ordering::Relaxed).to_string();
     let extra: Vec<(&str, String)> = match feature {
-        Feature::None => Vec::new(),
         Feature::Priority => vec![("priority", (i % 9 + 1).to_string())],
         Feature::Concurrency => vec![
             ("concurrency_key", format!("k{}", i % 100)),
@@ -262,6 +271,11 @@ fn bench_job(b: &Broker, feature: Feature, i: usize) -> NewJob {
         ],
         Feature::Unique => vec![("unique_key", fresh())],
         Feature::Idempotency => vec![("idempotency_key", fresh()), ("request_hash", "h".into())],
+        Feature::Rate => vec![
+            ("rate_key", format!("k{}", i % 100)),
+            ("rate_limit", "100000/1000ms".into()),
+        ],
+        Feature::None | Feature::KindRate => Vec::new(),
     };
     j.extra = extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     j

@@ -1,0 +1,84 @@
+//! Executor liveness, apart from job leases: each executor process refreshes its presence
+//! (`lua/presence.lua`) four times per `presence_ttl`; reapers (`lua/reap.lua`, run by every
+//! `sluice serve` and executor tick) hand the jobs of one silent for longer back at once.
+//! Job leases stay the backstop for an executor that is alive but stuck.
+
+use redis::AsyncCommands;
+use serde::Serialize;
+
+use crate::client::Broker;
+use crate::error::Error;
+
+/// A live executor process, as `GET /executors` and `sluice executors` show it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ExecutorInfo {
+    /// Its name: the `worker` field of the jobs it runs.
+    pub worker: String,
+    /// Executor kind.
+    pub kind: String,
+    /// Jobs it may run at once.
+    pub slots: u64,
+    /// Jobs it runs now.
+    pub running: u64,
+    /// When it first said it was alive (RFC 3339).
+    pub since: String,
+    /// Its last presence call (RFC 3339).
+    pub seen: String,
+}
+
+impl Broker {
+    /// Says `worker` (of `kind`, running `running` of `slots` jobs) is alive, or, `leaving`,
+    /// that it is gone (a clean shutdown, after it handed its jobs back).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn presence(
+        &self,
+        worker: &str,
+        kind: &str,
+        slots: usize,
+        running: usize,
+        leaving: bool,
+    ) -> Result<(), Error> {
+        let mut c = self.conn().await?;
+        let ttl = self.config().presence_ttl;
+        self.scripts()
+            .presence(&mut *c, worker, kind, slots, running, ttl, leaving)
+            .await
+    }
+
+    /// The executor processes alive now, oldest first.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn executors(&self) -> Result<Vec<ExecutorInfo>, Error> {
+        let k = self.keys();
+        let mut c = self.conn().await?;
+        let workers: Vec<String> = c.zrange(k.executors(), 0, -1).await?;
+        if workers.is_empty() {
+            return Ok(Vec::new()); // an empty pipeline is an error to redis-rs
+        }
+        let mut p = redis::pipe();
+        for w in &workers {
+            p.hgetall(k.executor(w));
+        }
+        let infos: Vec<std::collections::HashMap<String, String>> = p.query_async(&mut *c).await?;
+        Ok(workers
+            .into_iter()
+            .zip(infos)
+            .filter(|(_, f)| !f.is_empty())
+            .map(|(worker, f)| {
+                let text = |n: &str| f.get(n).cloned().unwrap_or_default();
+                let num = |n: &str| f.get(n).and_then(|v| v.parse().ok()).unwrap_or(0);
+                ExecutorInfo {
+                    kind: text("kind"),
+                    slots: num("slots"),
+                    running: num("running"),
+                    since: text("since"),
+                    seen: text("seen"),
+                    worker,
+                }
+            })
+            .collect())
+    }
+}
