@@ -4,7 +4,8 @@
   then the plain queue (priority 0); FIFO within a level. A level whose queue is found
   empty leaves the set. Strict priority: lower levels wait while a higher one has jobs.
   A job with a `concurrency_key` whose key already has `concurrency_limit` jobs running is
-  parked (`parked:<executor>:<key>`) instead, and the claim goes on with the jobs behind it;
+  parked (`parked:<executor>:<key>`, <key> being `<owner>:<concurrency_key>`: keys are the
+  owner's own) instead, and the claim goes on with the jobs behind it;
   a claimed one takes a slot (`concurrency:<executor>:<key>`, job field `slot`), which
   enqueue's free_slot gives back, unparking the oldest parked job, when it stops running.
   Rate limits, "N/<ms>ms" (at most N starts in any window of that many ms), a sliding log
@@ -150,15 +151,18 @@ while #out - 2 < room do
     local job_key = key_job(prefix, id)
     local f = redis.call('HMGET', job_key, 'status', 'max_attempts', 'timeout', 'params',
       'attempt', 'updated', 'workflow', 'inputs', 'node', 'depends_on', 'concurrency_key',
-      'concurrency_limit', 'rate_key', 'rate_limit', 'waiting')
+      'concurrency_limit', 'rate_key', 'rate_limit', 'waiting', 'owner')
+    -- Keys are the owner's own: no owner fills or throttles another's.
+    local concurrency_key = f[11] and owned(f[16], f[11])
+    local rate_key = f[13] and owned(f[16], f[13])
     local waits
-    if f[1] == 'PENDING' and f[13] and throttled(id, f[13], f[14], f[15] == 'rate') then
+    if f[1] == 'PENDING' and rate_key and throttled(id, rate_key, f[14], f[15] == 'rate') then
       waits = 'rate'
     end
-    if f[1] == 'PENDING' and not waits and f[11] then
-      local count_key = key_concurrency(prefix, executor, f[11])
+    if f[1] == 'PENDING' and not waits and concurrency_key then
+      local count_key = key_concurrency(prefix, executor, concurrency_key)
       if (tonumber(redis.call('GET', count_key)) or 0) >= (tonumber(f[12]) or 1) then
-        redis.call('RPUSH', key_parked(prefix, executor, f[11]), id)
+        redis.call('RPUSH', key_parked(prefix, executor, concurrency_key), id)
         waits = 'concurrency'
       else
         redis.call('INCR', count_key)
@@ -172,9 +176,9 @@ while #out - 2 < room do
       redis.call('HSET', job_key, 'status', 'RUNNING', 'attempt', attempt, 'worker', worker,
         'lease_token', token, 'started', at, 'updated', at)
       if f[15] then redis.call('HDEL', job_key, 'waiting') end
-      if f[13] then
+      if rate_key then
         local _, period = rate_of(f[14])
-        if period then log_start(key_starts(prefix, executor, f[13]), period, id .. ':' .. attempt) end
+        if period then log_start(key_starts(prefix, executor, rate_key), period, id .. ':' .. attempt) end
       end
       if kind_max then log_start(kind_log, kind_period, id .. ':' .. attempt) end
       redis.call('ZADD', leases_key, now + lease, id)

@@ -56,7 +56,7 @@ if extra.idempotency_key then
 end
 local unique_key
 if extra.unique_key then
-  unique_key = key_unique(prefix, a[1], extra.unique_key)
+  unique_key = key_unique(prefix, a[1], owned(a[8], extra.unique_key))
   local holder = redis.call('GET', unique_key)
   if holder then
     local st = redis.call('HGET', key_job(prefix, holder), 'status')

@@ -116,7 +116,7 @@ async fn concurrent_retries_with_one_key_make_one_job() {
 /// once it ended, the key makes a new one. Raced by 8 clients, one job.
 #[tokio::test]
 async fn a_unique_key_holds_one_active_job() {
-    let (redis, api, ana, _) = stack().await;
+    let (redis, api, ana, bob) = stack().await;
     let body = json!({"executor": "command", "params": {"action": "hello"}, "unique_key": "nightly-report"});
     let answers = futures::future::join_all((0..8).map(|_| post(&api, &ana, None, &body))).await;
     let created: Vec<_> = answers
@@ -135,11 +135,15 @@ async fn a_unique_key_holds_one_active_job() {
         (s, v["id"].as_u64(), v["status"].as_str()),
         (StatusCode::OK, Some(id), Some("RUNNING"))
     );
+    // Keys are per owner: bob's submit with the same key is his own job, not a view of ana's.
+    let (s, v) = post(&api, &bob, None, &body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_ne!(v["id"].as_u64(), Some(id));
     // Ended: the key is free again, and a new job takes it.
     b.complete(c.id, &c.token, &json!(null)).await.unwrap();
     assert_eq!(
         redis
-            .cli(&["EXISTS", "unique:command:nightly-report"])
+            .cli(&["EXISTS", "unique:command:ana:nightly-report"])
             .trim(),
         "0"
     );

@@ -189,7 +189,7 @@ async fn eight_claimers_never_exceed_a_concurrency_limit() {
     let got: Vec<_> = b.claim("x", "w", 4).await.unwrap();
     assert_eq!(got.iter().map(|c| c.id).collect::<Vec<_>>(), [a1, a2, b1]);
     assert_eq!(
-        redis.cli(&["LRANGE", "parked:x:a", "0", "-1"]).trim(),
+        redis.cli(&["LRANGE", "parked:x::a", "0", "-1"]).trim(),
         a3.to_string()
     );
     let first = &got[0];
@@ -208,7 +208,7 @@ async fn eight_claimers_never_exceed_a_concurrency_limit() {
     }
     assert_eq!(
         redis
-            .cli(&["EXISTS", "concurrency:x:a", "concurrency:x:b"])
+            .cli(&["EXISTS", "concurrency:x::a", "concurrency:x::b"])
             .trim(),
         "0"
     );
@@ -293,9 +293,9 @@ async fn eight_claimers_never_exceed_a_concurrency_limit() {
         redis
             .cli(&[
                 "EXISTS",
-                "concurrency:x:a",
-                "concurrency:x:b",
-                "concurrency:x:c"
+                "concurrency:x::a",
+                "concurrency:x::b",
+                "concurrency:x::c"
             ])
             .trim(),
         "0",

@@ -48,7 +48,7 @@ async fn rate_limits_hold_jobs_back_in_order_and_say_when_they_may_start() {
         "{wait:?}"
     );
     assert_eq!(
-        redis.cli(&["LRANGE", "throttled:x:a", "0", "-1"]).trim(),
+        redis.cli(&["LRANGE", "throttled:x::a", "0", "-1"]).trim(),
         format!("{}\n{}", a[2], a[3])
     );
     let held = b.get(a[2]).await.unwrap();
@@ -198,14 +198,14 @@ async fn eight_claimers_never_start_more_than_the_rate_allows_in_any_window() {
     // window opened finish well within 3x that (polling once a second would not).
     assert!(elapsed >= Duration::from_millis(2900), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(9), "{elapsed:?}");
-    for key in ["throttled:x:a", "throttle:x", "queue:x"] {
+    for key in ["throttled:x::a", "throttle:x", "queue:x"] {
         assert_eq!(redis.cli(&["EXISTS", key]).trim(), "0", "{key} left behind");
     }
 }
 
-/// Over HTTP: a job shows its rate key, limit and what it waits on; admins set a kind's
-/// limit (clients may read, not set it); bad limits are 400s naming the field; /metrics
-/// counts held jobs.
+/// Over HTTP: a job shows its rate key, limit and what it waits on; a key is its owner's
+/// own; admins set a kind's limit (clients may read, not set it); bad limits are 400s
+/// naming the field; /metrics counts held jobs; only admins list executors.
 #[tokio::test]
 async fn rate_limits_over_http_are_admin_set_visible_and_validated() {
     let redis = TestRedis::start();
@@ -227,8 +227,17 @@ async fn rate_limits_over_http_are_admin_set_visible_and_validated() {
         .call(post.clone(), "/jobs", Some(&ana), Some(job.clone()))
         .await;
     assert_eq!(code, 201);
-    let (_, second) = api.call(post.clone(), "/jobs", Some(&ana), Some(job)).await;
+    let (_, second) = api
+        .call(post.clone(), "/jobs", Some(&ana), Some(job.clone()))
+        .await;
     assert_eq!(api.broker.claim("x", "w", 10).await.unwrap().len(), 1);
+    // Keys are the owner's own: another owner's job with the same key has its own window.
+    let (_, theirs) = api
+        .call(post.clone(), "/jobs", Some(&admin), Some(job))
+        .await;
+    let claimed = api.broker.claim("x", "w", 10).await.unwrap();
+    let theirs = theirs["id"].as_u64().unwrap();
+    assert_eq!(claimed.iter().map(|c| c.id.0).collect::<Vec<_>>(), [theirs]);
     let path = format!("/jobs/{}", second["id"]);
     let (_, job) = api.call(Method::GET, &path, Some(&ana), None).await;
     assert_eq!(job["rate_key"], "acct-7");
@@ -309,6 +318,13 @@ async fn rate_limits_over_http_are_admin_set_visible_and_validated() {
         api.call(Method::GET, "/rate-limits", None, None).await.0,
         401
     );
+    // Which executors run is the admins' to see.
+    let (code, _) = api.call(Method::GET, "/executors", Some(&ana), None).await;
+    assert_eq!(code, 403);
+    let (code, live) = api
+        .call(Method::GET, "/executors", Some(&admin), None)
+        .await;
+    assert_eq!((code, live), (200, json!({"executors": []})));
     let del = |key| api.call(Method::DELETE, "/rate-limits/x", Some(key), None);
     assert_eq!(del(&admin).await.0, 200);
     assert_eq!(del(&admin).await.0, 404);

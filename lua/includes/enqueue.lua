@@ -61,11 +61,12 @@ end
 ]]
 local function free_slot(prefix, job_key)
   if redis.call('HDEL', job_key, 'slot') == 0 then return end
-  local f = redis.call('HMGET', job_key, 'executor', 'concurrency_key')
+  local f = redis.call('HMGET', job_key, 'executor', 'concurrency_key', 'owner')
   if not f[2] then return end
-  local count_key = key_concurrency(prefix, f[1], f[2])
+  local key = owned(f[3], f[2])
+  local count_key = key_concurrency(prefix, f[1], key)
   if redis.call('DECR', count_key) <= 0 then redis.call('DEL', count_key) end
-  local parked = key_parked(prefix, f[1], f[2])
+  local parked = key_parked(prefix, f[1], key)
   while true do
     local id = redis.call('LPOP', parked)
     if not id then return end

@@ -18,12 +18,12 @@ local function finish(job_key, leases_key, prefix, id, status, at, ttl, ...)
   redis.call('ZREM', leases_key, id)
   -- A member has `node` too (a Stand-era `workflow` label alone is not membership).
   local m = redis.call('HMGET', job_key, 'workflow', 'node', 'executor', 'result_ttl',
-    'unique_key')
+    'unique_key', 'owner')
   ttl = ttl or m[4]
   index_finished(prefix, id, m[3], ttl)
   if m[5] then
     -- Unique while active: the key goes with the job that holds it.
-    local unique_key = key_unique(prefix, m[3], m[5])
+    local unique_key = key_unique(prefix, m[3], owned(m[6], m[5]))
     if redis.call('GET', unique_key) == tostring(id) then redis.call('DEL', unique_key) end
   end
   if m[1] and m[2] and workflow_after(prefix, id, m[1], status, at) then return end

@@ -21,8 +21,12 @@
   key_throttle(prefix, executor)       throttle:<executor>: rate keys with throttled jobs, by due ms
   key_executor(prefix, worker)         executor:<worker>: a live executor process' info
   key_idempotency(prefix, owner, key)  idempotency:<owner>:<key>
+  owned(owner, key)                    <owner>:<key>: a unique, concurrency or rate key is
+                                       the owner's own (no owner can hold, fill or throttle
+                                       another's); the <key> of the names above is this
   key_unique(prefix, executor, key)    unique:<executor>:<key>
 ]]
+local function owned(owner, key) return (owner or '') .. ':' .. key end
 local function key_of(prefix, name) return prefix .. name end
 local function key_job(prefix, id) return prefix .. 'job_' .. id end
 local function key_history(prefix, id) return prefix .. 'history:job_' .. id end
