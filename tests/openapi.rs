@@ -260,12 +260,7 @@ async fn real_responses_match_the_document() {
 async fn a_client_generated_by_openapi_python_client_submits_and_reads_jobs() {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |c| c.auth = true).await;
-    let any = ["*".to_string()];
-    let ana = api
-        .broker
-        .create_key_granted("ana", broker::apikeys::Role::Client, Some(&any))
-        .await
-        .unwrap();
+    let ana = api.key("ana", broker::apikeys::Role::Client).await;
     let mut bobs = api.broker.new_job("command", json!({}));
     bobs.owner = "bob".into();
     let (bobs, _) = api.broker.submit(&bobs).await.unwrap();

@@ -210,17 +210,8 @@ async fn eight_claimers_never_start_more_than_the_rate_allows_in_any_window() {
 async fn rate_limits_over_http_are_admin_set_visible_and_validated() {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |c| c.auth = true).await;
-    let any = ["*".to_string()];
-    let ana = api
-        .broker
-        .create_key_granted("ana", broker::apikeys::Role::Client, Some(&any))
-        .await
-        .unwrap();
-    let admin = api
-        .broker
-        .create_key("ops", broker::apikeys::Role::Admin)
-        .await
-        .unwrap();
+    let ana = api.key("ana", broker::apikeys::Role::Client).await;
+    let admin = api.key("ops", broker::apikeys::Role::Admin).await;
     let post = Method::POST;
     let job = json!({"executor": "x", "rate_key": "acct-7", "rate_limit": "1/1m"});
     let (code, _) = api

@@ -140,6 +140,15 @@ impl TestApi {
         }
     }
 
+    /// A new API key of `owner` with `role`, granted every executor kind.
+    pub async fn key(&self, owner: &str, role: broker::apikeys::Role) -> String {
+        let any = ["*".to_string()];
+        self.broker
+            .create_key_granted(owner, role, Some(&any))
+            .await
+            .expect("a key in the test redis")
+    }
+
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
