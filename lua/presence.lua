@@ -4,9 +4,12 @@
   silent for longer than the presence ttl for dead and ends its jobs' leases at once (a
   dead executor's jobs run again within seconds, not a lease later). `executor:<worker>`
   holds what `sluice executors` and GET /executors show, expiring with the presence ttl.
-  One call per executor process, whatever the number of jobs it runs.
+  One call per executor process, whatever the number of jobs it runs: it carries the
+  heartbeats of the jobs it runs too (each extends that job's lease, as heartbeat.lua does,
+  under the same fencing).
 
   KEYS[1] executors zset  executors
+  KEYS[2] leases zset     leases
 
   ARGV[1] key prefix
   ARGV[2] worker          the process' name (the `worker` field of the jobs it runs)
@@ -15,13 +18,18 @@
   ARGV[5] running         jobs it runs now
   ARGV[6] ttl             ms: presence ttl
   ARGV[7] leaving         1: a clean shutdown, remove it; 0: refresh
+  ARGV[8] lease           ms from now, for the jobs below
+  ARGV[9..] id, token     the jobs whose leases to extend (pairs)
 
   Returns:
-    {1}
+    {1, {code[, status]}, ...}   one reply per job, as heartbeat.lua's: {1} extended, {2}
+                                 extended and a stop was requested, {-1} no such job,
+                                 {-3, status} not RUNNING, {-6, status} stale lease token
 ]]
 --- @include "includes/keys"
 --- @include "includes/time"
-local executors_key = KEYS[1]
+--- @include "includes/check_lease"
+local executors_key, leases_key = KEYS[1], KEYS[2]
 local prefix, worker, kind = ARGV[1], ARGV[2], ARGV[3]
 local info_key = key_executor(prefix, worker)
 if ARGV[7] == '1' then
@@ -36,4 +44,16 @@ end
 redis.call('HSET', info_key, 'kind', kind, 'slots', ARGV[4], 'running', ARGV[5],
   'seen', rfc3339(now))
 redis.call('PEXPIRE', info_key, tonumber(ARGV[6]))
-return {1}
+local out, lease = {1}, tonumber(ARGV[8]) or 0
+for i = 9, #ARGV - 1, 2 do
+  local id = ARGV[i]
+  local job_key = key_job(prefix, id)
+  local refused, f = check_lease(job_key, ARGV[i + 1], 'stop_requested')
+  if refused then
+    out[#out + 1] = refused
+  else
+    redis.call('ZADD', leases_key, now + lease, id)
+    out[#out + 1] = {f[3] and 2 or 1}
+  end
+end
+return out

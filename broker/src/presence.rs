@@ -8,6 +8,26 @@ use serde::Serialize;
 
 use crate::client::Broker;
 use crate::error::Error;
+use crate::job::JobId;
+
+/// What an executor process says of itself in one presence call.
+#[derive(Debug, Clone, Copy)]
+pub struct Presence<'a> {
+    /// Its name: the `worker` field of the jobs it runs.
+    pub worker: &'a str,
+    /// Executor kind.
+    pub kind: &'a str,
+    /// Jobs it may run at once.
+    pub slots: usize,
+    /// Jobs it runs now.
+    pub running: usize,
+    /// How long it counts as alive after this call (the config's `presence_ttl`).
+    pub ttl: std::time::Duration,
+    /// A clean shutdown: remove it.
+    pub leaving: bool,
+    /// Jobs whose leases to extend (their heartbeats, batched): id and lease token.
+    pub jobs: &'a [(JobId, &'a str)],
+}
 
 /// A live executor process, as `GET /executors` and `sluice executors` show it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -27,23 +47,16 @@ pub struct ExecutorInfo {
 }
 
 impl Broker {
-    /// Says `worker` (of `kind`, running `running` of `slots` jobs) is alive, or, `leaving`,
-    /// that it is gone (a clean shutdown, after it handed its jobs back).
+    /// Says an executor process is alive (or, leaving, gone: a clean shutdown, after it
+    /// handed its jobs back) and beats its jobs' leases with the configured lease: one answer
+    /// per job, as [`Broker::heartbeat`]'s (true when a stop was requested).
     ///
     /// # Errors
-    /// Redis errors.
-    pub async fn presence(
-        &self,
-        worker: &str,
-        kind: &str,
-        slots: usize,
-        running: usize,
-        leaving: bool,
-    ) -> Result<(), Error> {
+    /// Redis errors (each job's own refusal is in its answer).
+    pub async fn presence(&self, p: &Presence<'_>) -> Result<Vec<Result<bool, Error>>, Error> {
         let mut c = self.conn().await?;
-        let ttl = self.config().presence_ttl;
         self.scripts()
-            .presence(&mut *c, worker, kind, slots, running, ttl, leaving)
+            .presence(&mut *c, p, self.config().lease)
             .await
     }
 

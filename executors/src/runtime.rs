@@ -5,9 +5,11 @@
 //!    polling, so a new job starts within a few milliseconds.
 //! 2. Run each job in its own task through [`Executor::run`], with a [`JobContext`] that
 //!    reports progress (`lua/progress.lua`) and carries a stop token.
-//! 3. Heartbeat every job's lease every `heartbeat` (`lua/heartbeat.lua`); a heartbeat that
-//!    reports a stop request cancels the job's stop token; one that finds the lease lost
-//!    (stale token, job moved on) cancels it too and writes nothing more for that attempt.
+//! 3. Say the process is alive and beat every job's lease every `heartbeat`, in one call
+//!    for all its jobs (`lua/presence.lua`, four times per presence ttl at least); a beat
+//!    that reports a stop request cancels the job's stop token; one that finds the lease
+//!    lost (stale token, job moved on) cancels it too and writes nothing more for that
+//!    attempt.
 //! 4. End the attempt with exactly one script: `complete`, `fail` (retried with backoff
 //!    while attempts are left, unless the error is fatal), `timeout` (the job's timeout ran
 //!    out; the work was stopped), `cancel` (stop obeyed) or `release` (shutdown). A write
@@ -24,6 +26,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use broker::presence::Presence;
 use broker::{Broker, Claimed, Error, JobId};
 use serde_json::Value;
 use tokio::sync::{watch, Semaphore};
@@ -246,7 +249,13 @@ pub async fn run(
     let release = CancellationToken::new();
     let mut running = JoinSet::new();
     let ticker = tokio::spawn(tick_forever(broker.clone()));
-    let presence = tokio::spawn(present_forever(broker.clone(), opts.clone(), slots.clone()));
+    let beats = Beats::default();
+    let presence = tokio::spawn(present_forever(
+        broker.clone(),
+        opts.clone(),
+        slots.clone(),
+        beats.clone(),
+    ));
     let mut blocking = None;
     tracing::info!(kind = %opts.kind, worker = %opts.worker, exec_size = opts.exec_size, pick_size = opts.pick_size, "executor started");
 
@@ -315,14 +324,15 @@ pub async fn run(
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let (b, ex, opts, release) = (
+            let (b, ex, opts, release, beats) = (
                 broker.clone(),
                 executor.clone(),
                 opts.clone(),
                 release.clone(),
+                beats.clone(),
             );
             running.spawn(async move {
-                run_one(b, ex, &opts, job, release).await;
+                run_one(b, ex, &opts, job, release, beats).await;
                 drop(permit);
             });
         }
@@ -345,10 +355,16 @@ pub async fn run(
     }
     ticker.abort();
     presence.abort();
-    if let Err(e) = broker
-        .presence(&opts.worker, &opts.kind, opts.exec_size, 0, true)
-        .await
-    {
+    let goodbye = Presence {
+        worker: &opts.worker,
+        kind: &opts.kind,
+        slots: opts.exec_size,
+        running: 0,
+        ttl: broker.config().presence_ttl,
+        leaving: true,
+        jobs: &[],
+    };
+    if let Err(e) = broker.presence(&goodbye).await {
         tracing::warn!(error = %e, "could not say goodbye; reapers will notice");
     }
     tracing::info!("executor stopped");
@@ -361,24 +377,81 @@ fn beat(b: &Broker) -> Duration {
     (b.config().presence_ttl / 4).max(Duration::from_millis(25))
 }
 
-/// Says this process is alive (one call for all its jobs), four times per presence ttl.
-async fn present_forever(b: Broker, opts: Options, slots: Arc<Semaphore>) {
-    let mut every = tokio::time::interval(beat(&b));
+/// What the presence beat needs of one running attempt: its token, and how to stop it.
+struct Beat {
+    token: String,
+    stop: CancellationToken,
+    cause: Arc<watch::Sender<Option<Cause>>>,
+    log: Log,
+}
+
+/// The attempts this process runs, by job: the presence beat extends their leases.
+type Beats = Arc<std::sync::Mutex<std::collections::HashMap<JobId, Beat>>>;
+
+/// Says this process is alive, four times per presence ttl, and, every `heartbeat`, beats
+/// the leases of all its jobs in the same call; cancels a job's `stop` on a stop request or
+/// a lost lease.
+async fn present_forever(b: Broker, opts: Options, slots: Arc<Semaphore>, beats: Beats) {
+    let tick = beat(&b).min(opts.heartbeat);
+    let mut every = tokio::time::interval(tick);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_jobs = Instant::now();
     loop {
         every.tick().await;
-        let running = opts.exec_size.max(1) - slots.available_permits();
-        if let Err(e) = b
-            .presence(
-                &opts.worker,
-                &opts.kind,
-                opts.exec_size.max(1),
-                running,
-                false,
-            )
-            .await
-        {
-            tracing::debug!(error = %e, "presence failed");
+        let due = last_jobs.elapsed() + tick / 2 >= opts.heartbeat;
+        let jobs: Vec<(JobId, String)> = if due {
+            last_jobs = Instant::now();
+            let beats = beats.lock().unwrap_or_else(|e| e.into_inner());
+            beats.iter().map(|(id, b)| (*id, b.token.clone())).collect()
+        } else {
+            Vec::new()
+        };
+        let pairs: Vec<(JobId, &str)> = jobs.iter().map(|(id, t)| (*id, t.as_str())).collect();
+        let p = Presence {
+            worker: &opts.worker,
+            kind: &opts.kind,
+            slots: opts.exec_size.max(1),
+            running: opts.exec_size.max(1) - slots.available_permits(),
+            ttl: b.config().presence_ttl,
+            leaving: false,
+            jobs: &pairs,
+        };
+        let t0 = now_us();
+        let answers = match b.presence(&p).await {
+            Ok(a) => a,
+            // Redis away or full: no lease is lost (only Redis can say so); keep working
+            // and try again at the next beat.
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = pairs.len(), "presence and heartbeats failed; retrying");
+                continue;
+            }
+        };
+        let mut beats = beats.lock().unwrap_or_else(|e| e.into_inner());
+        for ((id, token), answer) in pairs.iter().zip(answers) {
+            let Some(beat) = beats.get(id).filter(|b| b.token == *token) else {
+                continue; // the attempt ended meanwhile
+            };
+            if let Some(h) = &beat.log.history {
+                h.record(
+                    t0,
+                    &beat.log.worker,
+                    "heartbeat",
+                    *id,
+                    beat.log.attempt,
+                    token,
+                    &answer,
+                );
+            }
+            match answer {
+                Ok(false) => {}
+                // Keep beating the lease while the work winds down.
+                Ok(true) => stop_for(&beat.cause, Cause::StopRequested, &beat.stop),
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "lease lost; stopping the work");
+                    stop_for(&beat.cause, Cause::LeaseLost, &beat.stop);
+                    beats.remove(id);
+                }
+            }
         }
     }
 }
@@ -400,6 +473,7 @@ async fn run_one(
     opts: &Options,
     job: Claimed,
     release: CancellationToken,
+    beats: Beats,
 ) {
     let id = job.id;
     let log = Log {
@@ -433,15 +507,15 @@ async fn run_one(
         jail: opts.jail.clone(),
         stop: stop.clone(),
     };
-    let heart = tokio::spawn(heartbeat(
-        b.clone(),
-        log.clone(),
+    beats.lock().unwrap_or_else(|e| e.into_inner()).insert(
         id,
-        job.token.clone(),
-        opts.heartbeat,
-        stop.clone(),
-        cause_tx.clone(),
-    ));
+        Beat {
+            token: job.token.clone(),
+            stop: stop.clone(),
+            cause: cause_tx.clone(),
+            log: log.clone(),
+        },
+    );
     tracing::info!(job = %id, attempt = job.attempt, "started");
 
     let staged = job.inputs.then(|| (b.clone(), stop.clone()));
@@ -478,7 +552,7 @@ async fn run_one(
             Outcome::Released
         }
     };
-    heart.abort();
+    beats.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
     let cause = *cause_rx.borrow();
     match (cause, outcome) {
         (Some(Cause::LeaseLost), _) => {
@@ -500,41 +574,6 @@ async fn sleep_or_forever(d: Option<Duration>) {
     match d {
         Some(d) => tokio::time::sleep(d).await,
         None => futures::future::pending().await,
-    }
-}
-
-/// Keeps the lease alive; cancels `stop` on a stop request or a lost lease.
-async fn heartbeat(
-    b: Broker,
-    log: Log,
-    id: JobId,
-    token: String,
-    every: Duration,
-    stop: CancellationToken,
-    cause: Arc<watch::Sender<Option<Cause>>>,
-) {
-    loop {
-        tokio::time::sleep(every).await;
-        match log
-            .call("heartbeat", id, &token, || b.heartbeat(id, &token))
-            .await
-        {
-            Ok(false) => {}
-            Ok(true) => {
-                stop_for(&cause, Cause::StopRequested, &stop);
-                // Keep the lease while the work winds down.
-            }
-            // Redis away or full: the lease is not lost (only Redis can say so); keep
-            // working and try again at the next beat.
-            Err(e) if e.is_transient() => {
-                tracing::warn!(job = %id, error = %e, "heartbeat failed; retrying")
-            }
-            Err(e) => {
-                tracing::warn!(job = %id, error = %e, "lease lost; stopping the work");
-                stop_for(&cause, Cause::LeaseLost, &stop);
-                return;
-            }
-        }
     }
 }
 

@@ -122,9 +122,16 @@ fn wrapper_keys() -> std::collections::HashMap<&'static str, usize> {
         let _ = s.unlock(c, id).await;
         let _ = s.retry(c, id).await;
         let _ = s.reap(c, 1, 5, Duration::from_secs(2)).await;
-        let _ = s
-            .presence(c, "w", "x", 1, 0, Duration::from_secs(2), false)
-            .await;
+        let p = crate::presence::Presence {
+            worker: "w",
+            kind: "x",
+            slots: 1,
+            running: 0,
+            ttl: Duration::from_secs(2),
+            leaving: false,
+            jobs: &[],
+        };
+        let _ = s.presence(c, &p, Duration::from_secs(1)).await;
         let _ = s.promote(c, 1).await;
         let _ = s.unhold(c, id, None).await;
         let _ = s.seq_floor(c, 1).await;

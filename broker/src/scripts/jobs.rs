@@ -409,32 +409,35 @@ impl Scripts {
         })
     }
 
-    /// Runs `lua/presence.lua`: `worker` (of `kind`, running `running` of `slots` jobs) is
-    /// alive for `ttl` more, or, `leaving`, gone.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs `lua/presence.lua`: `p.worker` is alive for `p.ttl` more (or, leaving, gone),
+    /// and the leases of `p.jobs` (id, token) are extended by `lease`. One answer per job,
+    /// as [`Scripts::heartbeat`]'s: true when a stop was requested.
     pub async fn presence<C: ConnectionLike>(
         &self,
         c: &mut C,
-        worker: &str,
-        kind: &str,
-        slots: usize,
-        running: usize,
-        ttl: Duration,
-        leaving: bool,
-    ) -> Result<(), Error> {
+        p: &crate::presence::Presence<'_>,
+        lease: Duration,
+    ) -> Result<Vec<Result<bool, Error>>, Error> {
         let k = &self.keys;
-        self.presence
-            .key(k.executors())
+        let mut inv = self.presence.key(k.executors());
+        inv.key(k.leases())
             .arg(k.prefix())
-            .arg(worker)
-            .arg(kind)
-            .arg(slots)
-            .arg(running)
-            .arg(ms(ttl))
-            .arg(u8::from(leaving))
-            .run(c, "presence")
-            .await?;
-        Ok(())
+            .arg(p.worker)
+            .arg(p.kind)
+            .arg(p.slots)
+            .arg(p.running)
+            .arg(ms(p.ttl))
+            .arg(u8::from(p.leaving))
+            .arg(ms(lease));
+        for (id, token) in p.jobs {
+            inv.arg(id.0).arg(*token);
+        }
+        let r = inv.run(c, "presence").await?;
+        Ok(p.jobs
+            .iter()
+            .zip(r.rest)
+            .map(|((id, _), v)| Ok(Reply::parse("presence", v)?.check(*id, "heartbeat")?.code == 2))
+            .collect())
     }
 
     /// Runs `lua/promote.lua` over at most `count` due delayed jobs.
