@@ -346,14 +346,7 @@ async fn healthz_and_metrics() {
         .send()
         .await
         .unwrap();
-    let text = http
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = api.text("/metrics").await;
     assert!(
         text.contains("sluice_queue_depth{executor=\"spark\"} 1"),
         "{text}"

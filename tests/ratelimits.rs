@@ -234,12 +234,7 @@ async fn rate_limits_over_http_are_admin_set_visible_and_validated() {
     assert_eq!(job["rate_key"], "acct-7");
     assert_eq!(job["rate_limit"], "1/60000ms");
     assert_eq!(job["waiting"], "rate");
-    let metrics = reqwest::get(api.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = api.text("/metrics").await;
     assert!(
         metrics.contains("sluice_jobs_waiting{executor=\"x\",on=\"rate\"} 1"),
         "{metrics}"

@@ -149,6 +149,14 @@ impl TestApi {
             .expect("a key in the test redis")
     }
 
+    /// The text `GET path` answers (e.g. `/metrics`).
+    pub async fn text(&self, path: &str) -> String {
+        let r = reqwest::get(self.url(path))
+            .await
+            .expect("the server answers");
+        r.text().await.expect("a text body")
+    }
+
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
