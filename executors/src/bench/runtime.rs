@@ -35,6 +35,113 @@ pub struct Args {
     /// Port of the private redis-server.
     #[arg(long, default_value_t = 6394)]
     pub port: u16,
+    /// Recovery rounds: each `kill -9`s a `sluice-command` process running `--held` jobs
+    /// and times how long each job waits to run again on an in-process executor (0: skip).
+    #[arg(long, default_value_t = 10)]
+    pub kills: usize,
+    /// Jobs the killed executor holds in each recovery round.
+    #[arg(long, default_value_t = 20)]
+    pub held: usize,
+}
+
+/// Holds each job a little, as real work would, so recovered jobs overlap.
+struct Hold;
+
+impl Executor for Hold {
+    fn run(&self, _job: JobInput, _ctx: JobContext) -> JobFuture {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok::<Value, JobError>(Value::Null)
+        })
+    }
+}
+
+/// Unix ms of an RFC 3339 job field.
+fn field_ms(j: &broker::Job, name: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339(j.field(name)?).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64)
+}
+
+/// `--kills` rounds of: a `sluice-command` process (next to this binary) claims `--held`
+/// jobs that sleep 10 s; once all run, it is killed with SIGKILL while an in-process
+/// executor of the same kind waits with free slots; each job's wait is its new `started`
+/// minus the kill time. Returns (p50, p99, max) in ms over all jobs of all rounds.
+async fn recovery(b: &Broker, args: &Args) -> Result<(f64, f64, f64), Error> {
+    let actions = std::env::temp_dir().join(format!("sluice-recovery-{}.toml", std::process::id()));
+    std::fs::write(
+        &actions,
+        "[actions.sleep]\nargv = [\"sleep\", \"10\"]\nparams = \"none\"\n",
+    )
+    .map_err(|e| Error::Invalid(format!("actions file: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Invalid(format!("this binary: {e}")))?
+        .with_file_name("sluice-command");
+    let mut waits = Vec::new();
+    for round in 0..args.kills {
+        let kind = format!("recover{round}");
+        let mut victim = std::process::Command::new(&exe)
+            .args(["--config", &actions.display().to_string(), "--kind", &kind])
+            .env("SLUICE_REDIS_URL", &b.config().redis_url)
+            .env("SLUICE_EXEC_SIZE", args.held.to_string())
+            .env("SLUICE_PICK_SIZE", args.held.to_string())
+            .env("SLUICE_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| Error::Invalid(format!("{}: {e}", exe.display())))?;
+        let mut ids = Vec::new();
+        for _ in 0..args.held {
+            let (id, _) = b
+                .submit(&b.new_job(&kind, json!({"action": "sleep"})))
+                .await?;
+            ids.push(id);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut running = 0;
+            for id in &ids {
+                running += usize::from(b.get(*id).await?.status == broker::Status::Running);
+            }
+            if running == ids.len() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = victim.kill();
+                return Err(Error::Invalid("the victim never ran its jobs".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut opts = Options::new(b.config(), &kind);
+        opts.exec_size = args.held;
+        opts.pick_size = args.held;
+        let (stop, rx) = watch::channel(false);
+        let survivor = tokio::spawn(crate::runtime::run(b.clone(), Arc::new(Hold), opts, rx));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let killed = broker::scripts::unix_ms(std::time::SystemTime::now());
+        let _ = victim.kill();
+        let _ = victim.wait();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for id in &ids {
+            loop {
+                let j = b.get(*id).await?;
+                match field_ms(&j, "started") {
+                    Some(s) if s >= killed => {
+                        waits.push((s - killed) as f64);
+                        break;
+                    }
+                    _ if Instant::now() > deadline => {
+                        return Err(Error::Invalid(format!("job {id} never ran again")))
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        }
+        let _ = stop.send(true);
+        let _ = survivor.await;
+    }
+    let _ = std::fs::remove_file(&actions);
+    let max = waits.iter().copied().fold(0.0, f64::max);
+    let (p50, p99) = p50_p99(waits);
+    Ok((p50, p99, max))
 }
 
 /// Completes every job at once; optionally reports when each started.
@@ -165,5 +272,15 @@ pub async fn run(config: Config, args: Args) -> Result<(), Error> {
     let (p50, p99) = pickup(&b, &args).await?;
     println!("  {:<58} {p50:>10.2}", "pickup p50, idle executor (ms)");
     println!("  {:<58} {p99:>10.2}", "pickup p99, idle executor (ms)");
+    if args.kills > 0 {
+        let (p50, p99, max) = recovery(&b, &args).await?;
+        let what = format!("{} jobs x {} kill -9", args.held, args.kills);
+        println!(
+            "  {:<58} {p50:>10.0}",
+            format!("re-run after {what}, p50 (ms)")
+        );
+        println!("  {:<58} {p99:>10.0}", "re-run after kill -9, p99 (ms)");
+        println!("  {:<58} {max:>10.0}", "re-run after kill -9, max (ms)");
+    }
     Ok(())
 }
