@@ -190,12 +190,7 @@ fn redis_key(b: &Broker, sha: &str) -> String {
 
 async fn stored(b: &Broker) -> Result<Vec<String>, Error> {
     let mut c = b.conn().await?;
-    let mut it = c.scan_match::<_, String>(redis_key(b, "*")).await?;
-    let mut names = Vec::new();
-    while let Some(k) = futures::StreamExt::next(&mut it).await {
-        names.push(k?);
-    }
-    Ok(names)
+    crate::client::scan(&mut *c, redis_key(b, "*")).await
 }
 
 fn sha_of(name: &str) -> &str {

@@ -112,8 +112,11 @@ pub async fn submit_bulk(b: &Broker, input: impl std::io::BufRead) -> Result<(),
         if batch.len() == crate::http::jobs::MAX_BULK
             || (lines.peek().is_none() && !batch.is_empty())
         {
-            let (numbers, jobs): (Vec<usize>, Vec<NewJob>) =
-                std::mem::take(&mut batch).into_iter().unzip();
+            let (numbers, jobs): (Vec<usize>, Vec<Result<NewJob, Error>>) =
+                std::mem::take(&mut batch)
+                    .into_iter()
+                    .map(|(n, job)| (n, Ok(job)))
+                    .unzip();
             for (n, made) in numbers.into_iter().zip(b.submit_bulk(jobs).await?) {
                 match made {
                     Ok(s) => out(format!(

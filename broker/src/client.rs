@@ -427,19 +427,20 @@ impl Broker {
     }
 
     /// Many [`Broker::submit_once`] in one round trip, each job checked and made on its own:
-    /// one outcome per job, in order.
+    /// one outcome per item, in order. An item may already be a refusal (a request its
+    /// caller could not read): it stays that item's outcome.
     ///
     /// # Errors
     /// Redis errors (each job's own refusal is in its outcome).
     pub async fn submit_bulk(
         &self,
-        jobs: Vec<NewJob>,
+        jobs: Vec<Result<NewJob, Error>>,
     ) -> Result<Vec<Result<crate::scripts::Submitted, Error>>, Error> {
         let mut outcomes: Vec<Option<Result<crate::scripts::Submitted, Error>>> = Vec::new();
         let mut valid = Vec::new();
         for job in jobs {
-            match Self::validate(&job) {
-                Ok(()) => {
+            match job.and_then(|job| Self::validate(&job).map(|()| job)) {
+                Ok(job) => {
                     valid.push(job);
                     outcomes.push(None);
                 }
@@ -966,6 +967,19 @@ pub(crate) async fn read_jobs<C: redis::aio::ConnectionLike>(
         .into_iter()
         .map(|h| Job::from_hash(h).ok().flatten())
         .collect())
+}
+
+/// Every key matching `pattern` (a whole SCAN).
+pub(crate) async fn scan<C: redis::aio::ConnectionLike + Send + Sync>(
+    c: &mut C,
+    pattern: String,
+) -> Result<Vec<String>, Error> {
+    let mut it = c.scan_match::<_, String>(pattern).await?;
+    let mut keys = Vec::new();
+    while let Some(k) = futures::StreamExt::next(&mut it).await {
+        keys.push(k?);
+    }
+    Ok(keys)
 }
 
 /// The error for a cursor that is not a `next` of a previous page.

@@ -179,6 +179,14 @@ impl std::str::FromStr for Rate {
     }
 }
 
+impl Rate {
+    /// "N/period" with a humantime period ("100/1s"), as people write it.
+    pub fn human(&self) -> String {
+        format!("{}/{}", self.max, humantime::format_duration(self.period))
+    }
+}
+
+/// "N/<ms>ms", as stored and as lua/claim.lua reads it.
 impl std::fmt::Display for Rate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}ms", self.max, self.period.as_millis())

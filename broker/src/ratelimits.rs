@@ -28,13 +28,6 @@ pub struct KindLimit {
     pub started: u64,
 }
 
-impl Rate {
-    /// "N/period" with a humantime period ("100/1s").
-    pub fn human(&self) -> String {
-        format!("{}/{}", self.max, humantime::format_duration(self.period))
-    }
-}
-
 impl Broker {
     /// Every kind's rate limit, by kind name, with its starts in the current window.
     ///

@@ -216,24 +216,17 @@ async fn submit_bulk(
             items.len()
         )));
     }
-    let mut jobs = Vec::new();
-    let mut refused: Vec<Option<Error>> = Vec::new();
+    let mut jobs = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        match bulk_item(b, who, item, key.map(|k| format!("{k}#{i}"))).await {
-            Ok(job) => {
-                jobs.push(job);
-                refused.push(None);
-            }
-            Err(e) => refused.push(Some(e)),
-        }
+        jobs.push(bulk_item(b, who, item, key.map(|k| format!("{k}#{i}"))).await);
     }
-    let mut made = b.submit_bulk(jobs).await?.into_iter();
-    let out: Vec<Value> = refused
+    let out: Vec<Value> = b
+        .submit_bulk(jobs)
+        .await?
         .into_iter()
-        .map(|r| match r.map(Err).or_else(|| made.next()) {
-            Some(Ok(s)) => json!(s),
-            Some(Err(e)) => crate::http::errors::body(&e),
-            None => json!({"error": {"code": "internal", "message": "no outcome"}}),
+        .map(|made| match made {
+            Ok(s) => json!(s),
+            Err(e) => crate::http::errors::body(&e),
         })
         .collect();
     if out.iter().all(|o| o.get("error").is_some()) {

@@ -33,7 +33,7 @@ async fn broker_gauges(b: &Broker) -> Result<String, Error> {
     let mut c = b.conn().await?;
     let running: u64 = c.zcard(k.leases()).await?;
     let scheduled: u64 = c.zcard(k.delayed()).await?;
-    let queues = scan(&mut c, k.queue("*")).await?;
+    let queues = crate::client::scan(&mut *c, k.queue("*")).await?;
     let mut out = String::new();
     out.push_str(
         "# HELP sluice_jobs_running Jobs holding a lease.\n# TYPE sluice_jobs_running gauge\n",
@@ -72,7 +72,7 @@ async fn broker_gauges(b: &Broker) -> Result<String, Error> {
     ] {
         let strip = strip.strip_suffix(':').unwrap_or(&strip); // "parked:", from "parked::"
         let mut waiting: std::collections::BTreeMap<String, u64> = Default::default();
-        for list in scan(&mut c, pattern).await? {
+        for list in crate::client::scan(&mut *c, pattern).await? {
             let n: u64 = c.llen(&list).await?;
             let rest = list.strip_prefix(strip).unwrap_or(&list);
             let kind = rest.split(':').next().unwrap_or(rest);
@@ -85,16 +85,6 @@ async fn broker_gauges(b: &Broker) -> Result<String, Error> {
         }
     }
     Ok(out)
-}
-
-/// Every key matching `pattern` (SCAN).
-async fn scan(c: &mut crate::pool::Conn<'_>, pattern: String) -> Result<Vec<String>, Error> {
-    let mut it = c.scan_match::<_, String>(pattern).await?;
-    let mut v = Vec::new();
-    while let Some(q) = futures::StreamExt::next(&mut it).await {
-        v.push(q?);
-    }
-    Ok(v)
 }
 
 /// Claim-wait buckets of lua/claim.lua, in ms ("inf" last).
