@@ -85,6 +85,9 @@ pub fn file(keys: &Keys, passwords: &[(&str, String)]) -> Result<String, Error> 
 /// # Errors
 /// [`Error::Config`] when the URL cannot carry them.
 pub fn url_for(redis_url: &str, user: &str, password: &str) -> Result<String, Error> {
+    if let Some(url) = crate::sentinel::with_user(redis_url, user, password) {
+        return Ok(url);
+    }
     let mut url = url::Url::parse(redis_url)
         .map_err(|e| Error::Config(format!("redis_url {redis_url:?}: {e}")))?;
     if url.scheme() == "unix" || url.scheme() == "redis+unix" {

@@ -423,7 +423,38 @@ impl Broker {
     pub async fn submit_once(&self, job: &NewJob) -> Result<crate::scripts::Submitted, Error> {
         Self::validate(job)?;
         let mut c = self.conn().await?;
-        self.scripts.submit(&mut *c, job).await
+        let made = self.scripts.submit(&mut *c, job).await?;
+        self.replicated(&mut c).await?;
+        Ok(made)
+    }
+
+    /// Waits until `min_replicas_ack` replicas hold every write made so far on `c` (Redis
+    /// `WAIT`, which counts this connection's writes; a pooled connection is one caller's
+    /// while it is checked out). Nothing to do when the setting is 0.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when fewer replicas confirmed within `replica_ack_timeout`:
+    /// the write is on the primary but could be lost if it failed now.
+    pub(crate) async fn replicated(&self, c: &mut pool::Conn<'_>) -> Result<(), Error> {
+        let wanted = self.config.min_replicas_ack;
+        if wanted == 0 {
+            return Ok(());
+        }
+        let timeout = self.config.replica_ack_timeout;
+        let acked: u32 = redis::cmd("WAIT")
+            .arg(wanted)
+            .arg(timeout.as_millis().max(1) as u64)
+            .query_async(&mut **c)
+            .await?;
+        if acked >= wanted {
+            return Ok(());
+        }
+        Err(Error::Unavailable(format!(
+            "written to the primary, but {acked} of {wanted} replicas (min_replicas_ack) confirmed \
+             it within {}: it could be lost in a failover; retry (a submit with the same \
+             Idempotency-Key makes no second job)",
+            humantime::format_duration(timeout)
+        )))
     }
 
     /// Many [`Broker::submit_once`] in one round trip, each job checked and made on its own:
@@ -451,7 +482,9 @@ impl Broker {
             Vec::new()
         } else {
             let mut c = self.conn().await?;
-            self.scripts.submit_many(&mut *c, &valid).await?
+            let made = self.scripts.submit_many(&mut *c, &valid).await?;
+            self.replicated(&mut c).await?;
+            made
         }
         .into_iter();
         Ok(outcomes
@@ -776,7 +809,8 @@ impl Broker {
     pub async fn complete(&self, id: JobId, token: &str, result: &Value) -> Result<(), Error> {
         let bytes = encode(result)?;
         let mut c = self.conn().await?;
-        self.scripts.complete(&mut *c, id, token, &bytes).await
+        self.scripts.complete(&mut *c, id, token, &bytes).await?;
+        self.replicated(&mut c).await
     }
 
     /// Fails an attempt (`lua/fail.lua`); returns the new status.
@@ -791,9 +825,12 @@ impl Broker {
         retryable: bool,
     ) -> Result<Status, Error> {
         let mut c = self.conn().await?;
-        self.scripts
+        let status = self
+            .scripts
             .fail(&mut *c, id, token, error, retryable)
-            .await
+            .await?;
+        self.replicated(&mut c).await?;
+        Ok(status)
     }
 
     /// Ends an attempt that overran its timeout (`lua/timeout.lua`); returns the new status.
@@ -802,7 +839,9 @@ impl Broker {
     /// StaleLease, IllegalTransition, NotFound.
     pub async fn timeout(&self, id: JobId, token: &str, error: &str) -> Result<Status, Error> {
         let mut c = self.conn().await?;
-        self.scripts.timeout(&mut *c, id, token, error).await
+        let done = self.scripts.timeout(&mut *c, id, token, error).await?;
+        self.replicated(&mut c).await?;
+        Ok(done)
     }
 
     /// Confirms a stop the executor obeyed (`lua/cancel.lua`).
@@ -811,7 +850,8 @@ impl Broker {
     /// StaleLease, IllegalTransition, NotFound.
     pub async fn cancel(&self, id: JobId, token: &str) -> Result<(), Error> {
         let mut c = self.conn().await?;
-        self.scripts.cancel(&mut *c, id, token).await
+        self.scripts.cancel(&mut *c, id, token).await?;
+        self.replicated(&mut c).await
     }
 
     /// Hands a running job back (`lua/release.lua`); returns PENDING or CANCELED.
@@ -820,7 +860,9 @@ impl Broker {
     /// StaleLease, IllegalTransition, NotFound.
     pub async fn release(&self, id: JobId, token: &str) -> Result<Status, Error> {
         let mut c = self.conn().await?;
-        self.scripts.release(&mut *c, id, token).await
+        let done = self.scripts.release(&mut *c, id, token).await?;
+        self.replicated(&mut c).await?;
+        Ok(done)
     }
 
     /// One maintenance pass: re-queue or fail expired leases (`lua/reap.lua`) and move due

@@ -13,7 +13,9 @@ use crate::error::Error;
 /// Settings shared by the API server, the CLI and the executors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Where Redis is (`SLUICE_REDIS_URL`).
+    /// Where Redis is (`SLUICE_REDIS_URL`): `redis://`, `unix://`, or a set of sentinels
+    /// and the master name they watch, `redis+sentinel://host:port,.../<master>` (see
+    /// [`crate::sentinel`]).
     pub redis_url: String,
     /// Prefix of every key (`SLUICE_PREFIX`); lets deployments or tests share one Redis.
     pub prefix: String,
@@ -60,6 +62,13 @@ pub struct Config {
     pub pool_size: u32,
     /// How long to wait for Redis before answering "unavailable".
     pub redis_timeout: Duration,
+    /// Replicas that must hold a submit or a job's closing write before it is acknowledged
+    /// (`SLUICE_MIN_REPLICAS_ACK`, default 0: acknowledged once the primary has it). With 1
+    /// or more, each such write is followed by Redis `WAIT`; when fewer replicas confirm it
+    /// within `replica_ack_timeout` the caller gets "unavailable" (503) and may retry.
+    pub min_replicas_ack: u32,
+    /// How long `WAIT` may take (`SLUICE_REPLICA_ACK_TIMEOUT`, default 1s).
+    pub replica_ack_timeout: Duration,
     /// How long `sluice serve` waits for a request's whole header (`SLUICE_HEADER_TIMEOUT`,
     /// default 10s): a socket that sends half a header, or idles between requests, closes.
     pub header_timeout: Duration,
@@ -161,6 +170,8 @@ impl Default for Config {
             stop_list_cap: 1000,
             pool_size: 16,
             redis_timeout: Duration::from_secs(1),
+            min_replicas_ack: 0,
+            replica_ack_timeout: Duration::from_secs(1),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(20),
             max_content_length: 16 * 1024 * 1024,
@@ -213,7 +224,7 @@ pub const DEFAULT_RETENTION: [(&str, u64); 6] = [
 pub const MAX_WUMAI_WAIT: Duration = Duration::from_secs(300);
 
 /// The setting names, as file keys; the environment spells them `SLUICE_<NAME>` upper-case.
-pub const NAMES: [&str; 43] = [
+pub const NAMES: [&str; 45] = [
     "retention",
     "jetstream_pipelines",
     "wumai_wait",
@@ -254,6 +265,8 @@ pub const NAMES: [&str; 43] = [
     "stop_list_cap",
     "pool_size",
     "redis_timeout",
+    "min_replicas_ack",
+    "replica_ack_timeout",
     "header_timeout",
     "body_timeout",
     "max_content_length",
@@ -389,8 +402,13 @@ impl Config {
         }
         match name {
             "redis_url" => {
-                redis::parse_redis_url(v)
-                    .ok_or_else(|| format!("redis_url: {v:?} is not a redis:// or unix:// URL"))?;
+                if let Some(sentinel) = crate::sentinel::parse(v) {
+                    sentinel?;
+                } else if redis::parse_redis_url(v).is_none() {
+                    return Err(format!(
+                        "redis_url: {v:?} is not a redis://, unix:// or redis+sentinel:// URL"
+                    ));
+                }
                 self.redis_url = v.to_string();
             }
             "prefix" => self.prefix = v.to_string(),
@@ -515,6 +533,10 @@ impl Config {
             "stop_list_cap" => self.stop_list_cap = num(name, v, 1usize)?,
             "pool_size" => self.pool_size = num(name, v, 1u32)?,
             "redis_timeout" => self.redis_timeout = dur()?,
+            "min_replicas_ack" => self.min_replicas_ack = num(name, v, 0u32)?,
+            "replica_ack_timeout" => {
+                self.replica_ack_timeout = dur()?.max(Duration::from_millis(1))
+            }
             "header_timeout" => self.header_timeout = dur()?.max(Duration::from_millis(100)),
             "body_timeout" => self.body_timeout = dur()?.max(Duration::from_millis(100)),
             "max_content_length" => self.max_content_length = bytes(name, v)?,

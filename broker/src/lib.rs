@@ -55,6 +55,7 @@ pub mod presence;
 pub mod ratelimits;
 pub mod schedules;
 pub mod scripts;
+pub mod sentinel;
 pub mod solver;
 pub mod uploads;
 pub mod workflows;

@@ -301,6 +301,7 @@ impl Broker {
                 &defaults,
             )
             .await?;
+        self.replicated(&mut c).await?;
         Ok(Started {
             id,
             status,

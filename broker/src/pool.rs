@@ -18,15 +18,23 @@
 //! command only once a PING went through. PING is idempotent, so nothing is ever sent
 //! twice; a connection in steady use pays nothing.
 //!
+//! With a Sentinel `redis_url` ([`crate::sentinel`]) a connection is made to whichever node
+//! the sentinels name primary, and a `Healing` connection that lost its node (or finds it
+//! demoted: READONLY) asks the sentinels again before its next command instead of
+//! reconnecting to the old address: the pool follows a failover by itself. Scripts are
+//! loaded on the new primary as they are first called there (NOSCRIPT, `scripts/mod.rs`).
+//!
 //! redis-rs gives async connections a 500 ms response timeout by default, and it applies to
 //! BLPOP and XREAD BLOCK too; a blocking loop therefore gets its own connection from
 //! [`blocking_connection`] instead of a pooled one.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
+use redis::sentinel::SentinelClient;
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::config::Config;
@@ -38,11 +46,73 @@ pub type Pool = bb8::Pool<Manager>;
 /// A pooled connection.
 pub type Conn<'a> = bb8::PooledConnection<'a, Manager>;
 
+/// Where connections go: one address, or the primary that a set of sentinels names.
+#[derive(Clone)]
+pub enum Target {
+    /// A `redis://` or `unix://` URL.
+    Direct(Client),
+    /// A `redis+sentinel://` URL: asked anew for every connection.
+    Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Direct(c) => write!(f, "Direct({:?})", c.get_connection_info().addr()),
+            Target::Sentinel(_) => f.write_str("Sentinel"),
+        }
+    }
+}
+
+impl Target {
+    /// The target of `redis_url`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the URL is malformed.
+    pub fn open(redis_url: &str) -> Result<Target, Error> {
+        let bad = |e: &dyn std::fmt::Display| Error::Config(format!("redis_url: {e}"));
+        match crate::sentinel::parse(redis_url) {
+            Some(url) => {
+                let client = url.map_err(|e| bad(&e))?.client().map_err(|e| bad(&e))?;
+                Ok(Target::Sentinel(Arc::new(tokio::sync::Mutex::new(client))))
+            }
+            None => Ok(Target::Direct(
+                Client::open(redis_url).map_err(|e| bad(&e))?,
+            )),
+        }
+    }
+
+    /// A client for the node to talk to now. The sentinels' answer is checked (the node
+    /// must call itself primary); while none does (a failover under way), the error is a
+    /// refused connection, so callers treat it as Redis being away and retry.
+    async fn client(&self) -> Result<Client, RedisError> {
+        match self {
+            Target::Direct(c) => Ok(c.clone()),
+            Target::Sentinel(s) => s.lock().await.async_get_client().await.map_err(|e| {
+                if lost_connection(&e) {
+                    e
+                } else {
+                    RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionRefused,
+                        format!("no primary from the sentinels: {e}"),
+                    ))
+                }
+            }),
+        }
+    }
+}
+
 /// Makes the pool's connections: redis-rs `ConnectionManager`s that reconnect by themselves.
 #[derive(Debug, Clone)]
 pub struct Manager {
-    client: Client,
+    target: Target,
     config: ConnectionManagerConfig,
+}
+
+impl Manager {
+    async fn manager(&self) -> Result<ConnectionManager, RedisError> {
+        ConnectionManager::new_with_config(self.target.client().await?, self.config.clone()).await
+    }
 }
 
 impl bb8::ManageConnection for Manager {
@@ -50,9 +120,9 @@ impl bb8::ManageConnection for Manager {
     type Error = RedisError;
 
     async fn connect(&self) -> Result<Healing, RedisError> {
-        let inner =
-            ConnectionManager::new_with_config(self.client.clone(), self.config.clone()).await?;
-        Ok(Healing::new(inner))
+        let inner = self.manager().await?;
+        let sentinel = matches!(self.target, Target::Sentinel(_)).then(|| self.clone());
+        Ok(Healing::new(inner, sentinel))
     }
 
     async fn is_valid(&self, conn: &mut Healing) -> Result<(), RedisError> {
@@ -78,6 +148,8 @@ pub const VALIDATE_AFTER_IDLE: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct Healing {
     inner: ConnectionManager,
+    /// With Sentinel: how to find the primary again after losing a connection.
+    sentinel: Option<Manager>,
     /// The last call failed for want of a connection: the manager may hold a dead one.
     suspect: bool,
     last_used: Instant,
@@ -88,10 +160,17 @@ fn lost_connection(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
 }
 
+/// True for errors after which a connection should be made anew: lost, or (with Sentinel)
+/// to a node that is no longer the primary.
+fn lost_node(e: &RedisError) -> bool {
+    lost_connection(e) || e.code() == Some("READONLY")
+}
+
 impl Healing {
-    fn new(inner: ConnectionManager) -> Self {
+    fn new(inner: ConnectionManager, sentinel: Option<Manager>) -> Self {
         Self {
             inner,
+            sentinel,
             suspect: false,
             last_used: Instant::now(),
         }
@@ -101,6 +180,22 @@ impl Healing {
     /// dead connection is found and replaced before a real command is sent on it.
     async fn heal(&mut self) -> Result<(), RedisError> {
         if !self.suspect && self.last_used.elapsed() < VALIDATE_AFTER_IDLE {
+            return Ok(());
+        }
+        if let Some(sentinel) = &self.sentinel {
+            if !self.suspect {
+                match redis::cmd("PING")
+                    .query_async::<Value>(&mut self.inner)
+                    .await
+                {
+                    Ok(_) => return Ok(()),
+                    Err(e) if !lost_connection(&e) => return Err(e),
+                    Err(_) => {}
+                }
+            }
+            // Lost its node: ask the sentinels where the primary is now.
+            self.inner = sentinel.manager().await?;
+            self.suspect = false;
             return Ok(());
         }
         let mut last = Ok(());
@@ -124,7 +219,7 @@ impl Healing {
     /// Remembers whether the connection is suspect after a call.
     fn note<T>(&mut self, r: &Result<T, RedisError>) {
         self.last_used = Instant::now();
-        self.suspect = matches!(r, Err(e) if lost_connection(e));
+        self.suspect = matches!(r, Err(e) if lost_node(e));
     }
 }
 
@@ -171,10 +266,8 @@ impl ConnectionLike for Healing {
 /// # Errors
 /// [`Error::Config`] when the URL is malformed.
 pub fn build(config: &Config) -> Result<Pool, Error> {
-    let client = Client::open(config.redis_url.as_str())
-        .map_err(|e| Error::Config(format!("redis_url: {e}")))?;
     let manager = Manager {
-        client,
+        target: Target::open(&config.redis_url)?,
         config: ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.redis_timeout))
             // Scripts over big batches and AOF `always` take longer than the 500 ms default.
@@ -196,7 +289,7 @@ pub fn build(config: &Config) -> Result<Pool, Error> {
 /// # Errors
 /// [`Error::Redis`] when Redis cannot be reached.
 pub async fn blocking_connection(config: &Config) -> Result<MultiplexedConnection, Error> {
-    let client = Client::open(config.redis_url.as_str())?;
+    let client = Target::open(&config.redis_url)?.client().await?;
     let cfg = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(config.redis_timeout))
         .set_response_timeout(None);

@@ -61,6 +61,7 @@ impl Broker {
         held.extra.push(("held".into(), hold_deadline()));
         let mut c = self.conn().await?;
         let id = self.scripts().submit(&mut *c, &held).await?.id;
+        self.replicated(&mut c).await?;
         Ok(id)
     }
 

@@ -369,7 +369,9 @@ impl Broker {
     /// [`Error::Cluster`] when a node's cluster is missing or disabled; Redis errors.
     pub async fn submit_workflow(&self, wf: &NewWorkflow) -> Result<(u64, Vec<JobId>), Error> {
         let mut c = self.conn().await?;
-        self.scripts().workflow_create(&mut *c, wf).await
+        let made = self.scripts().workflow_create(&mut *c, wf).await?;
+        self.replicated(&mut c).await?;
+        Ok(made)
     }
 
     /// Stops workflow `id` (`lua/workflow_stop.lua`): CANCELLED, or the status it had

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::audit::Audit;
 use super::checker::{check, Durability, Report};
 use super::history::{now_us, Op, Recorder, Tail, Tailed};
+use crate::harness::sentinel::TestSentinels;
 use crate::harness::{Proc, TestRedis};
 
 /// The actions the chaos executors run.
@@ -83,10 +84,36 @@ impl Exec {
     }
 }
 
+/// Where a run's Redis is: one server, or a primary with replicas behind sentinels.
+pub trait Backend {
+    /// The `redis_url` of ACL user class `class`.
+    fn url_for(&self, class: &str) -> String;
+    /// A directory for the run's files.
+    fn dir(&self) -> &std::path::Path;
+}
+
+impl Backend for TestRedis {
+    fn url_for(&self, class: &str) -> String {
+        TestRedis::url_for(self, class)
+    }
+    fn dir(&self) -> &std::path::Path {
+        TestRedis::dir(self)
+    }
+}
+
+impl Backend for TestSentinels {
+    fn url_for(&self, class: &str) -> String {
+        TestSentinels::url_for(self, class)
+    }
+    fn dir(&self) -> &std::path::Path {
+        TestSentinels::dir(self)
+    }
+}
+
 /// Redis, executors, the client and the records of one run.
-pub struct Cluster {
-    /// The redis-server.
-    pub redis: TestRedis,
+pub struct Cluster<R: Backend = TestRedis> {
+    /// The redis-server(s).
+    pub redis: R,
     /// The test's client (cheap to clone into tasks).
     pub client: Client,
     actions: PathBuf,
@@ -106,11 +133,22 @@ pub struct Client {
 impl Cluster {
     /// Starts redis-server with `redis_args` and starts tailing its event stream.
     pub async fn start(redis_args: &[&str]) -> Self {
-        let redis = TestRedis::start_with(redis_args);
-        let broker = crate::harness::broker(&redis, |c| {
-            c.lease = LEASE;
-            c.result_ttl = Duration::from_secs(3600);
-        });
+        Cluster::on(TestRedis::start_with(redis_args), |_| {})
+    }
+}
+
+impl<R: Backend> Cluster<R> {
+    /// A run over `redis`, whose client's settings are `tweak`ed; starts tailing the event
+    /// stream.
+    pub fn on(redis: R, tweak: impl FnOnce(&mut broker::Config)) -> Self {
+        let mut config = broker::Config {
+            redis_url: redis.url_for("admin"),
+            lease: LEASE,
+            result_ttl: Duration::from_secs(3600),
+            ..broker::Config::default()
+        };
+        tweak(&mut config);
+        let broker = Broker::new(config).expect("broker over the test redis");
         let rec = Recorder::open(&redis.dir().join("history.jsonl"));
         let actions = redis.dir().join("actions.toml");
         std::fs::write(&actions, ACTIONS).expect("actions file");

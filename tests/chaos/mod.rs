@@ -10,7 +10,7 @@
 //!   catches breaches);
 //! - [`cluster`]: starts and signals the processes, records the client's calls;
 //! - scenarios, one test each, printing their figures: [`executors`] (kill -9, SIGTERM,
-//!   SIGSTOP, poison), [`redis`] (crash + AOF, outage, SCRIPT FLUSH), [`memory`]
+//!   SIGSTOP, poison), [`redis`] (crash + AOF, outage, SCRIPT FLUSH), [`failover`] (kill -9 of the primary behind sentinels), [`memory`]
 //!   (maxmemory with noeviction), [`race`] (stop vs claim).
 //!
 //! Short by default; `SLUICE_CHAOS_JOBS` and `SLUICE_CHAOS_SECS` make a long run (README,
@@ -23,6 +23,7 @@ pub mod history;
 
 mod doctored;
 mod executors;
+mod failover;
 mod memory;
 mod race;
 mod redis;

@@ -21,7 +21,7 @@ fn aof(fsync: &'static str) -> [&'static str; 6] {
     ["--save", "", "--appendonly", "yes", "--appendfsync", fsync]
 }
 
-fn drain(execs: &mut Vec<Exec>) {
+pub(super) fn drain(execs: &mut Vec<Exec>) {
     for e in execs.iter() {
         e.signal(Signal::SIGTERM);
     }
@@ -32,7 +32,7 @@ fn drain(execs: &mut Vec<Exec>) {
 }
 
 /// Two lanes submitting short jobs until `stop`, at most `max` in all; returns the acked ids.
-fn submit_lanes(
+pub(super) fn submit_lanes(
     client: &Client,
     max: usize,
     stop: Arc<AtomicBool>,
@@ -58,6 +58,17 @@ fn submit_lanes(
         .collect()
 }
 
+/// How long after `t_us` (history clock) the first submit sent after it was acknowledged.
+pub(super) fn first_acked_submit_after(client: &Client, t_us: u64) -> Option<Duration> {
+    client
+        .rec
+        .read()
+        .into_iter()
+        .filter(|o| o.op == "submit" && o.ok && o.t0 > t_us)
+        .map(|o| Duration::from_micros(o.t1 - t_us))
+        .min()
+}
+
 /// Submits under load, `kill -9`s Redis, restarts it from its AOF, submits on; returns the
 /// printed figures' report.
 async fn crash_under_load(fsync: &'static str, durability: Durability) -> super::checker::Report {
@@ -81,14 +92,7 @@ async fn crash_under_load(fsync: &'static str, durability: Durability) -> super:
     let left = c.client.wait_ended(&ids, Duration::from_secs(60)).await;
     assert!(left.is_empty(), "not ended: {left:?}\n{}", c.executor_log());
     drain(&mut execs);
-    let first_ack_after = c
-        .client
-        .rec
-        .read()
-        .into_iter()
-        .filter(|o| o.op == "submit" && o.ok && o.t0 > crash_us)
-        .map(|o| Duration::from_micros(o.t1 - crash_us))
-        .min();
+    let first_ack_after = first_acked_submit_after(&c.client, crash_us);
     let (report, _) = c.check_from_redis(durability).await;
     println!(
         "[redis kill -9, appendfsync {fsync}] Redis back {back:?} after the kill; first acked \

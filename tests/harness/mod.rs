@@ -3,6 +3,7 @@
 
 pub mod redis;
 pub mod s3;
+pub mod sentinel;
 
 use broker::{Broker, Config, Job, JobId};
 
@@ -285,10 +286,15 @@ pub struct ServeCommand {
 
 /// [`ServeCommand`] for `redis`.
 pub fn serve(redis: &TestRedis) -> ServeCommand {
+    serve_at(&redis.url_for("api"))
+}
+
+/// [`ServeCommand`] for the Redis at `redis_url` (the API user's).
+pub fn serve_at(redis_url: &str) -> ServeCommand {
     let port = free_port();
     let mut cmd = command(env!("CARGO_BIN_EXE_sluice"));
     cmd.arg("serve")
-        .env("SLUICE_REDIS_URL", redis.url_for("api"))
+        .env("SLUICE_REDIS_URL", redis_url)
         .env("SLUICE_PORT", port.to_string())
         .env("SLUICE_AUTH", "off")
         .env("SLUICE_LOG", "warn")

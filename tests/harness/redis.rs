@@ -76,10 +76,17 @@ impl TestRedis {
     /// Kills the server with SIGKILL and starts it again on the same socket and dir (its AOF,
     /// if it has one, is replayed). Scripts are gone afterwards, as after any restart.
     pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// [`TestRedis::restart`] with `extra` arguments for this start only.
+    pub fn restart_with(&mut self, extra: &[&str]) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.socket);
-        self.child = spawn(&self.args);
+        let mut args = self.args.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        self.child = spawn(&args);
         self.wait_ready();
     }
 
@@ -119,7 +126,7 @@ impl TestRedis {
 }
 
 /// The harness' own superuser password (the `default` user's).
-const SUPERUSER: &str = "harness-superuser";
+pub const SUPERUSER: &str = "harness-superuser";
 
 /// The test passwords of the ACL users, by class.
 fn passwords() -> Vec<(&'static str, String)> {
@@ -129,18 +136,18 @@ fn passwords() -> Vec<(&'static str, String)> {
         .collect()
 }
 
-fn user_url(socket: &std::path::Path, class: &str) -> String {
+/// `base` (any Redis URL) with the ACL user of `class` and its test password in it.
+pub fn with_user(base: &str, class: &str) -> String {
     let user = broker::acl::USERS
         .iter()
         .find(|(c, _)| *c == class)
         .map(|(_, u)| *u)
         .expect("a user class");
-    broker::acl::url_for(
-        &format!("unix://{}", socket.display()),
-        user,
-        &format!("test-{class}"),
-    )
-    .expect("a URL")
+    broker::acl::url_for(base, user, &format!("test-{class}")).expect("a URL")
+}
+
+fn user_url(socket: &std::path::Path, class: &str) -> String {
+    with_user(&format!("unix://{}", socket.display()), class)
 }
 
 fn spawn(args: &[String]) -> Child {
