@@ -1,6 +1,7 @@
 //! The supervisord stack of supervisor/: every program comes up RUNNING, a job runs end to
 //! end, and a `kill -9` of the API or of the executor is restarted by supervisord with no
-//! job lost. The test writes its own supervisord.conf (socket, logs in a temp dir) that
+//! job lost. The failover stack (supervisor/failover.conf) survives its primary Redis
+//! going away. The test writes its own supervisord.conf (socket, logs in a temp dir) that
 //! includes the repository's program files unchanged.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +14,8 @@ use crate::harness::{free_port, Proc};
 struct Stack {
     conf: PathBuf,
     api: String,
+    run: PathBuf,
+    redis_port: u16,
     _supervisord: Proc,
     _dir: tempfile::TempDir,
 }
@@ -62,6 +65,12 @@ impl Drop for Stack {
 }
 
 fn start_stack() -> Stack {
+    start_stack_with("programs/*.conf", &[])
+}
+
+/// The stack of the program files `includes` (globs under supervisor/), with `env` beside
+/// the test's settings.
+fn start_stack_with(includes: &str, env: &[(&str, String)]) -> Stack {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_sluice"))
         .parent()
@@ -76,9 +85,13 @@ fn start_stack() -> Stack {
         format!(
             "[unix_http_server]\nfile={d}/s.sock\n\n[supervisord]\nlogfile={d}/log/supervisord.log\npidfile={d}/supervisord.pid\nchildlogdir={d}/log\nnodaemon=true\n\n\
              [rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
-             [supervisorctl]\nserverurl=unix://{d}/s.sock\n\n[include]\nfiles = {repo}/supervisor/programs/*.conf\n",
+             [supervisorctl]\nserverurl=unix://{d}/s.sock\n\n[include]\nfiles = {files}\n",
             d = d.display(),
-            repo = repo.display()
+            files = includes
+                .split(' ')
+                .map(|g| format!("{}/supervisor/{g}", repo.display()))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
     )
     .unwrap();
@@ -94,6 +107,7 @@ fn start_stack() -> Stack {
             .env("SLUICE_AUTH", "off")
             .env("SLUICE_LEASE", "1s")
             .env("SLUICE_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -102,6 +116,8 @@ fn start_stack() -> Stack {
     let stack = Stack {
         conf,
         api: format!("http://127.0.0.1:{api_port}"),
+        run: d.to_path_buf(),
+        redis_port,
         _supervisord: supervisord,
         _dir: dir,
     };
@@ -206,4 +222,187 @@ async fn the_stack_comes_up_runs_jobs_and_survives_kill_9() {
 
     let stopped = stack.ctl(&["stop", "all"]);
     assert!(stopped.contains("stopped"), "{stopped}");
+}
+
+/// redis-cli as the admin user (from the stack's run/acl/admin.env) against `port`.
+fn redis_cli(stack: &Stack, port: &str, args: &[&str]) -> String {
+    let env = std::fs::read_to_string(stack.run.join("acl/admin.env")).unwrap_or_default();
+    let pass = env
+        .split("sluice-admin:")
+        .nth(1)
+        .and_then(|rest| rest.split('@').next())
+        .unwrap_or_default()
+        .to_string();
+    let out = Command::new("redis-cli")
+        .args([
+            "--no-auth-warning",
+            "-p",
+            port,
+            "--user",
+            "sluice-admin",
+            "--pass",
+            &pass,
+        ])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `done` every 100 ms; panics naming `what` after `within`.
+async fn until(within: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The failover stack as README "Failover" runs it, with `min_replicas_ack = 1`: a job runs
+/// end to end; the primary Redis is stopped; the sentinels promote the replica and the
+/// same API and executor processes carry on through it; the old primary, started again,
+/// joins the new one as its replica (bin/sluice-run asks the sentinels), after which
+/// acknowledged submits resume and complete; nothing made before is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failover_stack_survives_losing_its_primary() {
+    let (replica, sentinels) = (free_port(), [free_port(), free_port(), free_port()]);
+    let ports: Vec<String> = sentinels.iter().map(u16::to_string).collect();
+    let stack = tokio::task::block_in_place(|| {
+        start_stack_with(
+            "programs/*.conf failover/*.conf",
+            &[
+                ("SLUICE_FAILOVER", "on".into()),
+                ("SLUICE_REPLICA_PORT", replica.to_string()),
+                ("SLUICE_SENTINEL_PORTS", ports.join(",")),
+                ("SLUICE_SENTINEL_DOWN_AFTER", "1000".into()),
+                ("SLUICE_MIN_REPLICAS_ACK", "1".into()),
+            ],
+        )
+    });
+    tokio::task::block_in_place(|| {
+        stack.wait_running(&[
+            "redis-replica",
+            "sentinel:sentinel-0",
+            "sentinel:sentinel-1",
+            "sentinel:sentinel-2",
+        ])
+    });
+    let sentinel = ports[0].clone();
+    let primary_port = || {
+        let out = Command::new("redis-cli")
+            .args([
+                "-p",
+                &sentinel,
+                "SENTINEL",
+                "GET-MASTER-ADDR-BY-NAME",
+                "sluice",
+            ])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let http = reqwest::Client::new();
+    let submit = |params: Value| {
+        let (http, api) = (http.clone(), stack.api.clone());
+        async move {
+            let r = http
+                .post(format!("{api}/jobs"))
+                .json(&json!({"executor": "command", "params": params}))
+                .send()
+                .await
+                .ok()?;
+            if r.status() != 201 {
+                return None;
+            }
+            r.json::<Value>().await.ok()?["id"].as_u64()
+        }
+    };
+    let mut first = None;
+    until(
+        Duration::from_secs(30),
+        "a first job submitted",
+        async || {
+            first = submit(json!({"action": "hello", "name": "primary"})).await;
+            first.is_some()
+        },
+    )
+    .await;
+    let first = first.expect("submitted");
+    wait_job(
+        &http,
+        &stack.api,
+        first,
+        "COMPLETED",
+        Duration::from_secs(10),
+    )
+    .await;
+    let redis_port = stack.redis_port.to_string();
+    until(
+        Duration::from_secs(20),
+        "the sentinels know the replica",
+        async || {
+            let out = Command::new("redis-cli")
+                .args(["-p", &sentinel, "SENTINEL", "REPLICAS", "sluice"])
+                .output()
+                .expect("redis-cli");
+            String::from_utf8_lossy(&out.stdout).contains(&replica.to_string())
+        },
+    )
+    .await;
+
+    // The primary goes away: the sentinels promote the replica.
+    let t = Instant::now();
+    assert!(stack.ctl(&["stop", "redis"]).contains("stopped"));
+    until(
+        Duration::from_secs(30),
+        "the replica promoted",
+        async || primary_port() == replica.to_string(),
+    )
+    .await;
+    let promoted = t.elapsed();
+    // The old primary comes back as the new one's replica; submits are acknowledged again.
+    assert!(stack.ctl(&["start", "redis"]).contains("started"));
+    let mut second = None;
+    until(
+        Duration::from_secs(30),
+        "a submit after the failover",
+        async || {
+            second = submit(json!({"action": "hello", "name": "replica"})).await;
+            second.is_some()
+        },
+    )
+    .await;
+    let resumed = t.elapsed();
+    let second = second.expect("submitted");
+    let j = wait_job(
+        &http,
+        &stack.api,
+        second,
+        "COMPLETED",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(j["result"], "hello replica\n");
+    let j = wait_job(
+        &http,
+        &stack.api,
+        first,
+        "COMPLETED",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        j["result"], "hello primary\n",
+        "the job made before is on the new primary"
+    );
+    let role = redis_cli(&stack, &redis_port, &["INFO", "replication"]);
+    assert!(
+        role.contains("role:slave") && role.contains(&format!("master_port:{replica}")),
+        "the old primary replicates the new one: {role}"
+    );
+    println!("[failover stack] replica promoted {promoted:?} after the primary stopped; acknowledged submits again {resumed:?} after it");
 }

@@ -6,11 +6,12 @@
 //! | `sluice-exec` | executors | read and write the job data (`job_*`, queues, streams, ...), run the scripts; **no** `apikey:*` |
 //! | `sluice-api` | `sluice serve` | the same, and **read** `apikey:*` (auth) |
 //! | `sluice-admin` | the `sluice` CLI of an operator | every key (keys are made here), nothing `@dangerous` |
+//! | `sluice-repl` | replicas and sentinels (`supervisor/failover/`) | replicate (`PSYNC`) and what Sentinel sends; **no** key |
 //!
 //! and the `default` user is off, so nothing connects without a password. So a leaked
 //! executor credential cannot mint an API key (finding 1 of issue 15), and the API cannot
 //! either. `sluice acl setup DIR` writes `DIR/users.acl` (for Redis' `aclfile`) with fresh
-//! random passwords, and one env file per class (`DIR/exec.env`, `api.env`, `admin.env`)
+//! random passwords, and one env file per class (`DIR/exec.env`, `api.env`, `admin.env`, `repl.env`)
 //! holding its `SLUICE_REDIS_URL`; the shipped `redis.conf` loads `run/acl/users.acl`.
 
 use std::path::Path;
@@ -18,12 +19,19 @@ use std::path::Path;
 use crate::error::Error;
 use crate::keys::Keys;
 
-/// The three users, by class.
-pub const USERS: [(&str, &str); 3] = [
+/// The users, by class.
+pub const USERS: [(&str, &str); 4] = [
     ("exec", "sluice-exec"),
     ("api", "sluice-api"),
     ("admin", "sluice-admin"),
+    ("repl", "sluice-repl"),
 ];
+
+/// What a replica (`masteruser`) and a sentinel (`sentinel auth-user`) send, as Redis'
+/// replication and Sentinel docs list it: no key, one channel.
+const REPL_COMMANDS: &str = "resetkeys resetchannels &__sentinel__:hello -@all \
+    +psync +replconf +ping +info +role +multi +exec +slaveof +replicaof +config|rewrite \
+    +client|setname +client|kill +script|kill +subscribe +publish";
 
 /// Commands every data user may run: reads, writes, scripts (by SHA; `SCRIPT LOAD` after a
 /// restart), blocking reads, connection commands; never `@dangerous` or `@admin` ones, nor
@@ -54,9 +62,10 @@ pub fn rule(keys: &Keys, class: &str) -> Result<String, Error> {
             data.join(" ")
         ),
         "admin" => format!("resetkeys ~{p}* resetchannels &{p}* +@all -@dangerous +info"),
+        "repl" => REPL_COMMANDS.to_string(),
         other => {
             return Err(Error::Invalid(format!(
-                "user class {other:?}: exec, api or admin"
+                "user class {other:?}: exec, api, admin or repl"
             )))
         }
     })
@@ -149,7 +158,7 @@ pub fn setup(dir: &Path, keys: &Keys, redis_url: &str, rotate: bool) -> Result<V
     }
     write(&acl, &file(keys, &passwords)?)?;
     done.push(format!(
-        "wrote {} (users sluice-exec, sluice-api, sluice-admin; default off)",
+        "wrote {} (users sluice-exec, sluice-api, sluice-admin, sluice-repl; default off)",
         acl.display()
     ));
     Ok(done)
@@ -168,6 +177,8 @@ mod tests {
         let api = rule(&keys, "api").unwrap_or_default();
         assert!(api.contains("%R~t1:apikey:*"));
         assert!(rule(&keys, "root").is_err());
+        let repl = rule(&keys, "repl").unwrap_or_default();
+        assert!(repl.contains("+psync") && !repl.contains('~'), "{repl}");
         let text = file(&keys, &[("exec", "pw1".into())]).unwrap_or_default();
         assert!(text.starts_with("user default off\nuser sluice-exec on >pw1 "));
         assert!(file(&keys, &[("exec", "a b".into())]).is_err());
