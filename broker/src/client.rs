@@ -813,6 +813,21 @@ impl Broker {
         self.replicated(&mut c).await
     }
 
+    /// Many [`Broker::complete`]s in one pipeline (and one replica wait for all): one
+    /// outcome per attempt, in order.
+    ///
+    /// # Errors
+    /// Redis errors, and a missing replica ack, for the whole batch.
+    pub async fn complete_many(
+        &self,
+        done: &[(JobId, &str, &[u8])],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        let mut c = self.conn().await?;
+        let outcomes = self.scripts.complete_many(&mut *c, done).await?;
+        self.replicated(&mut c).await?;
+        Ok(outcomes)
+    }
+
     /// Fails an attempt (`lua/fail.lua`); returns the new status.
     ///
     /// # Errors

@@ -19,6 +19,7 @@
 
 pub mod bench;
 pub mod child;
+pub mod closer;
 pub mod command;
 pub mod gridlabd;
 pub mod history;

@@ -10,7 +10,8 @@
 //!    that reports a stop request cancels the job's stop token; one that finds the lease
 //!    lost (stale token, job moved on) cancels it too and writes nothing more for that
 //!    attempt.
-//! 4. End the attempt with exactly one script: `complete`, `fail` (retried with backoff
+//! 4. End the attempt with exactly one script: `complete` (batched with other jobs'
+//!    completions, `crate::closer`), `fail` (retried with backoff
 //!    while attempts are left, unless the error is fatal), `timeout` (the job's timeout ran
 //!    out; the work was stopped), `cancel` (stop obeyed) or `release` (shutdown). A write
 //!    that fails because Redis is away is retried until it lands or the lease is lost.
@@ -34,6 +35,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::child::Jail;
+use crate::closer::Closer;
 use crate::history::{now_us, History};
 
 /// What went wrong in a job; decides retry or not.
@@ -256,6 +258,7 @@ pub async fn run(
         slots.clone(),
         beats.clone(),
     ));
+    let (closer, closing) = Closer::start(broker.clone());
     let mut blocking = None;
     tracing::info!(kind = %opts.kind, worker = %opts.worker, exec_size = opts.exec_size, pick_size = opts.pick_size, "executor started");
 
@@ -324,15 +327,16 @@ pub async fn run(
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let (b, ex, opts, release, beats) = (
+            let (b, ex, opts, release, beats, closer) = (
                 broker.clone(),
                 executor.clone(),
                 opts.clone(),
                 release.clone(),
                 beats.clone(),
+                closer.clone(),
             );
             running.spawn(async move {
-                run_one(b, ex, &opts, job, release, beats).await;
+                run_one(b, ex, &opts, job, release, beats, closer).await;
                 drop(permit);
             });
         }
@@ -353,6 +357,8 @@ pub async fn run(
             }
         }
     }
+    drop(closer);
+    let _ = closing.await; // every batch written
     ticker.abort();
     presence.abort();
     let goodbye = Presence {
@@ -474,6 +480,7 @@ async fn run_one(
     job: Claimed,
     release: CancellationToken,
     beats: Beats,
+    closer: Closer,
 ) {
     let id = job.id;
     let log = Log {
@@ -486,6 +493,7 @@ async fn run_one(
         Err(e) => {
             finish(
                 &b,
+                &closer,
                 &log,
                 id,
                 &job.token,
@@ -566,7 +574,7 @@ async fn run_one(
             .await;
             tracing::info!(job = %id, "canceled on request");
         }
-        (_, outcome) => finish(&b, &log, id, &job.token, outcome).await,
+        (_, outcome) => finish(&b, &closer, &log, id, &job.token, outcome).await,
     }
 }
 
@@ -577,12 +585,15 @@ async fn sleep_or_forever(d: Option<Duration>) {
     }
 }
 
-/// Writes the attempt's end with exactly one script.
-async fn finish(b: &Broker, log: &Log, id: JobId, token: &str, outcome: Outcome) {
+/// Writes the attempt's end with exactly one script (a completion in the closer's next
+/// batch).
+async fn finish(b: &Broker, closer: &Closer, log: &Log, id: JobId, token: &str, outcome: Outcome) {
     match outcome {
         Outcome::Done(Ok(result)) => {
             write_until_landed(id, || {
-                log.call("complete", id, token, || b.complete(id, token, &result))
+                log.call("complete", id, token, || {
+                    closer.complete(id, token, &result)
+                })
             })
             .await;
             tracing::info!(job = %id, "completed");

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::scripts::{p50_p99, rate, start_redis, wait_ready};
+use super::scripts::{p50_p99, rate, start_redis, start_redis_with, wait_ready};
 use broker::{Broker, Config, Error};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
@@ -42,6 +42,10 @@ pub struct Args {
     /// Jobs the killed executor holds in each recovery round.
     #[arg(long, default_value_t = 20)]
     pub held: usize,
+    /// Also measure what `min_replicas_ack = 1` costs: a replica of the private Redis on
+    /// the next port, then submits and the no-op drain with the setting 0 and 1.
+    #[arg(long)]
+    pub ack: bool,
 }
 
 /// Holds each job a little, as real work would, so recovered jobs overlap.
@@ -225,6 +229,85 @@ async fn pickup(b: &Broker, args: &Args) -> Result<(f64, f64), Error> {
     Ok(p50_p99(lat))
 }
 
+/// Single submits (`Broker::submit`, one call each, so each waits for its replica ack
+/// when asked) from `concurrency` tasks; jobs/s.
+async fn submits(b: &Broker, n: usize, concurrency: usize) -> Result<f64, Error> {
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..n / concurrency {
+                b.submit(&b.new_job("acked", json!(i))).await?;
+            }
+            Ok::<(), Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await
+            .map_err(|e| Error::Invalid(format!("submit task: {e}")))??;
+    }
+    Ok(rate(n / concurrency * concurrency, t0.elapsed()))
+}
+
+/// What `min_replicas_ack = 1` costs against a replica on the next port: submits (one
+/// task, 16 tasks) and the no-op drain, each with the setting 0 and then 1.
+async fn ack_cost(b: &Broker, args: &Args) -> Result<(), Error> {
+    let port = args.port.to_string();
+    let _replica = start_redis_with("aof", args.port + 1, &["--replicaof", "127.0.0.1", &port])?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = b.conn().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut *c)
+            .await?;
+        if info.contains("state=online") {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Invalid("the replica never came online".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let acked = Broker::new(Config {
+        min_replicas_ack: 1,
+        ..b.config().clone()
+    })?;
+    let n = (args.jobs / 4).max(1000);
+    let mut rows = Vec::new();
+    for (ack, broker) in [(0, b), (1, &acked)] {
+        let one = submits(broker, n / 4, 1).await?;
+        let many = submits(broker, n, 16).await?;
+        let drain = through(
+            broker,
+            Arc::new(Noop(None)),
+            args,
+            &format!("noop-ack{ack}"),
+            (0..n).map(|i| json!(i)).collect(),
+        )
+        .await?;
+        rows.push((one, many, drain));
+    }
+    for (i, what) in [
+        "submits, one at a time",
+        "submits, 16 at once",
+        "no-op drain through the runtime",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let get = |r: &(f64, f64, f64)| [r.0, r.1, r.2][i];
+        let (off, on) = (get(&rows[0]), get(&rows[1]));
+        println!(
+            "  {:<58} {off:>10.0} {on:>10.0}  x{:.2}",
+            format!("{what}, ack 0 / 1 (jobs/s)"),
+            on / off
+        );
+    }
+    Ok(())
+}
+
 /// Runs the three measurements and prints them.
 ///
 /// # Errors
@@ -281,6 +364,9 @@ pub async fn run(config: Config, args: Args) -> Result<(), Error> {
         );
         println!("  {:<58} {p99:>10.0}", "re-run after kill -9, p99 (ms)");
         println!("  {:<58} {max:>10.0}", "re-run after kill -9, max (ms)");
+    }
+    if args.ack {
+        ack_cost(&b, &args).await?;
     }
     Ok(())
 }

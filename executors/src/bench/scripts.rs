@@ -104,6 +104,15 @@ impl Drop for PrivateRedis {
 /// # Errors
 /// An unknown mode, or redis-server not starting.
 pub fn start_redis(mode: &str, port: u16) -> Result<PrivateRedis, Error> {
+    start_redis_with(mode, port, &[])
+}
+
+/// [`start_redis`] with `extra` redis-server arguments (e.g. `--replicaof`), in a directory
+/// of its own.
+///
+/// # Errors
+/// As [`start_redis`].
+pub fn start_redis_with(mode: &str, port: u16, extra: &[&str]) -> Result<PrivateRedis, Error> {
     let persist: &[&str] = match mode {
         "aof" => &["--appendonly", "yes", "--appendfsync", "everysec"],
         "always" => &["--appendonly", "yes", "--appendfsync", "always"],
@@ -114,7 +123,7 @@ pub fn start_redis(mode: &str, port: u16) -> Result<PrivateRedis, Error> {
             )))
         }
     };
-    let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
     let child = Command::new("redis-server")
         .args([
@@ -128,6 +137,7 @@ pub fn start_redis(mode: &str, port: u16) -> Result<PrivateRedis, Error> {
         .arg("--dir")
         .arg(&dir)
         .args(persist)
+        .args(extra)
         .stdout(Stdio::null())
         .spawn()
         .map_err(|e| Error::Config(format!("cannot start redis-server: {e}")))?;
