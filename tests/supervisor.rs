@@ -273,7 +273,14 @@ async fn the_failover_stack_survives_losing_its_primary() {
             &[
                 ("SLUICE_FAILOVER", "on".into()),
                 ("SLUICE_REPLICA_PORT", replica.to_string()),
-                ("SLUICE_SENTINEL_PORTS", ports.join(",")),
+                (
+                    "SLUICE_SENTINELS",
+                    ports
+                        .iter()
+                        .map(|p| format!("127.0.0.1:{p}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
                 ("SLUICE_SENTINEL_DOWN_AFTER", "1000".into()),
                 ("SLUICE_MIN_REPLICAS_ACK", "1".into()),
             ],

@@ -779,7 +779,7 @@ async fn serve(
     if !b.config().auth {
         eprintln!("sluice: WARNING: auth is OFF (SLUICE_AUTH=off): anyone who reaches {addr} is admin. Local use only.");
     }
-    tracing::info!(%addr, auth = b.config().auth, redis = %b.config().redis_url, "serving");
+    tracing::info!(%addr, auth = b.config().auth, redis = %crate::config::redacted_url(&b.config().redis_url), "serving");
     crate::http::run(listener, b, shutdown).await?;
     tracing::info!("stopped");
     Ok(())

@@ -99,7 +99,10 @@ pub struct Broker {
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker")
-            .field("redis_url", &self.config.redis_url)
+            .field(
+                "redis_url",
+                &crate::config::redacted_url(&self.config.redis_url),
+            )
             .finish()
     }
 }
@@ -807,9 +810,21 @@ impl Broker {
     /// # Errors
     /// StaleLease, IllegalTransition, NotFound.
     pub async fn complete(&self, id: JobId, token: &str, result: &Value) -> Result<(), Error> {
-        let bytes = encode(result)?;
+        self.complete_encoded(id, token, &encode(result)?).await
+    }
+
+    /// [`Broker::complete`] with the result already MessagePack.
+    ///
+    /// # Errors
+    /// As [`Broker::complete`].
+    pub async fn complete_encoded(
+        &self,
+        id: JobId,
+        token: &str,
+        result: &[u8],
+    ) -> Result<(), Error> {
         let mut c = self.conn().await?;
-        self.scripts.complete(&mut *c, id, token, &bytes).await?;
+        self.scripts.complete(&mut *c, id, token, result).await?;
         self.replicated(&mut c).await
     }
 

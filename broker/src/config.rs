@@ -272,6 +272,32 @@ pub const NAMES: [&str; 45] = [
     "max_content_length",
 ];
 
+/// `url` (a `redis_url`) with its passwords hidden, for logs: `user:***@` and `pass=***`.
+pub fn redacted_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    match base.split_once("://").and_then(|(scheme, rest)| {
+        let (auth, hosts) = rest.rsplit_once('@')?;
+        let user = auth.split_once(':').map_or(auth, |(u, _)| u);
+        Some(format!("{scheme}://{user}:***@{hosts}"))
+    }) {
+        Some(hidden) => out.push_str(&hidden),
+        None => out.push_str(base),
+    }
+    if !query.is_empty() {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.contains("pass") => format!("{k}=***"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
 impl Config {
     /// How long a finished job of executor `kind`, submitted through `face` (a scope of
     /// `retention`; None for the native API), is kept: its kind's retention, else its
@@ -571,6 +597,26 @@ fn on_off(name: &str, v: &str) -> Result<bool, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn redacted_urls_hide_passwords() {
+        assert_eq!(
+            redacted_url("redis://sluice-api:s3cret@127.0.0.1:6379"),
+            "redis://sluice-api:***@127.0.0.1:6379"
+        );
+        assert_eq!(
+            redacted_url("redis+sentinel://u:p@h1:1,h2:2/sluice?sentinel_password=x"),
+            "redis+sentinel://u:***@h1:1,h2:2/sluice?sentinel_password=***"
+        );
+        assert_eq!(
+            redacted_url("unix:///tmp/r.sock?user=sluice-exec&pass=pw"),
+            "unix:///tmp/r.sock?user=sluice-exec&pass=***"
+        );
+        assert_eq!(
+            redacted_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+    }
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -3,7 +3,8 @@
 //! `lua/complete.lua` calls (and, with `min_replicas_ack`, one `WAIT` for the whole batch),
 //! then answers each task with its own outcome. Nothing waits to fill a batch: a lone job
 //! is written at once; under load, completions that arrive while a batch is in flight form
-//! the next one, as the core's drain (`sluice bench`) does.
+//! the next one, as the core's drain (`sluice bench`) does. A batch or call that Redis
+//! itself refuses is written again one job at a time, so each job gets its own error.
 
 use broker::{Broker, Error, JobId};
 use serde_json::Value;
@@ -58,28 +59,20 @@ async fn close_forever(b: Broker, mut rx: mpsc::UnboundedReceiver<Done>) {
             .iter()
             .map(|d| (d.id, d.token.as_str(), d.result.as_slice()))
             .collect();
-        match b.complete_many(&items).await {
-            Ok(outcomes) => {
-                for (d, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = d.reply.send(outcome);
-                }
-            }
-            Err(e) => {
-                // The whole batch failed alike; each job retries on its own (runtime's
-                // write_until_landed) when Redis was merely away.
-                let msg = e.to_string();
-                let transient = e.is_transient();
-                for d in batch.drain(..) {
-                    let _ = d.reply.send(Err(if transient {
-                        Error::Unavailable(msg.clone())
-                    } else {
-                        Error::Protocol {
-                            script: "complete",
-                            reply: msg.clone(),
-                        }
-                    }));
-                }
-            }
+        let outcomes: Vec<Option<Result<(), Error>>> = match b.complete_many(&items).await {
+            Ok(outcomes) => outcomes.into_iter().map(Some).collect(),
+            Err(_) => batch.iter().map(|_| None).collect(),
+        };
+        for (d, outcome) in batch.drain(..).zip(outcomes) {
+            let outcome = match outcome {
+                // The script's own answer: done, or refused (stale lease, ...).
+                Some(o) if !matches!(o, Err(Error::Redis(_) | Error::Protocol { .. })) => o,
+                // Redis' error, for the batch or this call (a full memory, a SCRIPT FLUSH
+                // between the pipeline's load and this call): this job alone, with the
+                // single call's own handling (NOSCRIPT reloads), and its own error.
+                _ => b.complete_encoded(d.id, &d.token, &d.result).await,
+            };
+            let _ = d.reply.send(outcome);
         }
     }
 }
