@@ -249,6 +249,25 @@ fn redis_cli(stack: &Stack, port: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// POSTs a `hello` job for `name` until the API answers 201 (30 s at most); its id.
+async fn submit_until_taken(http: &reqwest::Client, api: &str, name: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http
+            .post(format!("{api}/jobs"))
+            .json(&json!({"executor": "command", "params": {"action": "hello", "name": name}}))
+            .send()
+            .await;
+        if let Some(r) = r.ok().filter(|r| r.status() == 201) {
+            if let Some(id) = r.json::<Value>().await.ok().and_then(|v| v["id"].as_u64()) {
+                return id;
+            }
+        }
+        assert!(Instant::now() < deadline, "no submit for {name} taken");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Polls `done` every 100 ms; panics naming `what` after `within`.
 async fn until(within: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + within;
@@ -313,32 +332,7 @@ async fn the_failover_stack_survives_losing_its_primary() {
             .to_string()
     };
     let http = reqwest::Client::new();
-    let submit = |params: Value| {
-        let (http, api) = (http.clone(), stack.api.clone());
-        async move {
-            let r = http
-                .post(format!("{api}/jobs"))
-                .json(&json!({"executor": "command", "params": params}))
-                .send()
-                .await
-                .ok()?;
-            if r.status() != 201 {
-                return None;
-            }
-            r.json::<Value>().await.ok()?["id"].as_u64()
-        }
-    };
-    let mut first = None;
-    until(
-        Duration::from_secs(30),
-        "a first job submitted",
-        async || {
-            first = submit(json!({"action": "hello", "name": "primary"})).await;
-            first.is_some()
-        },
-    )
-    .await;
-    let first = first.expect("submitted");
+    let first = submit_until_taken(&http, &stack.api, "primary").await;
     wait_job(
         &http,
         &stack.api,
@@ -373,18 +367,8 @@ async fn the_failover_stack_survives_losing_its_primary() {
     let promoted = t.elapsed();
     // The old primary comes back as the new one's replica; submits are acknowledged again.
     assert!(stack.ctl(&["start", "redis"]).contains("started"));
-    let mut second = None;
-    until(
-        Duration::from_secs(30),
-        "a submit after the failover",
-        async || {
-            second = submit(json!({"action": "hello", "name": "replica"})).await;
-            second.is_some()
-        },
-    )
-    .await;
+    let second = submit_until_taken(&http, &stack.api, "replica").await;
     let resumed = t.elapsed();
-    let second = second.expect("submitted");
     let j = wait_job(
         &http,
         &stack.api,

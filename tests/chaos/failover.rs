@@ -10,7 +10,7 @@
 //! acknowledged. Without it they are, and they are gone: the test counts them, and they
 //! must be more than none and less than the lag's worth, as README says.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use serde_json::json;
 use super::checker::{Durability, Report};
 use super::cluster::{size, Cluster, Exec};
 use super::executors::NO_PERSIST;
-use super::redis::{drain, first_acked_submit_after, submit_lanes};
+use super::redis::{drain, end_lanes, first_acked_submit_after, submit_lanes};
 use crate::harness::sentinel::TestSentinels;
 
 /// Most jobs a run submits: its check reads the whole event stream (about 3 entries per
@@ -126,16 +126,7 @@ async fn failover_under_load(ack: u32, durability: Durability) -> Figures {
     });
     let first_http = http.await.expect("http probe") - killed;
     tokio::time::sleep(window / 2).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut ids = Vec::new();
-    for l in lanes {
-        ids.extend(l.await.expect("lane"));
-    }
-    let left = c.client.wait_ended(&ids, Duration::from_secs(60)).await;
-    if let Some(id) = left.first() {
-        let job = c.client.broker.get(*id).await;
-        panic!("not ended: {left:?}; {job:?}\n{}", c.executor_log());
-    }
+    end_lanes(&c, &stop, lanes).await;
     drain(&mut execs);
     let first_submit = first_acked_submit_after(&c.client, kill_us);
     let (report, _) = c.check_from_redis(durability).await;

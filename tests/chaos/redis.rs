@@ -58,6 +58,25 @@ pub(super) fn submit_lanes(
         .collect()
 }
 
+/// Stops the submit `lanes`, then waits (60 s at most) until every job they made has ended
+/// or is gone; panics naming the first that has not, with its state and the executors' log.
+pub(super) async fn end_lanes<R: super::cluster::Backend>(
+    c: &Cluster<R>,
+    stop: &AtomicBool,
+    lanes: Vec<tokio::task::JoinHandle<Vec<broker::JobId>>>,
+) {
+    stop.store(true, Ordering::Relaxed);
+    let mut ids = Vec::new();
+    for l in lanes {
+        ids.extend(l.await.expect("lane"));
+    }
+    let left = c.client.wait_ended(&ids, Duration::from_secs(60)).await;
+    if let Some(id) = left.first() {
+        let job = c.client.broker.get(*id).await;
+        panic!("not ended: {left:?}; {job:?}\n{}", c.executor_log());
+    }
+}
+
 /// How long after `t_us` (history clock) the first submit sent after it was acknowledged.
 pub(super) fn first_acked_submit_after(client: &Client, t_us: u64) -> Option<Duration> {
     client
@@ -84,13 +103,7 @@ async fn crash_under_load(fsync: &'static str, durability: Durability) -> super:
     tokio::task::block_in_place(|| c.redis.restart());
     let back = crash.elapsed();
     tokio::time::sleep(window / 2).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut ids = Vec::new();
-    for l in lanes {
-        ids.extend(l.await.expect("lane"));
-    }
-    let left = c.client.wait_ended(&ids, Duration::from_secs(60)).await;
-    assert!(left.is_empty(), "not ended: {left:?}\n{}", c.executor_log());
+    end_lanes(&c, &stop, lanes).await;
     drain(&mut execs);
     let first_ack_after = first_acked_submit_after(&c.client, crash_us);
     let (report, _) = c.check_from_redis(durability).await;
