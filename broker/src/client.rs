@@ -210,6 +210,22 @@ impl Broker {
         })
     }
 
+    /// Replicas of the primary that are online now (`INFO replication`, `slaveN:...state=online`).
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn replicas_online(&self) -> Result<u32, Error> {
+        let mut c = self.conn().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut *c)
+            .await?;
+        Ok(info
+            .lines()
+            .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+            .count() as u32)
+    }
+
     /// Refuses a Redis that could evict job keys: `maxmemory-policy` must be `noeviction`
     /// (a broker must never silently lose a job), unless `allow_eviction` is set. Where
     /// `CONFIG GET` is disabled (managed Redis) or Redis is not up yet, it only warns.

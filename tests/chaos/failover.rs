@@ -175,9 +175,9 @@ async fn primary_kill_9_without_replica_ack_loses_the_replication_lag() {
     assert!(f.first_submit.is_some());
 }
 
-/// `min_replicas_ack` without a replica to confirm: the submit is refused as "unavailable"
-/// (503) once the ack timeout passes, and the job is on the primary all the same (a retry
-/// with the same Idempotency-Key finds it).
+/// `min_replicas_ack` without a replica to confirm: `/healthz` says `degraded` (503), the
+/// submit is refused as "unavailable" (503) once the ack timeout passes, and the job is on
+/// the primary all the same (a retry with the same Idempotency-Key finds it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unconfirmed_write_answers_unavailable() {
     let mut set = tokio::task::block_in_place(|| TestSentinels::start(1, false, &NO_PERSIST));
@@ -199,8 +199,33 @@ async fn an_unconfirmed_write_answers_unavailable() {
         .await
         .expect("acked by the replica");
     assert!(made.created);
+    let mut api = crate::harness::serve_at(&set.url_for("api"));
+    api.cmd.env("SLUICE_MIN_REPLICAS_ACK", "1");
+    let (_api, base) = api.start().await;
+    let health = || async {
+        let r = reqwest::get(format!("{base}/healthz"))
+            .await
+            .expect("healthz");
+        let code = r.status().as_u16();
+        (code, r.json::<serde_json::Value>().await.expect("json"))
+    };
+    assert_eq!(
+        health().await,
+        (
+            200,
+            json!({"status": "ok", "redis": "ok", "replicas": 1, "min_replicas_ack": 1})
+        )
+    );
     let replica = set.nodes[1].port;
     tokio::task::block_in_place(|| set.node(replica).redis.stop());
+    // Health says so at once: load balancers stop sending writes that would be refused.
+    assert_eq!(
+        health().await,
+        (
+            503,
+            json!({"status": "degraded", "redis": "ok", "replicas": 0, "min_replicas_ack": 1})
+        )
+    );
     let t = Instant::now();
     let e = b.submit_once(&job("second")).await.expect_err("no replica");
     let took = t.elapsed();

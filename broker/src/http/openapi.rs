@@ -37,10 +37,16 @@ pub struct ErrorDetail {
 /// The answer of `/healthz`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
-    /// ok or unavailable.
+    /// ok, unavailable, or degraded (fewer replicas than `min_replicas_ack`: writes answer 503).
     pub status: String,
     /// ok, or why Redis cannot be reached.
     pub redis: String,
+    /// With `min_replicas_ack` set: replicas online now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// With `min_replicas_ack` set: the replicas writes wait for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_replicas_ack: Option<u32>,
 }
 
 /// The document.

@@ -11,20 +11,40 @@ use warp::{Rejection, Reply};
 use crate::client::Broker;
 use crate::error::Error;
 
-/// `GET /healthz`: 200 `{"status": "ok"}` when Redis answers, else 503.
+/// `GET /healthz`: 200 `{"status": "ok"}` when Redis answers, else 503. With
+/// `min_replicas_ack` set it also counts the replicas online (`replicas`), and answers 503
+/// `degraded` when fewer than that are: writes would be refused meanwhile.
 #[utoipa::path(get, path = "/healthz", tag = "ops",
     responses(
-        (status = 200, description = "Redis answers", body = crate::http::openapi::Health),
-        (status = 503, description = "Redis unavailable", body = crate::http::openapi::Health)))]
+        (status = 200, description = "Redis answers (and enough replicas are online)", body = crate::http::openapi::Health),
+        (status = 503, description = "Redis unavailable, or too few replicas", body = crate::http::openapi::Health)))]
 pub async fn healthz(b: Broker) -> Result<warp::reply::Response, Rejection> {
-    match b.ping().await {
-        Ok(()) => Ok(warp::reply::json(&json!({"status": "ok", "redis": "ok"})).into_response()),
-        Err(e) => Ok(warp::reply::with_status(
+    let unavailable = |e: Error| {
+        warp::reply::with_status(
             warp::reply::json(&json!({"status": "unavailable", "redis": e.to_string()})),
             StatusCode::SERVICE_UNAVAILABLE,
         )
-        .into_response()),
+        .into_response()
+    };
+    if let Err(e) = b.ping().await {
+        return Ok(unavailable(e));
     }
+    let wanted = b.config().min_replicas_ack;
+    if wanted == 0 {
+        return Ok(warp::reply::json(&json!({"status": "ok", "redis": "ok"})).into_response());
+    }
+    let online = match b.replicas_online().await {
+        Ok(n) => n,
+        Err(e) => return Ok(unavailable(e)),
+    };
+    let (status, code) = if online >= wanted {
+        ("ok", StatusCode::OK)
+    } else {
+        ("degraded", StatusCode::SERVICE_UNAVAILABLE)
+    };
+    let body =
+        json!({"status": status, "redis": "ok", "replicas": online, "min_replicas_ack": wanted});
+    Ok(warp::reply::with_status(warp::reply::json(&body), code).into_response())
 }
 
 /// Gauges read from Redis at scrape time, so every API server reports the same numbers.
