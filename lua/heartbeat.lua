@@ -22,8 +22,4 @@ local id, token, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
 --- @include "includes/time"
 --- @include "includes/check_lease"
 
-local refused = check_lease(job_key, token)
-if refused then return refused end
-redis.call('ZADD', leases_key, now_ms() + lease, id)
-if redis.call('HEXISTS', job_key, 'stop_requested') == 1 then return {2} end
-return {1}
+return extend_lease(job_key, leases_key, id, token, now_ms() + lease)

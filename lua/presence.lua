@@ -47,13 +47,6 @@ redis.call('PEXPIRE', info_key, tonumber(ARGV[6]))
 local out, lease = {1}, tonumber(ARGV[8]) or 0
 for i = 9, #ARGV - 1, 2 do
   local id = ARGV[i]
-  local job_key = key_job(prefix, id)
-  local refused, f = check_lease(job_key, ARGV[i + 1], 'stop_requested')
-  if refused then
-    out[#out + 1] = refused
-  else
-    redis.call('ZADD', leases_key, now + lease, id)
-    out[#out + 1] = {f[3] and 2 or 1}
-  end
+  out[#out + 1] = extend_lease(key_job(prefix, id), leases_key, id, ARGV[i + 1], now + lease)
 end
 return out

@@ -597,6 +597,8 @@ fn on_off(name: &str, v: &str) -> Result<bool, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn redacted_urls_hide_passwords() {
         assert_eq!(
@@ -616,8 +618,6 @@ mod tests {
             "redis://127.0.0.1:6379"
         );
     }
-
-    use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

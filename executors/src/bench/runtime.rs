@@ -257,12 +257,7 @@ async fn ack_cost(b: &Broker, args: &Args) -> Result<(), Error> {
     let _replica = start_redis_with("aof", args.port + 1, &["--replicaof", "127.0.0.1", &port])?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let mut c = b.conn().await?;
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(&mut *c)
-            .await?;
-        if info.contains("state=online") {
+        if b.replicas_online().await? >= 1 {
             break;
         }
         if Instant::now() > deadline {
