@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::harness::sentinel::sentinel_cli;
 use crate::harness::{free_port, Proc};
 
 struct Stack {
@@ -313,19 +314,10 @@ async fn the_failover_stack_survives_losing_its_primary() {
             "sentinel:sentinel-2",
         ])
     });
-    let sentinel = ports[0].clone();
+    // What the first sentinel says (harness::sentinel's redis-cli, no auth).
+    let ask = |args: &[&str]| sentinel_cli(sentinels[0], args);
     let primary_port = || {
-        let out = Command::new("redis-cli")
-            .args([
-                "-p",
-                &sentinel,
-                "SENTINEL",
-                "GET-MASTER-ADDR-BY-NAME",
-                "sluice",
-            ])
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout)
+        ask(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "sluice"])
             .lines()
             .nth(1)
             .unwrap_or_default()
@@ -345,13 +337,7 @@ async fn the_failover_stack_survives_losing_its_primary() {
     until(
         Duration::from_secs(20),
         "the sentinels know the replica",
-        async || {
-            let out = Command::new("redis-cli")
-                .args(["-p", &sentinel, "SENTINEL", "REPLICAS", "sluice"])
-                .output()
-                .expect("redis-cli");
-            String::from_utf8_lossy(&out.stdout).contains(&replica.to_string())
-        },
+        async || ask(&["SENTINEL", "REPLICAS", "sluice"]).contains(&replica.to_string()),
     )
     .await;
 
