@@ -250,23 +250,17 @@ fn redis_cli(stack: &Stack, port: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// POSTs a `hello` job for `name` until the API answers 201 (30 s at most); its id.
+/// Submits a `hello` job for `name` once the API takes submits (30 s at most); its id.
 async fn submit_until_taken(http: &reqwest::Client, api: &str, name: &str) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = http
-            .post(format!("{api}/jobs"))
-            .json(&json!({"executor": "command", "params": {"action": "hello", "name": name}}))
-            .send()
-            .await;
-        if let Some(r) = r.ok().filter(|r| r.status() == 201) {
-            if let Some(id) = r.json::<Value>().await.ok().and_then(|v| v["id"].as_u64()) {
-                return id;
-            }
-        }
-        assert!(Instant::now() < deadline, "no submit for {name} taken");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let job = json!({"executor": "command", "params": {"action": "hello", "name": name}});
+    crate::harness::submit_until_taken(
+        http,
+        api,
+        &job,
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+    )
+    .await
 }
 
 /// Polls `done` every 100 ms; panics naming `what` after `within`.

@@ -40,29 +40,17 @@ struct Figures {
     first_http: Duration,
 }
 
-/// POSTs a short job until the API answers 200; returns when it did. (It runs like the
+/// POSTs a short job until the API answers 201; returns when it did. (It runs like the
 /// others: a failover that loses acknowledged jobs hands their ids out again, so the probe
 /// may carry the id of a lost job the test waits for.)
-async fn first_http_submit(base: &str, give_up: Instant) -> Instant {
+async fn first_http_submit(base: &str, within: Duration) -> Instant {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .expect("http client");
-    loop {
-        let r = http
-            .post(format!("{base}/jobs"))
-            .json(&json!({"executor": "command", "params": {"action": "work", "secs": "0.01"}}))
-            .send()
-            .await;
-        if r.is_ok_and(|r| r.status().is_success()) {
-            return Instant::now();
-        }
-        assert!(
-            Instant::now() < give_up,
-            "the API never took a submit again"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let job = json!({"executor": "command", "params": {"action": "work", "secs": "0.01"}});
+    crate::harness::submit_until_taken(&http, base, &job, within, Duration::from_millis(20)).await;
+    Instant::now()
 }
 
 async fn failover_under_load(ack: u32, durability: Durability) -> Figures {
@@ -95,7 +83,7 @@ async fn failover_under_load(ack: u32, durability: Durability) -> Figures {
     tokio::task::block_in_place(|| c.redis.node(old).redis.stop());
     let http = tokio::spawn({
         let base = base.clone();
-        async move { first_http_submit(&base, killed + Duration::from_secs(60)).await }
+        async move { first_http_submit(&base, Duration::from_secs(60)).await }
     });
     tokio::task::block_in_place(|| {
         c.redis

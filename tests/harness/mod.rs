@@ -284,6 +284,32 @@ pub struct ServeCommand {
     pub port: u16,
 }
 
+/// POSTs `job` to `base`/jobs every `every` until the API answers 201 (an API coming back:
+/// a restart, a Redis failover); the job's id. Panics after `within`.
+pub async fn submit_until_taken(
+    http: &reqwest::Client,
+    base: &str,
+    job: &serde_json::Value,
+    within: std::time::Duration,
+    every: std::time::Duration,
+) -> u64 {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let r = http.post(format!("{base}/jobs")).json(job).send().await;
+        if let Some(r) = r.ok().filter(|r| r.status() == 201) {
+            let body = r.json::<serde_json::Value>().await.ok();
+            if let Some(id) = body.and_then(|v| v["id"].as_u64()) {
+                return id;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the API took no submit within {within:?}"
+        );
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// [`ServeCommand`] for `redis`.
 pub fn serve(redis: &TestRedis) -> ServeCommand {
     serve_at(&redis.url_for("api"))
