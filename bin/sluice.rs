@@ -29,6 +29,8 @@ enum Top {
     Broker(Command),
     /// Measure throughput and pickup latency of the broker's scripts against a Redis.
     Bench(executors::bench::scripts::BenchArgs),
+    /// Time filtered pages of GET /jobs with a million jobs in Redis.
+    BenchList(executors::bench::listing::Args),
     /// Measure the executor runtime and the command executor.
     BenchExecutors(executors::bench::runtime::Args),
     /// Time the TBN solver on one file, or print a generated TBN (`solve FILE ...`, `gen FAMILY SIZE`).
@@ -74,6 +76,7 @@ fn run(args: Cli) -> Result<(), Error> {
         match args.command {
             Top::Broker(command) => dispatch(Broker::new(config)?, command, shutdown).await,
             Top::Bench(a) => executors::bench::scripts::run(Broker::new(config)?, a).await,
+            Top::BenchList(a) => executors::bench::listing::run(config, a).await,
             Top::BenchExecutors(a) => executors::bench::runtime::run(config, a).await,
             Top::BenchSolver { args } => {
                 executors::bench::solver::run(&args).map_err(Error::Invalid)

@@ -23,6 +23,7 @@ local job_key, events_key = KEYS[1], KEYS[2]
 local prefix, id = ARGV[1], ARGV[2]
 --- @include "includes/emit"
 --- @include "includes/enqueue"
+--- @include "includes/index"
 
 local f = redis.call('HMGET', job_key, 'status', 'locked', 'executor', 'locked_at', 'workflow')
 local status = f[1]
@@ -38,5 +39,6 @@ redis.call('HDEL', job_key, 'error', 'result', 'finished', 'lease_token', 'worke
   'progress', 'stop_requested')
 redis.call('HSET', job_key, 'status', 'PENDING', 'attempt', 0, 'updated', at)
 enqueue(prefix, id, f[3], false)
+index_revived(prefix, id, f[3], status)
 emit(prefix, id, f[3], 'retried', 'PENDING')
 return {1, 'PENDING'}

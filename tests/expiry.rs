@@ -21,6 +21,8 @@ async fn a_finished_job_expires_after_result_ttl() {
     assert_eq!(job(&b, id).await.status, Status::Completed);
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(matches!(b.get(id).await, Err(Error::NotFound(_))));
+    // The next prune (every 10 s in sluice serve) takes it out of the listing indexes.
+    b.prune().await.unwrap();
     let mut keys: Vec<String> = redis
         .cli(&["KEYS", "*"])
         .lines()
@@ -29,7 +31,14 @@ async fn a_finished_job_expires_after_result_ttl() {
     keys.sort();
     assert_eq!(
         keys,
-        ["events", "job_seq", "stats", "wake:x"],
+        [
+            "events",
+            "ix:kinds",
+            "ix:owners",
+            "job_seq",
+            "stats",
+            "wake:x"
+        ],
         "nothing of the job is left"
     );
 }
@@ -53,11 +62,10 @@ async fn result_ttl_is_per_job_and_running_jobs_never_expire() {
     assert!(ttl > 3_590_000, "PTTL {ttl}");
 }
 
-/// A kind's recent history: every job that ended for good is indexed newest first, filtered
-/// by status and owner, paged, and an expired job's entry is skipped; the index itself
-/// expires with the longest-kept job in it.
+/// Listing finished jobs: every job that ended for good is indexed newest first, filtered
+/// by status and owner, paged and counted; a job leaves the indexes when its hash expires.
 #[tokio::test]
-async fn a_kinds_recent_history_lists_finished_jobs_newest_first() {
+async fn finished_jobs_are_listed_newest_first_and_leave_with_their_hash() {
     let redis = TestRedis::start();
     let api = crate::harness::TestApi::start(&redis, |c| c.auth = true).await;
     let b = &api.broker;
@@ -79,6 +87,7 @@ async fn a_kinds_recent_history_lists_finished_jobs_newest_first() {
     // One that will have expired, and one still waiting (not history).
     let mut gone = b.new_job("k", json!("gone"));
     gone.owner = "ana".into();
+    gone.result_ttl = Duration::from_secs(2);
     let (short_id, _) = b.submit(&gone).await.unwrap();
     let c = b.claim("k", "w", 1).await.unwrap().remove(0);
     b.complete(short_id, &c.token, &json!(null)).await.unwrap();
@@ -123,20 +132,44 @@ async fn a_kinds_recent_history_lists_finished_jobs_newest_first() {
     let next = v["next"].as_str().unwrap().to_string();
     let (_, v) = list(format!("finished=true&executor=k&limit=2&cursor={next}")).await;
     assert_eq!(ids_of(&v), [ids[2].0, ids[0].0]);
-    let (s, _) = list("finished=true".into()).await;
-    assert_eq!(s, 400, "one kind at a time");
-
-    // Its hash expires (as Redis would at its result_ttl): its entry is skipped.
-    redis.cli(&["DEL", &format!("job_{short_id}")]);
-    let (_, v) = list("finished=true&executor=k".into()).await;
+    let (s, v) = list("finished=true".into()).await;
+    assert_eq!(s, 200, "{v}");
     assert_eq!(
         ids_of(&v),
-        [ids[3].0, ids[2].0, ids[0].0],
-        "expired: skipped"
+        [short_id.0, ids[3].0, ids[2].0, ids[0].0],
+        "every kind"
     );
-    // The index lives as long as the longest-kept job in it (here the default retention).
-    let pttl: i64 = redis.cli(&["PTTL", "finished:k"]).trim().parse().unwrap();
-    assert!(pttl > 200_000, "PTTL {pttl}");
+    assert_eq!(v["counts"]["COMPLETED"], 3, "{v}");
+    assert_eq!(v["counts"]["FAILED"], 1, "{v}");
+    assert_eq!(
+        v["counts"]["PENDING"], 0,
+        "the waiting job is not hers: {v}"
+    );
+    let (s, v) = list("owner=bob".into()).await;
+    assert_eq!(s, 403, "a client names only itself: {v}");
+
+    // Its hash expires after its result_ttl; the next tick takes it out of the indexes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while redis.cli(&["EXISTS", &format!("job_{short_id}")]).trim() == "1" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job_{short_id} never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.prune().await.unwrap();
+    let (_, v) = list("finished=true&executor=k".into()).await;
+    assert_eq!(ids_of(&v), [ids[3].0, ids[2].0, ids[0].0], "expired: gone");
+    assert_eq!(v["counts"]["COMPLETED"], 2, "{v}");
+    for index in ["ix:k:COMPLETED", "ixo:ana"] {
+        let member = redis.cli(&["ZSCORE", index, &short_id.to_string()]);
+        assert_eq!(member.trim(), "", "pruned from {index}");
+    }
+    assert_eq!(
+        redis.cli(&["ZCARD", "ix:k:COMPLETED"]).trim(),
+        "3",
+        "the others stay"
+    );
 }
 
 /// Retention is a policy: each face keeps its jobs as its clients expect, a kind can say

@@ -177,8 +177,8 @@ pub fn moved(id: JobId, status: Result<Status, Error>) -> Result<(), Error> {
     Ok(())
 }
 
-/// `sluice list`: one line per job (by id; with `finished`, the kind's history newest first),
-/// then the cursor for the next page if any.
+/// `sluice list`: one line per job, newest first (with `finished`, only jobs that ended for
+/// good, with their finish time), then the cursor for the next page if any.
 ///
 /// # Errors
 /// Broker errors.
@@ -187,15 +187,8 @@ pub async fn list(
     filter: &ListFilter,
     cursor: Option<&str>,
     limit: usize,
-    finished: bool,
 ) -> Result<(), Error> {
-    let page = if finished {
-        b.finished(filter, cursor, limit).await?
-    } else {
-        let mut page = b.list(filter, cursor, limit).await?;
-        page.jobs.sort_by_key(|j| j.id);
-        page
-    };
+    let page = b.list(filter, cursor, limit).await?;
     for j in &page.jobs {
         let waiting = match j.field("waiting") {
             Some(w) if j.status == Status::Pending => format!("  waiting on its {w} limit"),
@@ -208,8 +201,12 @@ pub async fn list(
             j.executor,
             j.attempt,
             j.max_attempts,
-            j.field(if finished { "finished" } else { "created" })
-                .unwrap_or(""),
+            j.field(if filter.finished {
+                "finished"
+            } else {
+                "created"
+            })
+            .unwrap_or(""),
         ));
     }
     if let Some(next) = page.next {
@@ -485,8 +482,7 @@ pub enum Command {
         /// Continue a listing from the cursor it printed.
         #[arg(long)]
         cursor: Option<String>,
-        /// The kind's recent history instead: jobs that ended for good, newest first (needs
-        /// --executor).
+        /// Only jobs that ended for good (COMPLETED, FAILED, TIMED_OUT, CANCELED).
         #[arg(long)]
         finished: bool,
     },
@@ -739,10 +735,11 @@ async fn run_command(
         } => {
             let filter = ListFilter {
                 status,
+                finished,
                 executor,
                 owner: None,
             };
-            list(&b, &filter, cursor.as_deref(), limit, finished).await
+            list(&b, &filter, cursor.as_deref(), limit).await
         }
         Command::Events { id, follow } => events(&b, id, follow).await,
         Command::Claim {

@@ -22,10 +22,12 @@ use crate::outbound::Outbound;
 use crate::pool::{self, Pool};
 use crate::scripts::{Claimed, Reaped, Scripts};
 
-/// How many keys one SCAN step asks Redis to look at when listing jobs.
-const SCAN_STEP: usize = 500;
 /// Largest page of a job listing.
 pub const MAX_PAGE: usize = 1000;
+/// Most index entries one listing walks through before it ends its page early.
+pub const LIST_BUDGET: usize = 2000;
+/// Oldest entries of each listing index one prune looks at.
+const PRUNE_BATCH: usize = 100;
 /// Most expired leases / due jobs one maintenance pass handles per script call.
 const TICK_BATCH: usize = 500;
 
@@ -34,6 +36,9 @@ const TICK_BATCH: usize = 500;
 pub struct ListFilter {
     /// Only jobs in this status.
     pub status: Option<Status>,
+    /// Only jobs that ended for good (COMPLETED, FAILED, TIMED_OUT, CANCELED), when no
+    /// `status` is given.
+    pub finished: bool,
     /// Only jobs of this executor kind.
     pub executor: Option<String>,
     /// Only jobs of this owner.
@@ -41,25 +46,34 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
-    /// Does `job` pass this filter (status, executor kind, owner)?
-    pub fn admits(&self, job: &Job) -> bool {
-        self.status.is_none_or(|s| s == job.status)
-            && self.executor.as_ref().is_none_or(|e| *e == job.executor)
-            && self
-                .owner
-                .as_deref()
-                .is_none_or(|o| Some(o) == job.field("owner"))
+    /// The statuses this filter lists (every one when it names none).
+    pub fn statuses(&self) -> Vec<Status> {
+        match self.status {
+            Some(s) => vec![s],
+            None if self.finished => Status::ALL
+                .into_iter()
+                .filter(|s| s.is_terminal())
+                .collect(),
+            None => Status::ALL.to_vec(),
+        }
     }
 }
 
-/// One page of a listing; `next` is the cursor for the next page (None at the end).
+/// One page of a listing, newest first; `next` is the cursor for the next page (None at
+/// the end).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page {
-    /// The jobs found, in no particular order (newest first from [`Broker::finished`]).
+    /// The jobs found, newest first.
     pub jobs: Vec<Job>,
-    /// Pass back as `cursor` to continue; absent when the scan is complete.
+    /// Pass back as `cursor` to continue (the last id shown); absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// How many jobs of the filter's kind and owner are in each status (every status,
+    /// whatever the status filter: the tabs of a list).
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
+    pub counts: BTreeMap<Status, u64>,
+    /// False when `counts` are over the owner's newest 1 000 jobs only (it has more).
+    pub counts_exact: bool,
 }
 
 /// One entry of an event stream.
@@ -94,6 +108,8 @@ pub struct Broker {
     scripts: Arc<Scripts>,
     artifacts: Artifacts,
     outbound: Outbound,
+    /// Compiled params schemas of the kinds submitted to lately (`crate::schemas`).
+    schemas: crate::schemas::Cache,
 }
 
 impl std::fmt::Debug for Broker {
@@ -128,7 +144,13 @@ impl Broker {
             scripts,
             artifacts,
             outbound,
+            schemas: crate::schemas::Cache::default(),
         })
+    }
+
+    /// The cache of compiled params schemas.
+    pub(crate) fn schema_cache(&self) -> &crate::schemas::Cache {
+        &self.schemas
     }
 
     /// The policy for requests to addresses a client chose (inputs, callbacks, webhooks).
@@ -424,10 +446,11 @@ impl Broker {
         Ok(())
     }
 
-    /// Submits a job (`lua/submit.lua`).
+    /// Submits a job (`lua/submit.lua`), its params checked against its kind's schema
+    /// ([`Broker::check_params`]).
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a bad request; Redis errors.
+    /// [`Error::Invalid`] for a bad request or params; Redis errors.
     pub async fn submit(&self, job: &NewJob) -> Result<(JobId, Status), Error> {
         let s = self.submit_once(job).await?;
         Ok((s.id, s.status.ok_or(Error::NotFound(s.id))?))
@@ -441,6 +464,7 @@ impl Broker {
     /// request.
     pub async fn submit_once(&self, job: &NewJob) -> Result<crate::scripts::Submitted, Error> {
         Self::validate(job)?;
+        self.check_params(&job.executor, &job.params).await?;
         let mut c = self.conn().await?;
         let made = self.scripts.submit(&mut *c, job).await?;
         self.replicated(&mut c).await?;
@@ -489,7 +513,16 @@ impl Broker {
         let mut outcomes: Vec<Option<Result<crate::scripts::Submitted, Error>>> = Vec::new();
         let mut valid = Vec::new();
         for job in jobs {
-            match job.and_then(|job| Self::validate(&job).map(|()| job)) {
+            let job = match job.and_then(|job| Self::validate(&job).map(|()| job)) {
+                // A refused item is that item's outcome; Redis failing is the whole call's.
+                Ok(job) => match self.check_params(&job.executor, &job.params).await {
+                    Ok(()) => Ok(job),
+                    Err(e @ Error::Invalid(_)) => Err(e),
+                    Err(e) => return Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            match job {
                 Ok(job) => {
                     valid.push(job);
                     outcomes.push(None);
@@ -549,15 +582,15 @@ impl Broker {
             .collect())
     }
 
-    /// Lists at most `limit` jobs matching `filter`, scanning from `cursor` (None = start).
-    /// Listing adds no index to keep in step: it SCANs `job_*` hashes, so it costs nothing on
-    /// the job path. A cursor is `<scan cursor>` or, when a page ended inside a SCAN batch,
-    /// `<scan cursor>.<last id>`: the next page reads that batch again (by id) after that id.
-    /// As with SCAN, a job created or expired during the listing may be missed or seen twice;
-    /// every job present throughout is listed once.
+    /// One page of the jobs `filter` admits, newest first, after the job `cursor` (a
+    /// previous page's `next`), from the listing indexes that the scripts keep
+    /// (lua/list.lua): O(page) for ended statuses, a bounded walk ([`LIST_BUDGET`] ids) for
+    /// the waiting and running ones and for an owner's, which may end a page early with a
+    /// `next` to continue from. A job that expired since its index entry was written (until
+    /// a tick prunes it) is left out.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a malformed cursor; Redis errors.
+    /// [`Error::Invalid`] for a malformed cursor or executor; Redis errors.
     pub async fn list(
         &self,
         filter: &ListFilter,
@@ -565,120 +598,55 @@ impl Broker {
         limit: usize,
     ) -> Result<Page, Error> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let (mut cursor, mut after): (u64, u64) = match cursor {
-            None | Some("") => (0, 0),
-            Some(c) => match c.split_once('.') {
-                None => (c.parse().map_err(|_| bad_cursor(c))?, 0),
-                Some((scan, id)) => (
-                    scan.parse().map_err(|_| bad_cursor(c))?,
-                    id.parse().map_err(|_| bad_cursor(c))?,
-                ),
-            },
+        if let Some(kind) = &filter.executor {
+            validate_executor(kind)?;
+        }
+        let before: u64 = match cursor {
+            None | Some("") => 0,
+            Some(c) => c.parse().map_err(|_| bad_cursor(c))?,
         };
         let mut c = self.conn().await?;
-        let mut jobs = Vec::new();
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(self.keys().job_pattern())
-                .arg("COUNT")
-                .arg(SCAN_STEP)
-                .arg("TYPE")
-                .arg("hash")
-                .query_async(&mut *c)
-                .await?;
-            let mut batch: Vec<Job> = read_jobs(&mut *c, &keys)
-                .await?
-                .into_iter()
-                .flatten()
-                .filter(|job| job.id.0 > after && filter.admits(job))
-                .collect();
-            batch.sort_by_key(|j| j.id);
-            for job in batch {
-                if jobs.len() == limit {
-                    // The page is full inside this batch: resume it after the last id.
-                    let last = jobs.last().map_or(0, |j: &Job| j.id.0);
-                    return Ok(Page {
-                        jobs,
-                        next: Some(format!("{cursor}.{last}")),
-                    });
-                }
-                jobs.push(job);
-            }
-            after = 0;
-            cursor = next;
-            if cursor == 0 || jobs.len() == limit {
-                break;
-            }
-        }
+        let found = self
+            .scripts
+            .list(&mut *c, filter, before, limit, LIST_BUDGET)
+            .await?;
+        let keys: Vec<String> = found
+            .ids
+            .iter()
+            .map(|id| self.keys().job(JobId(*id)))
+            .collect();
+        let jobs: Vec<Job> = read_jobs(&mut *c, &keys)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         Ok(Page {
             jobs,
-            next: (cursor != 0).then(|| cursor.to_string()),
+            next: found.next.map(|n| n.to_string()),
+            counts: Status::ALL.into_iter().zip(found.counts).collect(),
+            counts_exact: found.exact,
         })
     }
 
-    /// The newest jobs of kind `executor` that ended for good, newest first: its
-    /// `finished:<executor>` list (about the newest 10 000 per kind,
-    /// lua/includes/finished.lua) after the job `cursor` (a `next` of a previous page, the
-    /// last id shown), filtered by status and owner. Entries whose job has expired are skipped.
+    /// Every executor kind with jobs in the listing indexes (`ix:kinds`), sorted.
     ///
     /// # Errors
-    /// [`Error::Invalid`] without an executor or for a malformed cursor; Redis errors.
-    pub async fn finished(
-        &self,
-        filter: &ListFilter,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page, Error> {
-        let limit = limit.clamp(1, MAX_PAGE);
-        let Some(kind) = filter.executor.as_deref() else {
-            return Err(Error::Invalid(
-                "finished=true lists one executor kind's history: give executor".into(),
-            ));
-        };
-        let key = self.keys().finished(kind);
+    /// Redis errors.
+    pub async fn kinds(&self) -> Result<Vec<String>, Error> {
         let mut c = self.conn().await?;
-        // Resume after the last id shown: newer entries pushed meanwhile move positions.
-        let mut at: isize = match cursor {
-            None | Some("") => 0,
-            Some(raw) => {
-                let last: u64 = raw.parse().map_err(|_| bad_cursor(raw))?;
-                let pos: Option<isize> = redis::cmd("LPOS")
-                    .arg(&key)
-                    .arg(last)
-                    .query_async(&mut *c)
-                    .await?;
-                match pos {
-                    Some(p) => p + 1,
-                    None => {
-                        return Ok(Page {
-                            jobs: Vec::new(),
-                            next: None,
-                        })
-                    }
-                }
-            }
-        };
-        let mut jobs: Vec<Job> = Vec::new();
-        loop {
-            let ids: Vec<u64> = c.lrange(&key, at, at + limit as isize - 1).await?;
-            if ids.is_empty() {
-                return Ok(Page { jobs, next: None });
-            }
-            at += ids.len() as isize;
-            let keys: Vec<String> = ids.iter().map(|id| self.keys().job(JobId(*id))).collect();
-            // An expired job reads as None and is skipped.
-            for job in read_jobs(&mut *c, &keys).await?.into_iter().flatten() {
-                if filter.admits(&job) {
-                    jobs.push(job);
-                    if jobs.len() == limit {
-                        let next = jobs.last().map(|j| j.id.to_string());
-                        return Ok(Page { jobs, next });
-                    }
-                }
-            }
-        }
+        let mut kinds: Vec<String> = c.smembers(self.keys().index_kinds()).await?;
+        kinds.sort();
+        Ok(kinds)
+    }
+
+    /// The event counters of the `stats` hash ("<event>:<executor>" -> count since the
+    /// start), as `GET /metrics` reads them.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn stats(&self) -> Result<BTreeMap<String, u64>, Error> {
+        let mut c = self.conn().await?;
+        Ok(c.hgetall(self.keys().stats()).await?)
     }
 
     /// Registers action names as run by executor `kind` (HSET actions), so that the wumai
@@ -946,6 +914,19 @@ impl Broker {
             }
         }
         Ok((total, promoted))
+    }
+
+    /// Takes expired jobs out of the listing indexes (`lua/prune.lua`, the oldest
+    /// [`PRUNE_BATCH`] entries of each index); `sluice serve` runs it every 10 s.
+    ///
+    /// # Returns
+    /// How many ids left the indexes.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn prune(&self) -> Result<u64, Error> {
+        let mut c = self.conn().await?;
+        self.scripts.prune(&mut *c, PRUNE_BATCH).await
     }
 
     /// The id of the newest event, to follow only what happens from now on ("0-0" when the

@@ -40,7 +40,7 @@ impl FromStr for JobId {
 }
 
 /// Where a job is in its life (DESIGN.md section 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, utoipa::ToSchema)]
 #[schema(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     /// Waiting for `run_at` or a retry backoff, in the `delayed` zset.
@@ -381,7 +381,8 @@ pub struct Job {
     pub result_ttl: Duration,
     /// Every other text field of the hash (created, started, updated, finished, run_at,
     /// worker, lease_token, locked, locked_at, stop_requested, owner, cluster, ...). The
-    /// lease token, the running attempt's fencing credential, is never serialized.
+    /// lease token, the running attempt's fencing credential, and `ix`, the status the
+    /// listing indexes hold it under (lua/includes/index.lua), are never serialized.
     #[serde(flatten, serialize_with = "without_token")]
     #[schema(additional_properties)]
     pub fields: std::collections::BTreeMap<String, String>,
@@ -391,7 +392,11 @@ fn without_token<S: Serializer>(
     fields: &std::collections::BTreeMap<String, String>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
-    s.collect_map(fields.iter().filter(|(k, _)| k.as_str() != "lease_token"))
+    s.collect_map(
+        fields
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "lease_token" | "ix")),
+    )
 }
 
 fn human<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

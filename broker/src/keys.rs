@@ -10,6 +10,7 @@
 //! | `leases` | zset | RUNNING jobs, scored by lease deadline unix ms |
 //! | `events` | stream | state and progress events of every job, capped with `MAXLEN ~` |
 //! | `actions` | hash | action name -> executor kind that runs it (registered by executors) |
+//! | `schemas` | hash | executor kind -> the JSON Schema of its params (published by executors) |
 //! | `schedules` | zset | periodic schedule names scored by their next tick (unix ms) |
 //! | `schedule:<name>` | hash | a schedule: executor, params (JSON), cron or every, ... |
 //! | `stats` | hash | counters: `<event>:<executor>`, claim wait buckets (for `/metrics`) |
@@ -35,7 +36,7 @@
 //! those patterns too.
 
 use crate::error::Error;
-use crate::job::JobId;
+use crate::job::{JobId, Status};
 
 /// Longest executor kind name; it becomes part of key names.
 const MAX_EXECUTOR_LEN: usize = 64;
@@ -83,9 +84,11 @@ impl Keys {
             "start",
             "stop",
             "actions",
+            "schemas",
             "schedules",
             "schedule:*",
-            "finished:*",
+            "ix:*",
+            "ixo:*",
             "levels:*",
             "concurrency:*",
             "parked:*",
@@ -149,6 +152,12 @@ impl Keys {
         format!("{}actions", self.prefix)
     }
 
+    /// `schemas`: executor kind -> the JSON Schema text of its params, published by executors
+    /// at start (`crate::schemas`).
+    pub fn schemas(&self) -> String {
+        format!("{}schemas", self.prefix)
+    }
+
     /// `schedules`: schedule names by next tick.
     pub fn schedules(&self) -> String {
         format!("{}schedules", self.prefix)
@@ -181,10 +190,26 @@ impl Keys {
         format!("{}levels:{executor}", self.prefix)
     }
 
-    /// `finished:<executor>`: the newest jobs of a kind that ended for good, newest first
-    /// (lua/includes/finished.lua).
-    pub fn finished(&self, executor: &str) -> String {
-        format!("{}finished:{executor}", self.prefix)
+    /// `ix:<executor>:<STATUS>` (an ended status) or `ix:<executor>:active`: a listing
+    /// index, the ids of a kind's jobs scored by id (lua/includes/index.lua). None: active.
+    pub fn index(&self, executor: &str, ended: Option<Status>) -> String {
+        let what = ended.map_or("active", Status::as_str);
+        format!("{}ix:{executor}:{what}", self.prefix)
+    }
+
+    /// `ixo:<owner>`: every job of an owner, scored by id (lua/includes/index.lua).
+    pub fn owner_index(&self, owner: &str) -> String {
+        format!("{}ixo:{owner}", self.prefix)
+    }
+
+    /// `ix:owners`: every owner with jobs in the listing indexes.
+    pub fn index_owners(&self) -> String {
+        format!("{}ix:owners", self.prefix)
+    }
+
+    /// `ix:kinds`: every executor kind with jobs in the listing indexes.
+    pub fn index_kinds(&self) -> String {
+        format!("{}ix:kinds", self.prefix)
     }
 
     /// `concurrency:<executor>:<key>`: how many jobs of a concurrency key run (lua/claim.lua).
@@ -319,6 +344,7 @@ mod tests {
         assert_eq!(k.leases(), "leases");
         assert_eq!(k.events(), "events");
         assert_eq!(k.stats(), "stats");
+        assert_eq!(k.schemas(), "schemas");
         assert_eq!(k.stop_list(), "stop");
         assert_eq!(k.start_list(), "start");
         assert_eq!(k.cluster(2), "cluster_2");
@@ -327,6 +353,12 @@ mod tests {
         assert_eq!(k.workflow_seq(), "workflow_seq");
         assert_eq!(k.pipeline(4), "pipeline_4");
         assert_eq!(k.pipeline_runs(4), "runs:pipeline_4");
+        assert_eq!(
+            k.index("solver", Some(Status::TimedOut)),
+            "ix:solver:TIMED_OUT"
+        );
+        assert_eq!(k.index("solver", None), "ix:solver:active");
+        assert_eq!(k.owner_index("ana"), "ixo:ana");
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [`solver`]: the contract of `solver` jobs (progress, failure classes) between the
 //!   executor and the StableConfigs face.
 //! - [`schedules`]: periodic jobs and the beat loop (`lua/fire.lua`).
+//! - [`schemas`]: the JSON Schemas of each kind's params, published by executors and checked
+//!   on every submit.
 //! - [`scripts`]: embeds `lua/*.lua`; one typed wrapper per transition.
 //! - [`error`]: the error enum and the codes shared with the scripts.
 //! - [`logging`]: tracing set-up: human or JSON lines, stderr or daily-rotated files.
@@ -54,6 +56,7 @@ pub mod pool;
 pub mod presence;
 pub mod ratelimits;
 pub mod schedules;
+pub mod schemas;
 pub mod scripts;
 pub mod sentinel;
 pub mod solver;

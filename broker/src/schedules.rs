@@ -134,10 +134,11 @@ pub async fn beat(b: Broker, every: Duration, mut stop: tokio::sync::watch::Rece
 }
 
 impl Broker {
-    /// Adds (or replaces) a schedule; its first tick is the next one from now.
+    /// Adds (or replaces) a schedule; its first tick is the next one from now. Its params are
+    /// checked against the kind's schema now ([`Broker::check_params`]), not at each tick.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a bad name, executor or spec; Redis errors.
+    /// [`Error::Invalid`] for a bad name, executor, params or spec; Redis errors.
     pub async fn add_schedule(
         &self,
         name: &str,
@@ -154,6 +155,7 @@ impl Broker {
             ));
         }
         validate_executor(executor)?;
+        self.check_params(executor, params).await?;
         spec.check()?;
         let first = spec
             .next_after(now_ms())

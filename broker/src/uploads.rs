@@ -57,6 +57,7 @@ impl Broker {
     /// As [`Broker::submit`].
     pub async fn submit_held(&self, job: &NewJob) -> Result<JobId, Error> {
         Self::validate(job)?;
+        self.check_params(&job.executor, &job.params).await?;
         let mut held = job.clone();
         held.extra.push(("held".into(), hold_deadline()));
         let mut c = self.conn().await?;

@@ -356,6 +356,7 @@ impl Broker {
         let cluster = n.cluster.clone().or_else(|| from_template("cluster"));
         self.attach(&mut job, cluster.as_deref(), inputs, None)?;
         Broker::validate(&job)?;
+        self.check_params(&job.executor, &job.params).await?;
         // Written after the check: `pipeline` is a field only the scripts and this set.
         if let Some(t) = template {
             job.extra.push(("pipeline".into(), t.id.to_string()));
@@ -382,6 +383,44 @@ impl Broker {
     pub async fn stop_workflow(&self, id: u64) -> Result<String, Error> {
         let mut c = self.conn().await?;
         self.scripts().workflow_stop(&mut *c, id).await
+    }
+
+    /// The newest `window` workflow ids that still exist, newest first, with their summary
+    /// fields (name, status, owner, created, total, completed): one pipelined read, O(window).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn recent_workflows(
+        &self,
+        window: u64,
+    ) -> Result<Vec<(u64, BTreeMap<String, String>)>, Error> {
+        const FIELDS: [&str; 6] = ["name", "status", "owner", "created", "total", "completed"];
+        let mut c = self.conn().await?;
+        let newest: Option<u64> = c.get(self.keys().workflow_seq()).await?;
+        let ids: Vec<u64> = (1..=newest.unwrap_or(0))
+            .rev()
+            .take(window as usize)
+            .collect();
+        let mut p = redis::pipe();
+        for id in &ids {
+            p.cmd("HMGET")
+                .arg(self.keys().workflow(*id))
+                .arg(&FIELDS[..]);
+        }
+        let rows: Vec<Vec<Option<String>>> = p.query_async(&mut *c).await?;
+        Ok(ids
+            .into_iter()
+            .zip(rows)
+            .filter(|(_, r)| r.iter().any(Option::is_some))
+            .map(|(id, r)| {
+                let fields = FIELDS
+                    .iter()
+                    .zip(r)
+                    .filter_map(|(f, v)| Some((f.to_string(), v?)))
+                    .collect();
+                (id, fields)
+            })
+            .collect())
     }
 
     /// Reads workflow `id` and its member jobs.

@@ -15,7 +15,16 @@
 //! timeout = "2h"                     # optional: the action's own limit (TIMED_OUT)
 //! params = "stdin"                   # stdin (default) | file ({params_file}) | none
 //! files = true                       # optional: a fresh working directory with input/, output/
+//! schema = { required = ["threads"], properties = { threads = { type = "integer", minimum = 1 } } }
+//!                                    # optional: JSON Schema of the params (default: from argv)
 //! ```
+//!
+//! The executor publishes one JSON Schema for its kind's params when it starts
+//! ([`CommandConfig::schema`], `broker::schemas`), so the API refuses a job that names no
+//! configured action or lacks a param an argv needs (400, naming the field). An action's
+//! part is its `schema` (a TOML table, or a string holding JSON: a JSON Schema of the whole
+//! params object, `action` included and always allowed), else every `{name}` its argv uses
+//! (Sluice's own excepted) as a required param of any type.
 //!
 //! `{name}` in an argv element is replaced by the job's param `name` (strings as they are,
 //! other values as JSON); `{job_id}`, `{attempt}`, `{params_file}`, `{input_dir}` and
@@ -44,7 +53,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::runtime::{Executor, JobContext, JobError, JobFuture, JobInput};
@@ -99,6 +108,9 @@ pub struct Action {
     /// A fresh working directory with the job's artifacts in `input/` and `output/` kept.
     #[serde(default)]
     pub files: bool,
+    /// The JSON Schema of the params of a job of this action (a table, or a string holding
+    /// JSON; default: the argv's placeholders, required).
+    pub schema: Option<Value>,
 }
 
 /// The whole config file.
@@ -125,7 +137,17 @@ impl CommandConfig {
     /// # Errors
     /// A message saying what is wrong.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let c: CommandConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut c: CommandConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (name, a) in &mut c.actions {
+            if let Some(Value::String(json)) = &a.schema {
+                let parsed = serde_json::from_str(json)
+                    .map_err(|e| format!("action {name}: schema is not JSON: {e}"))?;
+                a.schema = Some(parsed);
+            }
+            if let Some(schema) = &a.schema {
+                broker::schemas::check_schema(schema).map_err(|e| format!("action {name}: {e}"))?;
+            }
+        }
         for (name, a) in &c.actions {
             if a.argv.is_empty() || a.argv[0].is_empty() {
                 return Err(format!("action {name}: argv must name a program"));
@@ -144,8 +166,96 @@ impl CommandConfig {
                     .map_err(|e| format!("action {name}: timeout {t:?}: {e}"))?;
             }
         }
+        broker::schemas::check_schema(&c.schema())
+            .map_err(|e| format!("the params schema of these actions: {e}"))?;
         Ok(c)
     }
+
+    /// The JSON Schema of the params of a job of action `name` (None for no such action):
+    /// its `schema`, with `action` allowed, or else every param its argv uses, required.
+    pub fn action_schema(&self, name: &str) -> Option<Value> {
+        let action = self.actions.get(name)?;
+        if let Some(schema) = &action.schema {
+            let mut schema = schema.clone();
+            if let Value::Object(s) = &mut schema {
+                if let Value::Object(props) = s.entry("properties").or_insert_with(|| json!({})) {
+                    props.entry("action").or_insert_with(|| json!({}));
+                }
+            }
+            return Some(schema);
+        }
+        let names = action
+            .argv
+            .iter()
+            .flat_map(|t| placeholders(t))
+            .filter(|n| !RESERVED.contains(&n.as_str()))
+            .fold(Vec::<String>::new(), |mut seen, n| {
+                if !seen.contains(&n) {
+                    seen.push(n);
+                }
+                seen
+            });
+        let properties: serde_json::Map<String, Value> = names
+            .iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    json!({"description": format!("fills {{{n}}} in argv")}),
+                )
+            })
+            .collect();
+        Some(json!({"required": names, "properties": properties}))
+    }
+
+    /// The JSON Schema of this config's params, which the executor publishes for its kind:
+    /// an object whose `action` is one of the configured actions, and then what that
+    /// action's [`CommandConfig::action_schema`] says.
+    pub fn schema(&self) -> Value {
+        let names: Vec<&String> = self.actions.keys().collect();
+        let each: Vec<Value> = self
+            .actions
+            .keys()
+            .filter_map(|name| {
+                let then = self.action_schema(name)?;
+                Some(json!({
+                    "if": {"required": ["action"], "properties": {"action": {"const": name}}},
+                    "then": then,
+                }))
+            })
+            .collect();
+        json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "command params",
+            "type": "object",
+            "required": ["action"],
+            "properties": {
+                "action": {"enum": names, "description": "The action to run: one of the executor's configured actions."},
+            },
+            "allOf": each,
+        })
+    }
+}
+
+/// The names of the `{name}` placeholders of one argv template, in order (Sluice's own
+/// included; `{{` and `}}` are literal braces); a malformed rest is ignored (running the
+/// action refuses it).
+fn placeholders(template: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        let tail = &rest[i..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            rest = &tail[2..];
+            continue;
+        }
+        if tail.starts_with('}') {
+            break;
+        }
+        let Some(end) = tail.find('}') else { break };
+        names.push(tail[1..end].to_string());
+        rest = &tail[end + 1..];
+    }
+    names
 }
 
 /// Placeholders Sluice fills itself; a client's param never does.
@@ -246,11 +356,21 @@ impl CommandExecutor {
 }
 
 impl CommandExecutor {
-    /// Registers this config's action names for `kind` (see `Broker::register_actions`).
+    /// Publishes this config's params schema for `kind` ([`CommandConfig::schema`]) and
+    /// registers its action names for it (see `Broker::register_actions`).
     ///
     /// # Errors
-    /// Redis errors.
+    /// Redis errors (a schema Redis refuses for good, such as an ACL older than `schemas`,
+    /// is only logged); [`broker::Error::Invalid`] for a bad kind or schema.
     pub async fn register(&self, b: &broker::Broker, kind: &str) -> Result<(), broker::Error> {
+        // The schema first: once an action routes here, its jobs are checked.
+        match b.publish_schema(kind, &self.config.schema()).await {
+            Ok(()) => {}
+            Err(e @ broker::Error::Invalid(_)) => return Err(e),
+            Err(e) if e.is_transient() => return Err(e),
+            // An ACL from before `schemas` (NOPERM): run unchecked rather than not at all.
+            Err(e) => tracing::warn!(kind, error = %e, "params schema not published"),
+        }
         let names: Vec<String> = self.config.actions.keys().cloned().collect();
         b.register_actions(kind, &names).await
     }
@@ -560,5 +680,86 @@ mod tests {
         assert!(CommandConfig::parse("[actions.a]\nargv = []\n").is_err());
         assert!(CommandConfig::parse("[actions.a]\nargv = [\"x\"]\ntimeout = \"soon\"\n").is_err());
         assert!(CommandConfig::parse("[actions.a]\nargv = [\"x\"]\nshell = true\n").is_err());
+        assert!(CommandConfig::parse(
+            "[actions.a]\nargv = [\"x\"]\nschema = { type = \"nope\" }\n"
+        )
+        .is_err_and(|e| e.contains("action a") && e.contains("schema")));
+        assert!(
+            CommandConfig::parse("[actions.a]\nargv = [\"x\"]\nschema = '{\"type\": '\n")
+                .is_err_and(|e| e.contains("not JSON"))
+        );
+    }
+
+    const SCHEMA_ACTIONS: &str = r#"
+[actions.align]
+argv = ["bwa", "-t", "{threads}", "{reference}", "--out={{x}}", "{job_id}", "{reference}"]
+
+[actions.plain]
+argv = ["true"]
+
+[actions.typed]
+argv = ["echo", "{n}"]
+schema = { required = ["n"], additionalProperties = false, properties = { n = { type = "integer", minimum = 1 } } }
+
+[actions.json]
+argv = ["echo"]
+schema = '{"required": ["s"], "properties": {"s": {"type": "string"}}}'
+"#;
+
+    #[test]
+    fn action_schemas_come_from_the_config_or_the_argv() {
+        let c = CommandConfig::parse(SCHEMA_ACTIONS).expect("config");
+        assert_eq!(
+            c.action_schema("align").map(|s| s["required"].clone()),
+            Some(json!(["threads", "reference"])),
+            "argv placeholders, once each, Sluice's own and literal braces left out"
+        );
+        assert_eq!(
+            c.action_schema("plain"),
+            Some(json!({"required": [], "properties": {}}))
+        );
+        let typed = c.action_schema("typed").expect("typed");
+        assert_eq!(
+            typed["properties"]["action"],
+            json!({}),
+            "action always allowed"
+        );
+        assert_eq!(typed["properties"]["n"]["minimum"], json!(1));
+        assert_eq!(
+            c.action_schema("json").map(|s| s["required"].clone()),
+            Some(json!(["s"]))
+        );
+        assert_eq!(c.action_schema("nope"), None);
+    }
+
+    #[test]
+    fn the_kind_schema_checks_the_action_then_its_params() {
+        let c = CommandConfig::parse(SCHEMA_ACTIONS).expect("config");
+        let schema = c.schema();
+        let errors = |p: Value| broker::schemas::field_errors(&schema, &p);
+        assert!(errors(json!({"action": "align", "threads": 4, "reference": "r.fa"})).is_empty());
+        assert!(errors(json!({"action": "plain", "anything": [1]})).is_empty());
+        assert!(errors(json!({"action": "typed", "n": 2})).is_empty());
+        assert_eq!(
+            errors(json!({"action": "align", "threads": 4})),
+            vec![("params.reference".to_string(), "is required".to_string())]
+        );
+        assert_eq!(
+            errors(json!({})),
+            vec![("params.action".to_string(), "is required".to_string())],
+            "no noise from the actions' parts"
+        );
+        let e = errors(json!({"action": "nope"}));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].0, "params.action");
+        assert!(e[0].1.contains("align"), "{e:?}");
+        let e = errors(json!({"action": "typed", "n": 0, "x": 1}));
+        assert!(e.iter().any(|(p, _)| p == "params.n"), "{e:?}");
+        assert!(
+            e.contains(&("params.x".into(), "is not allowed".into())),
+            "{e:?}"
+        );
+        assert_eq!(errors(json!({"action": "json", "s": 1}))[0].0, "params.s");
+        assert_eq!(errors(json!([1]))[0].0, "params");
     }
 }

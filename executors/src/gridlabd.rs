@@ -12,6 +12,7 @@
 //! values a string, number or boolean without control characters). The interpreter that
 //! has the `gridlabd` package is the executor's choice (`--python`, SLUICE_GRIDLABD_PYTHON,
 //! else `python3`), never the job's: a client must not pick the program an executor runs.
+//! [`params_schema`] is the schema `sluice-gridlabd` publishes for these params.
 //!
 //! GridLAB-D here is the PyPI package `gridlabd` (6.0.0): the engine behind a Python API,
 //! with no `gridlabd` command. The executor runs [`LAUNCHER`] as
@@ -79,6 +80,40 @@ pub struct GridlabdJob {
     /// Globals, as `-D name=value`.
     #[serde(default)]
     pub options: BTreeMap<String, Value>,
+}
+
+/// The JSON Schema of a `gridlabd` job's params ([`GridlabdJob`], checked as [`plan`]
+/// does): what `sluice-gridlabd` publishes.
+pub fn params_schema() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "gridlabd params",
+        "description": "A GridLAB-D run: exactly one of model and model_text.",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "model": {"type": "string", "minLength": 1,
+                "description": "The model: the name of an artifact of this job (not with model_text)."},
+            "model_text": {"type": "string", "pattern": "\\S",
+                "description": "The model itself, run as model.glm (not with model)."},
+            "inputs": {"type": "array", "items": {"type": "string", "minLength": 1},
+                "description": "More artifacts of this job, copied next to the model."},
+            "options": {
+                "type": "object",
+                "description": "Globals, passed as -D name=value.",
+                "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_.:]{0,127}$"},
+                "additionalProperties": {
+                    "type": ["string", "number", "boolean"],
+                    "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*$",
+                },
+            },
+        },
+        // One of model and model_text: without model, model_text is required; with it,
+        // model_text is not allowed.
+        "if": {"not": {"required": ["model"]}},
+        "then": {"required": ["model_text"]},
+        "dependentSchemas": {"model": {"properties": {"model_text": false}}},
+    })
 }
 
 /// The executor's variables the engine may inherit (its environment is otherwise cleared).
@@ -449,5 +484,50 @@ mod tests {
         ] {
             assert_eq!(unsafe_glm(bad).map(|(n, _)| n), Some(line), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_schema_refuses_what_plan_would() {
+        let schema = params_schema();
+        let errors = |p: Value| broker::schemas::field_errors(&schema, &p);
+        for good in [
+            json!({"model": "feeder.glm", "inputs": ["weather.csv"], "options": {"AREA": 1500, "x.y:z": "a b", "ok": true}}),
+            json!({"model_text": "clock { }"}),
+        ] {
+            assert!(
+                errors(good.clone()).is_empty(),
+                "{good}: {:?}",
+                errors(good.clone())
+            );
+            assert!(plan(&job(good)).is_ok());
+        }
+        assert_eq!(
+            errors(json!({})),
+            vec![("params.model_text".into(), "is required".into())]
+        );
+        assert_eq!(
+            errors(json!({"model": "m.glm", "model_text": "clock {}"})),
+            vec![("params.model_text".into(), "is not allowed".into())]
+        );
+        assert_eq!(
+            errors(json!({"model_text": "  \n"}))[0].0,
+            "params.model_text"
+        );
+        assert_eq!(
+            errors(json!({"model": "m.glm", "options": {"1x": 1}}))[0].0,
+            "params.options"
+        );
+        assert_eq!(
+            errors(json!({"model": "m.glm", "options": {"X": "a\u{7}b"}}))[0].0,
+            "params.options.X"
+        );
+        assert_eq!(
+            errors(json!({"model": "m.glm", "options": {"X": [1]}}))[0].0,
+            "params.options.X"
+        );
+        assert_eq!(
+            errors(json!({"model": "m.glm", "python": "/bin/sh"})),
+            vec![("params.python".into(), "is not allowed".into())]
+        );
     }
 }

@@ -100,3 +100,24 @@ where
             .map_err(|e| e.to_string())
     })
 }
+
+/// Publishes `schema` as the params schema of `kind` (`broker::schemas`) from a task of its
+/// own, retried while Redis is away, so an executor starts (and waits out an outage) as it
+/// would without one. Call it inside the runtime, e.g. from [`serve`]'s `start`.
+pub fn publish_schema(broker: &Broker, kind: &str, schema: serde_json::Value) {
+    let (broker, kind) = (broker.clone(), kind.to_string());
+    tokio::spawn(async move {
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match broker.publish_schema(&kind, &schema).await {
+                Ok(()) => return tracing::debug!(kind, "params schema published"),
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(kind, error = %e, "params schema not published yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return tracing::error!(kind, error = %e, "params schema refused"),
+            }
+        }
+    });
+}

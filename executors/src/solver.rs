@@ -7,13 +7,14 @@
 //! within milliseconds. The result is StableConfigs' answer `{"configs", "count",
 //! "entropy"}`. An invalid TBN fails the job for good with the error text
 //! `TBNException: <the original's message>`; anything else with `Exception: <text>`, which
-//! is how the StableConfigs face tells its 401 from its 402.
+//! is how the StableConfigs face tells its 401 from its 402. [`params_schema`] is the
+//! schema `sluice-solver` publishes for those params (`broker::schemas`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use broker::solver::{Failure, Progress};
@@ -23,6 +24,37 @@ use crate::tbn::{solve, Problem, Request, TbnError};
 
 /// Fewest time between two progress writes.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// The JSON Schema of a `solver` job's params ([`crate::tbn::Request`]): what
+/// `sluice-solver` publishes. Other keys are let through, as the solver ignores them; the
+/// sites and constraints themselves are the solver's to check (their errors are the
+/// original's `TBNException`s).
+pub fn params_schema() -> Value {
+    let lines = |what: &str| {
+        json!({
+            "type": "array",
+            "description": what,
+            "items": {"type": "array", "items": {"type": "string"}},
+        })
+    };
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "solver params",
+        "description": "A StableConfigs request: the stable configurations of a thermodynamic binding network.",
+        "type": "object",
+        "required": ["monomers"],
+        "properties": {
+            "monomers": lines("One list per monomer: its binding sites (\"a\", \"a*\", \"a:name\", \">name\" for the monomer's name)."),
+            "constraints": lines("One list per constraint line, e.g. [\"FREE\", \"mon1\"] (default none)."),
+            "gen": {"type": "integer", "minimum": 0, "default": 1,
+                "description": "How many stable configurations to generate (default 1)."},
+            "init_k": {"type": "integer", "minimum": 0, "default": 1,
+                "description": "The polymer count the search starts at (default 1)."},
+            "counting": {"enum": ["exact", "original"], "default": "exact",
+                "description": "exact: the model's count (default); original: the original StableConfigs' count of self-bound monomers."},
+        },
+    })
+}
 
 /// The `solver` executor.
 #[derive(Debug, Clone, Default)]
@@ -102,4 +134,55 @@ async fn run_solver(job: JobInput, ctx: JobContext) -> Result<Value, JobError> {
     tracing::info!(job = %job.id, count = answer.count, entropy = answer.entropy, elapsed_ms = started.elapsed().as_millis() as u64, "solved");
     serde_json::to_value(&answer)
         .map_err(|e| JobError::Fatal(Failure::Other(e.to_string()).to_error()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_takes_what_stableconfigs_sends() {
+        let schema = params_schema();
+        let errors = |p: Value| broker::schemas::field_errors(&schema, &p);
+        for good in [
+            json!({"monomers": [["a*", "a", "a"], ["a*"], ["a", "a"]], "counting": "original"}),
+            json!({"monomers": [["a:s1"]], "constraints": [["ANYPAIRED", "s1"]], "gen": 1000000, "init_k": 4}),
+            json!({"monomers": [], "constraints": [["SOMETIMES", "x"]], "gen": 0, "other": "kept"}),
+        ] {
+            assert!(
+                errors(good.clone()).is_empty(),
+                "{good}: {:?}",
+                errors(good.clone())
+            );
+            let parsed: Result<Request, _> = serde_json::from_value(good);
+            assert!(parsed.is_ok(), "what the schema takes, the solver reads");
+        }
+        assert_eq!(
+            errors(json!({"gen": 1})),
+            vec![("params.monomers".into(), "is required".into())]
+        );
+        assert_eq!(
+            errors(json!({"monomers": [["a"], "x"]})),
+            vec![(
+                "params.monomers[1]".into(),
+                r#""x" is not of type "array""#.into()
+            )]
+        );
+        assert_eq!(
+            errors(json!({"monomers": [[1]]}))[0].0,
+            "params.monomers[0][0]"
+        );
+        assert_eq!(
+            errors(json!({"monomers": [], "gen": -1}))[0].0,
+            "params.gen"
+        );
+        assert_eq!(
+            errors(json!({"monomers": [], "init_k": 1.5}))[0].0,
+            "params.init_k"
+        );
+        assert_eq!(
+            errors(json!({"monomers": [], "counting": "roughly"}))[0].0,
+            "params.counting"
+        );
+    }
 }

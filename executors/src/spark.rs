@@ -17,6 +17,7 @@
 //! `spark-submit.attempt-<n>.log`. Exit 0 completes the job with the tail of stdout (and
 //! `output`, the last stdout line when it is JSON); any other exit fails it for good with
 //! Spark's own error line (the last `...Exception: ...` or `...Error: ...` line).
+//! [`params_schema`] is the schema `sluice-spark` publishes for the params.
 
 use std::path::PathBuf;
 
@@ -69,6 +70,43 @@ pub struct SparkJob {
     pub name: Option<String>,
     /// `--driver-memory`.
     pub driver_memory: Option<String>,
+}
+
+/// The JSON Schema of a `spark` job's params ([`SparkJob`]): what `sluice-spark`
+/// publishes. `workflow`, `app_configs` and `persist` are let through because the Stand
+/// face puts Stand's fields of the same names in the params.
+pub fn params_schema() -> Value {
+    let files = |what: &str| json!({"type": "array", "items": {"type": "string", "minLength": 1}, "description": what});
+    let stand = json!({"description": "Stand's, put in the params by the Stand face."});
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "spark params",
+        "description": "A spark-submit run, on the Stand cluster the job names (none: local[*]).",
+        "type": "object",
+        "required": ["app"],
+        "additionalProperties": false,
+        "properties": {
+            "app": {"type": "string", "pattern": "\\S",
+                "description": "The application: a .py file or a jar (a path, or a file of the job)."},
+            "args": {"type": "array", "items": {"type": "string"},
+                "description": "Arguments after the application."},
+            "main_class": {"type": "string", "minLength": 1,
+                "description": "--class, the main class of a jar."},
+            "conf": {"type": "object",
+                "additionalProperties": {"type": ["string", "number", "boolean"]},
+                "description": "More --conf settings (name -> value); they override the cluster's."},
+            "py_files": files("--py-files."),
+            "jars": files("--jars."),
+            "files": files("--files."),
+            "name": {"type": "string", "minLength": 1,
+                "description": "--name (default sluice-job-<id>)."},
+            "driver_memory": {"type": "string", "pattern": "^[0-9]+([kKmMgGtTpP]?[bB]?)$",
+                "description": "--driver-memory, e.g. 1g or 512m."},
+            "workflow": stand.clone(),
+            "app_configs": stand.clone(),
+            "persist": stand,
+        },
+    })
 }
 
 /// Environment variables for spark-submit, from the cluster record.
@@ -392,5 +430,47 @@ mod tests {
             .expect("test value")
             .contains("SparkException: Failed"));
         assert_eq!(error_line(&["all good".to_string()]), None);
+    }
+
+    #[test]
+    fn the_schema_refuses_what_the_executor_would() {
+        let schema = params_schema();
+        let errors = |p: Value| broker::schemas::field_errors(&schema, &p);
+        let good = json!({"app": "a.py", "args": ["x"], "main_class": "org.x.Main",
+            "conf": {"spark.sql.shuffle.partitions": "2", "spark.x": 3}, "py_files": [],
+            "jars": ["a.jar"], "files": [], "name": "wc", "driver_memory": "512m"});
+        assert!(
+            errors(good.clone()).is_empty(),
+            "{:?}",
+            errors(good.clone())
+        );
+        let parsed: Result<SparkJob, _> = serde_json::from_value(good);
+        assert!(parsed.is_ok(), "what the schema takes, the executor reads");
+        assert!(errors(json!({"app": "a.py", "workflow": {"id": 1}, "persist": true})).is_empty());
+        assert_eq!(
+            errors(json!({})),
+            vec![("params.app".into(), "is required".into())]
+        );
+        assert_eq!(errors(json!({"app": " "}))[0].0, "params.app");
+        assert_eq!(
+            errors(json!({"app": "a.py", "args": "x"}))[0].0,
+            "params.args"
+        );
+        assert_eq!(
+            errors(json!({"app": "a.py", "jars": [1]}))[0].0,
+            "params.jars[0]"
+        );
+        assert_eq!(
+            errors(json!({"app": "a.py", "driver_memory": "lots"}))[0].0,
+            "params.driver_memory"
+        );
+        assert_eq!(
+            errors(json!({"app": "a.py", "conf": {"spark.a": [1]}}))[0].0,
+            r#"params.conf["spark.a"]"#
+        );
+        assert_eq!(
+            errors(json!({"app": "a.py", "master": "yarn"})),
+            vec![("params.master".into(), "is not allowed".into())]
+        );
     }
 }

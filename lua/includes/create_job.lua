@@ -14,7 +14,8 @@
   field held = <unix ms> (a multipart submit) is SCHEDULED, parked in the delayed set until
   that deadline, while its files are uploaded: unhold.lua makes it ready, promote.lua
   cancels it if the deadline passes first.
-  Includes (transitively) time, emit, enqueue.
+  The job joins the listing indexes of its kind and owner (includes/index).
+  Includes (transitively) time, emit, enqueue, index.
   cluster_refusal(prefix, cluster) -> nil, or 'CLUSTER_NOT_FOUND' | 'CLUSTER_DISABLED'
   job_extras(a) -> {field = value} of the extra pairs
   create_job(seq_key, delayed_key, prefix, a) -> id, status
@@ -24,6 +25,7 @@
 --- @include "includes/time"
 --- @include "includes/emit"
 --- @include "includes/enqueue"
+--- @include "includes/index"
 local function cluster_refusal(prefix, cluster)
   if not cluster then return nil end
   local enabled = redis.call('HGET', key_cluster(prefix, cluster), 'enabled')
@@ -72,6 +74,7 @@ local function create_job(seq_key, delayed_key, prefix, a)
   else
     enqueue(prefix, id, executor, false, extra.priority or 0)
   end
+  index_created(prefix, id, executor, a[8])
   emit(prefix, id, executor, 'submitted', status)
   return id, status
 end

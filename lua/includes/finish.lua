@@ -5,9 +5,9 @@
   (its dependents read its artifacts) until the workflow ends (includes/workflow).
   `ttl` is the job's result_ttl when the caller already read it (nil: read here); extra
   field, value pairs are written in the same HSET.
-  Every job that ends here is indexed in its kind's recent history (includes/finished) and
+  Every job that ends here moves to its final status' listing index (includes/index), and
   lets go of its `unique_key` (submit.lua) and of its concurrency slot (enqueue's free_slot).
-  Includes (transitively) time, emit, enqueue, finished, workflow.
+  Includes (transitively) time, emit, index, enqueue, workflow.
   finish(job_key, leases_key, prefix, id, status, at, ttl, ...) -> nothing
 ]]
 --- @include "includes/workflow"
@@ -20,7 +20,7 @@ local function finish(job_key, leases_key, prefix, id, status, at, ttl, ...)
   local m = redis.call('HMGET', job_key, 'workflow', 'node', 'executor', 'result_ttl',
     'unique_key', 'owner')
   ttl = ttl or m[4]
-  index_finished(prefix, id, m[3], ttl)
+  index_ended(prefix, id, m[3], status)
   if m[5] then
     -- Unique while active: the key goes with the job that holds it.
     local unique_key = key_unique(prefix, m[3], owned(m[6], m[5]))

@@ -13,7 +13,9 @@
   key_levels(prefix, executor)   levels:<executor>: the priorities above 0 with jobs queued
   key_wake(prefix, executor)     wake:<executor>
   key_schedule(prefix, name)     schedule:<name>
-  key_finished(prefix, executor) finished:<executor>
+  key_index(prefix, executor, status)  ix:<executor>:<status>: a listing index (includes/index);
+                                 status is a terminal status or 'active'
+  key_owner_index(prefix, owner)  ixo:<owner>: every job of an owner (includes/index)
   key_concurrency(prefix, executor, key)  concurrency:<executor>:<key>: running jobs
   key_parked(prefix, executor, key)       parked:<executor>:<key>: jobs waiting for a slot
   key_starts(prefix, executor[, key])  starts:<executor>[:<key>]: recent starts (rate limits)
@@ -37,7 +39,8 @@ local function key_queue(prefix, executor, priority) return prefix .. 'queue:' .
 local function key_levels(prefix, executor) return prefix .. 'levels:' .. executor end
 local function key_wake(prefix, executor) return prefix .. 'wake:' .. executor end
 local function key_schedule(prefix, name) return prefix .. 'schedule:' .. name end
-local function key_finished(prefix, executor) return prefix .. 'finished:' .. executor end
+local function key_index(prefix, executor, status) return prefix .. 'ix:' .. executor .. ':' .. status end
+local function key_owner_index(prefix, owner) return prefix .. 'ixo:' .. owner end
 local function key_concurrency(prefix, executor, key) return prefix .. 'concurrency:' .. executor .. ':' .. key end
 local function key_parked(prefix, executor, key) return prefix .. 'parked:' .. executor .. ':' .. key end
 local function key_starts(prefix, executor, key) return prefix .. 'starts:' .. executor .. (key and (':' .. key) or '') end

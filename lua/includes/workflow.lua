@@ -9,7 +9,7 @@
   in no queue or set).
 
   expire_job(prefix, id, ttl): job_N and its state history history:job_N expire after ttl
-  ms (nothing when ttl is not positive).
+  ms (nothing when ttl is not positive); prune.lua then takes it out of the listing indexes.
 
   workflow_cancel(prefix, wf_key, targets, except, why, at, cap) -> members ended so far
   workflow_settle(prefix, wf_key, w, done, at) -> true while the workflow goes on; else it
@@ -30,8 +30,8 @@
 ]]
 --- @include "includes/keys"
 --- @include "includes/emit"
+--- @include "includes/index"
 --- @include "includes/enqueue"
---- @include "includes/finished"
 local function expire_job(prefix, id, ttl)
   ttl = tonumber(ttl)
   if ttl and ttl > 0 then
@@ -58,7 +58,7 @@ local function workflow_cancel_member(prefix, id, why, at, cap)
     redis.call('ZREM', key_of(prefix, 'delayed'), id)
     redis.call('HDEL', key, 'waiting_on')
     redis.call('HSET', key, 'status', 'CANCELED', 'error', why, 'finished', at, 'updated', at)
-    index_finished(prefix, id, m[2], nil)
+    index_ended(prefix, id, m[2], 'CANCELED')
     emit(prefix, id, m[2], 'canceled', 'CANCELED', 'error', why)
     return true
   end

@@ -1,6 +1,7 @@
 //! Test harness: a real redis-server per test, brokers over it, the `sluice` binary, and
 //! artifact stores (a temp dir, or a bucket on a real S3-compatible server, harness/s3.rs).
 
+pub mod browser;
 pub mod redis;
 pub mod s3;
 pub mod sentinel;

@@ -349,17 +349,18 @@ pub struct ListQuery {
     pub status: Option<String>,
     /// Only jobs of this executor kind.
     pub executor: Option<String>,
+    /// Only jobs of this owner (a client key may name only its own).
+    pub owner: Option<String>,
     /// Continue from a previous page's `next`.
     pub cursor: Option<String>,
     /// Page size (1-1000, default 100).
     pub limit: Option<usize>,
-    /// `true`: the kind's recent history, newest first (jobs that ended for good; needs
-    /// `executor`).
+    /// `true`: only jobs that ended for good (COMPLETED, FAILED, TIMED_OUT, CANCELED).
     pub finished: Option<bool>,
 }
 
-/// `GET /jobs?status=&executor=&cursor=&limit=`: clients see only their own jobs. With
-/// `finished=true`, the kind's recent history, newest first.
+/// `GET /jobs?status=&executor=&owner=&finished=&cursor=&limit=`: newest first, with the
+/// count of each status; clients see only their own jobs.
 #[utoipa::path(get, path = "/jobs", tag = "jobs", params(ListQuery),
     responses(
         (status = 200, description = "One page of jobs", body = crate::client::Page),
@@ -371,16 +372,30 @@ pub async fn list(
 ) -> Result<warp::reply::Response, Rejection> {
     let filter = ListFilter {
         status: q.status.as_deref().map(str::parse::<Status>).transpose()?,
+        finished: q.finished == Some(true),
         executor: q.executor,
-        owner: (who.role == Role::Client).then(|| who.owner.clone()),
+        owner: listed_owner(&who, q.owner)?,
     };
-    let limit = q.limit.unwrap_or(100);
-    let page = if q.finished == Some(true) {
-        b.finished(&filter, q.cursor.as_deref(), limit).await?
-    } else {
-        b.list(&filter, q.cursor.as_deref(), limit).await?
-    };
+    let page = b
+        .list(&filter, q.cursor.as_deref(), q.limit.unwrap_or(100))
+        .await?;
     Ok(warp::reply::json(&page).into_response())
+}
+
+/// Whose jobs a listing shows: a client's own, whatever it asks (naming another owner is
+/// refused); anyone's, or the named owner's, for the other roles. An empty name is none.
+///
+/// # Errors
+/// [`Error::Forbidden`] for a client naming another owner.
+pub fn listed_owner(who: &Account, asked: Option<String>) -> Result<Option<String>, Error> {
+    match (who.role, asked.filter(|o| !o.is_empty())) {
+        (Role::Client, Some(o)) if o != who.owner => Err(Error::Forbidden(format!(
+            "a client key lists only its own jobs (owner {:?})",
+            who.owner
+        ))),
+        (Role::Client, _) => Ok(Some(who.owner.clone())),
+        (_, asked) => Ok(asked),
+    }
 }
 
 /// Body of `POST /jobs/{id}/lock` (optional).

@@ -15,6 +15,7 @@
 //! - `ops.rs`: `GET /healthz`, `GET /metrics`, `GET /executors` (admin); `openapi.rs`: `/openapi.json`, `/apidocs`
 //! - `compat/`: the faces of the replaced systems: Stand, StableConfigs, wumai (`POST /`),
 //!   Jetstream Centro (`POST /api/v1/new-run/`), the Workflow Service (`/v1/pipelines`)
+//! - `ui/`: the web console under `/ui/` (a browser's `GET /` is sent there)
 //! - `access.rs`: who may see and steer which job; `auth.rs`: API keys (bearer or basic); `errors.rs`: the one rejection handler;
 //!   `server.rs`: the connection loop and its bounds
 
@@ -31,6 +32,7 @@ pub mod ops;
 pub mod ratelimits;
 pub mod schedules;
 pub mod server;
+pub mod ui;
 pub mod uploads;
 pub mod workflows;
 
@@ -101,6 +103,18 @@ const ROUTE_TEMPLATES: &[&str] = &[
     "/executors",
     "/openapi.json",
     "/apidocs",
+    "/ui",
+    "/ui/",
+    "/ui/login",
+    "/ui/logout",
+    "/ui/overview.json",
+    "/ui/jobs",
+    "/ui/jobs/{id}",
+    "/ui/workflows",
+    "/ui/workflows/{id}",
+    "/ui/submit",
+    "/ui/assets/app.css",
+    "/ui/assets/app.js",
 ];
 
 /// The route label of a path: the template it matches, or "other".
@@ -316,6 +330,7 @@ pub fn routes(b: Broker, closing: watch::Receiver<bool>) -> BoxedFilter<(impl wa
     // filter types took rustc minutes to compile.
     one_of(
         [
+            ui::routes(&c),
             compat::stand::routes(&c),
             jobs::routes(&c),
             events::routes(&c),
@@ -359,8 +374,12 @@ pub async fn run(
             loop {
                 every.tick().await;
                 ticks += 1;
-                // Artifacts of expired jobs go with them (checked every SWEEP_EVERY ticks).
+                // Artifacts of expired jobs go with them, and so do their entries in the
+                // listing indexes (checked every SWEEP_EVERY ticks).
                 if ticks % SWEEP_EVERY == 1 {
+                    if let Err(e) = b.prune().await {
+                        tracing::warn!(error = %e, "pruning the listing indexes failed");
+                    }
                     match b.sweep_artifacts().await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(jobs = n, "deleted artifacts of expired jobs"),

@@ -133,6 +133,8 @@ fn wrapper_keys() -> std::collections::HashMap<&'static str, usize> {
         };
         let _ = s.presence(c, &p, Duration::from_secs(1)).await;
         let _ = s.promote(c, 1).await;
+        let _ = s.prune(c, 1).await;
+        let _ = s.list(c, &crate::client::ListFilter::default(), 0, 1, 1).await;
         let _ = s.unhold(c, id, None).await;
         let _ = s.seq_floor(c, 1).await;
         let _ = s.cluster_put(c, 1, &[("name", "n".into())]).await;
@@ -229,7 +231,6 @@ fn keys_are_made_only_by_the_key_schema_and_it_agrees_with_keys_rs() {
         ("queue", k.queue("7")),
         ("wake", k.wake("7")),
         ("schedule", k.schedule("7")),
-        ("finished", k.finished("7")),
         ("levels", k.levels("7")),
         ("starts", k.starts("7", None)),
         ("executor", k.executor("7")),

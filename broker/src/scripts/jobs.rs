@@ -458,6 +458,69 @@ impl Scripts {
             .unwrap_or(0) as u64)
     }
 
+    /// Runs `lua/prune.lua`: the oldest `count` entries of every ended-status and owner
+    /// index are checked, and expired jobs leave.
+    ///
+    /// # Returns
+    /// How many ids left the indexes.
+    pub async fn prune<C: ConnectionLike>(&self, c: &mut C, count: usize) -> Result<u64, Error> {
+        let k = &self.keys;
+        let r = self
+            .prune
+            .key(k.index_kinds())
+            .key(k.index_owners())
+            .arg(k.prefix())
+            .arg(count)
+            .run(c, "prune")
+            .await?;
+        Ok(r.int(0).unwrap_or(0).max(0) as u64)
+    }
+
+    /// Runs `lua/list.lua`: one page of `filter`'s jobs (ids below `before`, 0 = from the
+    /// newest), newest first, and the count of each status under its kind and owner; a walk
+    /// looks at no more than `budget` ids.
+    pub async fn list<C: ConnectionLike>(
+        &self,
+        c: &mut C,
+        filter: &crate::client::ListFilter,
+        before: u64,
+        limit: usize,
+        budget: usize,
+    ) -> Result<Listed, Error> {
+        let k = &self.keys;
+        let wanted: Vec<&str> = filter.statuses().iter().map(|s| s.as_str()).collect();
+        let r = self
+            .list
+            .key(k.index_kinds())
+            .arg(k.prefix())
+            .arg(wanted.join(","))
+            .arg(filter.executor.as_deref().unwrap_or(""))
+            .arg(filter.owner.as_deref().unwrap_or(""))
+            .arg(before)
+            .arg(limit)
+            .arg(budget)
+            .run(c, "list")
+            .await?;
+        let numbers = |i: usize| -> Vec<u64> {
+            match r.rest.get(i) {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|v| match v {
+                        Value::Int(n) => u64::try_from(*n).ok(),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        Ok(Listed {
+            counts: numbers(0),
+            ids: numbers(1),
+            next: r.int(2).filter(|n| *n > 0).map(|n| n as u64),
+            exact: r.int(3) != Some(0),
+        })
+    }
+
     /// Runs `lua/unhold.lua`: a held job (its files now stored) becomes PENDING, or
     /// SCHEDULED until `run_at`.
     ///
@@ -494,4 +557,17 @@ impl Scripts {
             .int(0)
             .unwrap_or(0) as u64)
     }
+}
+
+/// What `lua/list.lua` found.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Jobs per status, in [`Status::ALL`] order.
+    pub counts: Vec<u64>,
+    /// The page's ids, newest first.
+    pub ids: Vec<u64>,
+    /// The id to continue below, when there may be more.
+    pub next: Option<u64>,
+    /// The counts are exact (an owner's are over its newest 1 000 jobs).
+    pub exact: bool,
 }

@@ -33,10 +33,7 @@ const INCLUDES: [(&str, &str); 10] = [
     ("time", include_str!("../../../lua/includes/time.lua")),
     ("emit", include_str!("../../../lua/includes/emit.lua")),
     ("enqueue", include_str!("../../../lua/includes/enqueue.lua")),
-    (
-        "finished",
-        include_str!("../../../lua/includes/finished.lua"),
-    ),
+    ("index", include_str!("../../../lua/includes/index.lua")),
     ("finish", include_str!("../../../lua/includes/finish.lua")),
     (
         "workflow",
@@ -111,6 +108,8 @@ transitions![
     reap,
     presence,
     promote,
+    prune,
+    list,
     unhold,
     seq_floor,
     log,

@@ -4,6 +4,7 @@
 //!
 //! - [`scripts`]: `sluice bench`, the broker's own scripts (submit, claim, complete, drain,
 //!   full lifecycle, pickup latency);
+//! - [`listing`]: `sluice bench-list`, pages of `GET /jobs` with a million jobs in Redis;
 //! - [`runtime`]: `sluice bench-executors`, no-op and command jobs through the executor
 //!   runtime;
 //! - [`solver`]: `sluice bench-solver`, the TBN solver on one instance.
@@ -12,6 +13,7 @@
 //! submit and claim scripts) and `compare.sh` (the solver against the original
 //! StableConfigs, with `run_original.py` and `summarize.py`).
 
+pub mod listing;
 pub mod runtime;
 pub mod scripts;
 pub mod solver;

@@ -254,7 +254,10 @@ async fn info_field(b: &Broker, section: &str, field: &str) -> Result<Option<Str
 }
 
 /// Redis' `used_memory` (bytes).
-async fn used_memory(b: &Broker) -> Result<u64, Error> {
+///
+/// # Errors
+/// Redis errors.
+pub async fn used_memory(b: &Broker) -> Result<u64, Error> {
     Ok(info_field(b, "memory", "used_memory")
         .await?
         .and_then(|v| v.parse().ok())
