@@ -10,6 +10,7 @@ mod browser; // the web console in a real headless Chromium
 mod chaos; // recorded-history chaos runs with a checker: nothing lost, nothing twice
 mod cli; // the `sluice` binary: one clear line and a non-zero exit on errors
 mod compat; // the wumai and Jetstream Centro faces
+mod console; // the web console's HTTP edges: landing, sign-in cookie, CSRF, escaping
 mod delayed; // run_at, retry backoff and promote
 mod docs; // every console example of README.md and the folder READMEs runs as written
 mod events; // the capped event streams a job leaves behind
