@@ -108,7 +108,7 @@ async fn broker_gauges(b: &Broker) -> Result<String, Error> {
 }
 
 /// Claim-wait buckets of lua/claim.lua, in ms ("inf" last).
-const WAIT_BUCKETS_MS: [&str; 11] = [
+pub(crate) const WAIT_BUCKETS_MS: [&str; 11] = [
     "1", "5", "10", "50", "100", "500", "1000", "5000", "30000", "300000", "inf",
 ];
 

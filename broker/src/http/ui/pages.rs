@@ -40,6 +40,40 @@ struct KindRow {
     completed: u64,
     failed: u64,
     canceled: u64,
+    /// Claim wait (ready to claimed) percentiles, as the bucket bound they fall in (admins).
+    wait_p50: String,
+    wait_p99: String,
+}
+
+/// The claim-wait bucket bound a quantile `q` of a kind's claims falls in ("≤ 5 ms"), from
+/// lua/claim.lua's counters in `stats`; "-" before any claim.
+fn claim_wait(stats: &BTreeMap<String, u64>, kind: &str, q: f64) -> String {
+    let buckets = crate::http::ops::WAIT_BUCKETS_MS;
+    let counts: Vec<u64> = buckets
+        .iter()
+        .map(|b| {
+            stats
+                .get(&format!("claim_wait_le_{b}:{kind}"))
+                .copied()
+                .unwrap_or(0)
+        })
+        .collect();
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return "-".into();
+    }
+    let mut seen = 0;
+    for (b, n) in buckets.iter().zip(counts) {
+        seen += n;
+        if seen as f64 >= q * total as f64 {
+            return if *b == "inf" {
+                "> 300 s".into()
+            } else {
+                format!("≤ {b} ms")
+            };
+        }
+    }
+    "-".into()
 }
 
 struct RedisFacts {
@@ -120,6 +154,12 @@ async fn overview(b: Broker, s: Session) -> Result<warp::reply::Response, Reject
         Ok(v) => v,
         Err(e) => return Ok(error_page(c, &e)),
     };
+    let admin = who.role == Role::Admin;
+    let stats = if admin {
+        b.stats().await.unwrap_or_default()
+    } else {
+        BTreeMap::new()
+    };
     let n = |m: &BTreeMap<Status, u64>, s: Status| m.get(&s).copied().unwrap_or(0);
     let kinds = counts
         .iter()
@@ -131,9 +171,10 @@ async fn overview(b: Broker, s: Session) -> Result<warp::reply::Response, Reject
             completed: n(m, Status::Completed),
             failed: n(m, Status::Failed) + n(m, Status::TimedOut),
             canceled: n(m, Status::Canceled),
+            wait_p50: claim_wait(&stats, kind, 0.5),
+            wait_p99: claim_wait(&stats, kind, 0.99),
         })
         .collect();
-    let admin = who.role == Role::Admin;
     let executors = if admin {
         b.executors().await.unwrap_or_default()
     } else {
