@@ -48,11 +48,15 @@ fn run(args: Args) -> Result<(), String> {
     }
     let kind = opts.kind.clone();
     executors::serve("sluice-command", config, opts, |broker| async move {
+        let names: Vec<String> = actions.actions.keys().cloned().collect();
         let executor = CommandExecutor::new(actions);
+        // The params schema, so the API refuses bad params at submit (broker::schemas):
+        // published beside the start, not before it (what `register` does in one go).
+        executors::process::publish_schema(&broker, &kind, executor.schema());
         // Registered so the wumai and Jetstream faces can route actions here; retried by
         // the operator's supervisor if Redis is not up yet.
-        executor
-            .register(&broker, &kind)
+        broker
+            .register_actions(&kind, &names)
             .await
             .map_err(|e| e.to_string())?;
         Ok(Arc::new(executor) as Arc<dyn executors::Executor>)

@@ -166,8 +166,21 @@ impl CommandConfig {
                     .map_err(|e| format!("action {name}: timeout {t:?}: {e}"))?;
             }
         }
-        broker::schemas::check_schema(&c.schema())
-            .map_err(|e| format!("the params schema of these actions: {e}"))?;
+        // Compiled only with a schema of the config's own (a derived one always compiles):
+        // the first compile costs an executor's start tens of milliseconds in a debug build.
+        let schema = c.schema();
+        let size = schema.to_string().len();
+        if c.actions.values().any(|a| a.schema.is_some()) {
+            broker::schemas::check_schema(&schema)
+        } else if size > broker::schemas::MAX_SCHEMA_BYTES {
+            Err(broker::Error::Invalid(format!(
+                "{size} bytes; at most {} (64 KiB)",
+                broker::schemas::MAX_SCHEMA_BYTES
+            )))
+        } else {
+            Ok(())
+        }
+        .map_err(|e| format!("the params schema of these actions: {e}"))?;
         Ok(c)
     }
 
@@ -356,6 +369,11 @@ impl CommandExecutor {
 }
 
 impl CommandExecutor {
+    /// The params schema of this config ([`CommandConfig::schema`]).
+    pub fn schema(&self) -> Value {
+        self.config.schema()
+    }
+
     /// Publishes this config's params schema for `kind` ([`CommandConfig::schema`]) and
     /// registers its action names for it (see `Broker::register_actions`).
     ///
