@@ -224,9 +224,9 @@ mod tests {
             ("number", "integer", true)
         );
         assert_eq!((f[0].min.as_str(), f[0].max.as_str()), ("1", "9"));
-        let mode = f.iter().find(|f| f.name == "mode").unwrap();
+        let mode = f.iter().find(|f| f.name == "mode").expect("a mode field");
         assert_eq!((mode.kind, mode.options.len()), ("select", 2));
-        assert_eq!(f.iter().find(|f| f.name == "tags").unwrap().kind, "json");
+        assert_eq!(f.iter().find(|f| f.name == "tags").expect("a tags field").kind, "json");
         assert!(f.iter().all(|f| f.name != "action"));
     }
 
@@ -240,7 +240,7 @@ mod tests {
             ]
         });
         assert_eq!(super::actions(&schema), ["a", "b"]);
-        let b = super::action_branch(&schema, "b").unwrap();
+        let b = super::action_branch(&schema, "b").expect("the branch of b");
         assert_eq!(super::fields(b)[0].name, "y");
         assert!(super::action_branch(&schema, "z").is_none());
     }
