@@ -43,17 +43,29 @@ async fn a_browser_lands_on_the_console_and_api_clients_do_not() {
         .send()
         .await
         .unwrap();
-    assert_eq!((r.status().as_u16(), r.headers()[LOCATION].to_str().unwrap()), (303, "/ui/"));
+    assert_eq!(
+        (r.status().as_u16(), r.headers()[LOCATION].to_str().unwrap()),
+        (303, "/ui/")
+    );
     let r = http().get(api.url("/ui/jobs")).send().await.unwrap();
-    assert_eq!((r.status().as_u16(), r.headers()[LOCATION].to_str().unwrap()), (303, "/ui/login"));
+    assert_eq!(
+        (r.status().as_u16(), r.headers()[LOCATION].to_str().unwrap()),
+        (303, "/ui/login")
+    );
     // wumai's POST / is untouched: its own JSON answer, no redirect.
     let (s, v) = send(http().post(api.url("/")).json(&json!({"action": "x"}))).await;
     assert_ne!(s, 303);
     assert!(v.is_object(), "{s} {v}");
-    for (path, mime) in [("/ui/assets/app.js", "text/javascript"), ("/ui/assets/app.css", "text/css")] {
+    for (path, mime) in [
+        ("/ui/assets/app.js", "text/javascript"),
+        ("/ui/assets/app.css", "text/css"),
+    ] {
         let r = http().get(api.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with(mime));
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(mime));
     }
 }
 
@@ -66,7 +78,12 @@ async fn a_cookie_alone_cannot_change_anything() {
     let key = api.key("ana", Role::Client).await;
     let cookie = sign_in(&api, &key).await;
     let body = json!({"executor": "sim", "params": {}});
-    let post = || http().post(api.url("/jobs")).header(COOKIE, &cookie).json(&body);
+    let post = || {
+        http()
+            .post(api.url("/jobs"))
+            .header(COOKIE, &cookie)
+            .json(&body)
+    };
 
     let (s, v) = send(post()).await;
     assert_eq!(s, 403, "no token: {v}");
@@ -98,7 +115,14 @@ async fn a_cookie_alone_cannot_change_anything() {
     assert_eq!(s, 403, "another origin: {v}");
     let (s, v) = send(post().header("x-sluice-csrf", &token)).await;
     assert_eq!(s, 201, "{v}");
-    assert_eq!(api.broker.get(broker::JobId(1)).await.unwrap().field("owner"), Some("ana"));
+    assert_eq!(
+        api.broker
+            .get(broker::JobId(1))
+            .await
+            .unwrap()
+            .field("owner"),
+        Some("ana")
+    );
     let (s, _) = send(http().get(api.url("/jobs/1")).header(COOKIE, &cookie)).await;
     assert_eq!(s, 200, "reading needs only the cookie");
 
@@ -119,7 +143,10 @@ async fn a_cookie_alone_cannot_change_anything() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    assert!(r.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert!(r.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
 
     for bad in ["sk_unknown", "", &"x".repeat(300)] {
         let r = http()
@@ -147,12 +174,22 @@ async fn what_jobs_carry_is_escaped() {
     let api = TestApi::start(&redis, |_| {}).await;
     let b = &api.broker;
     let evil = "<script>alert(1)</script>";
-    let (id, _) = b.submit(&b.new_job("sim", json!({ "x": evil }))).await.unwrap();
+    let (id, _) = b
+        .submit(&b.new_job("sim", json!({ "x": evil })))
+        .await
+        .unwrap();
     let c = b.claim("sim", "w", 1).await.unwrap().remove(0);
     b.fail(id, &c.token, evil, false).await.unwrap();
-    for path in [format!("/ui/jobs/{id}"), "/ui/jobs".to_string(), "/ui/".to_string()] {
+    for path in [
+        format!("/ui/jobs/{id}"),
+        "/ui/jobs".to_string(),
+        "/ui/".to_string(),
+    ] {
         let page = api.text(&path).await;
         assert!(!page.contains("<script>alert"), "{path}: {page}");
     }
-    assert!(api.text(&format!("/ui/jobs/{id}")).await.contains("&#60;script&#62;alert"));
+    assert!(api
+        .text(&format!("/ui/jobs/{id}"))
+        .await
+        .contains("&#60;script&#62;alert"));
 }

@@ -134,7 +134,9 @@ fn wrapper_keys() -> std::collections::HashMap<&'static str, usize> {
         let _ = s.presence(c, &p, Duration::from_secs(1)).await;
         let _ = s.promote(c, 1).await;
         let _ = s.prune(c, 1).await;
-        let _ = s.list(c, &crate::client::ListFilter::default(), 0, 1, 1).await;
+        let _ = s
+            .list(c, &crate::client::ListFilter::default(), 0, 1, 1)
+            .await;
         let _ = s.unhold(c, id, None).await;
         let _ = s.seq_floor(c, 1).await;
         let _ = s.cluster_put(c, 1, &[("name", "n".into())]).await;

@@ -226,7 +226,13 @@ mod tests {
         assert_eq!((f[0].min.as_str(), f[0].max.as_str()), ("1", "9"));
         let mode = f.iter().find(|f| f.name == "mode").expect("a mode field");
         assert_eq!((mode.kind, mode.options.len()), ("select", 2));
-        assert_eq!(f.iter().find(|f| f.name == "tags").expect("a tags field").kind, "json");
+        assert_eq!(
+            f.iter()
+                .find(|f| f.name == "tags")
+                .expect("a tags field")
+                .kind,
+            "json"
+        );
         assert!(f.iter().all(|f| f.name != "action"));
     }
 
