@@ -12,7 +12,7 @@ use fantoccini::Locator;
 use serde_json::json;
 
 use crate::harness::browser::Browser;
-use crate::harness::{TestApi, TestRedis};
+use crate::harness::{submit_as, TestApi, TestRedis};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -54,12 +54,6 @@ async fn claim(b: &Broker, kind: &str) -> broker::Claimed {
     c.remove(0)
 }
 
-async fn submit(b: &Broker, kind: &str, owner: &str, params: serde_json::Value) -> broker::JobId {
-    let mut j = b.new_job(kind, params);
-    j.owner = owner.into();
-    b.submit(&j).await.unwrap().0
-}
-
 /// A signed-in client follows its running job's log live, stops it and sees CANCELED once
 /// its executor confirms; the overview shows it no admin parts; a signed-out browser is sent
 /// to the sign-in page.
@@ -69,7 +63,7 @@ async fn a_client_follows_a_live_log_and_stops_its_job() {
     let api = TestApi::start(&redis, |c| c.auth = true).await;
     let b = &api.broker;
     let key = api.key("ana", Role::Client).await;
-    let id = submit(b, "sim", "ana", json!({"steps": 3})).await;
+    let id = submit_as(b, "sim", "ana", json!({"steps": 3})).await;
     let run = claim(b, "sim").await;
     let browser = Browser::start().await;
 
@@ -121,8 +115,8 @@ async fn a_client_sees_only_its_own_jobs_and_no_admin_pages() {
     let redis = TestRedis::start();
     let api = TestApi::start(&redis, |c| c.auth = true).await;
     let b = &api.broker;
-    let mine = submit(b, "sim", "ana", json!({"who": "ana"})).await;
-    let theirs = submit(b, "sim", "bob", json!({"secret": "bob's"})).await;
+    let mine = submit_as(b, "sim", "ana", json!({"who": "ana"})).await;
+    let theirs = submit_as(b, "sim", "bob", json!({"secret": "bob's"})).await;
     let browser = Browser::start().await;
     sign_in(&browser, &api, &api.key("ana", Role::Client).await).await;
 

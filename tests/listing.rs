@@ -8,7 +8,7 @@ use std::time::Duration;
 use broker::{Broker, ListFilter, Status};
 use serde_json::json;
 
-use crate::harness::{broker, TestRedis};
+use crate::harness::{broker, submit_as, TestRedis};
 
 /// Every job is in exactly one index of its kind: `ix:<kind>:active` while it has not
 /// ended, `ix:<kind>:<STATUS>` once it has; and in its owner's `ixo:<owner>`.
@@ -41,10 +41,7 @@ fn assert_indexed(redis: &TestRedis, kinds: &[&str]) {
 }
 
 async fn submit(b: &Broker, kind: &str, owner: &str) -> broker::JobId {
-    let mut j = b.new_job(kind, json!({}));
-    j.owner = owner.into();
-    j.max_attempts = 2;
-    b.submit(&j).await.unwrap().0
+    submit_as(b, kind, owner, json!({})).await
 }
 
 /// Every path into and out of an ended status moves the job between indexes: submit, delay, claim, complete,

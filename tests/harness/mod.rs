@@ -94,6 +94,13 @@ macro_rules! eq_job {
     }};
 }
 
+/// Submits a job of `kind` owned by `owner` (the broker call, no HTTP); its id.
+pub async fn submit_as(b: &Broker, kind: &str, owner: &str, params: serde_json::Value) -> JobId {
+    let mut j = b.new_job(kind, params);
+    j.owner = owner.into();
+    b.submit(&j).await.expect("a submit to the test redis").0
+}
+
 /// An API server (`broker::http::run`) in this process on 127.0.0.1:<free port>; stopped
 /// (gracefully) on drop.
 pub struct TestApi {

@@ -76,6 +76,7 @@ fn claim_wait(stats: &BTreeMap<String, u64>, kind: &str, q: f64) -> String {
     "-".into()
 }
 
+#[derive(Default)]
 struct RedisFacts {
     health: String,
     version: String,
@@ -183,13 +184,7 @@ async fn overview(b: Broker, s: Session) -> Result<warp::reply::Response, Reject
     let redis = if admin {
         redis_facts(&b).await
     } else {
-        RedisFacts {
-            health: String::new(),
-            version: String::new(),
-            used: String::new(),
-            limit: String::new(),
-            replicas: String::new(),
-        }
+        RedisFacts::default()
     };
     Ok(html(
         &Overview {
