@@ -324,3 +324,207 @@ async fn a_workflows_nodes_turn_green_in_order() {
     browser.wait_text("#wf-status", "COMPLETED", WAIT).await;
     browser.close().await;
 }
+
+/// The pages beside jobs, as a client and as an admin: a client starts a run of its own
+/// pipeline from the pipeline's page and lands on the run's job; bob's pipeline is "not
+/// found" and absent from the list; schedules are refused (and not in the menu) while
+/// clusters are readable; a StableConfigs task solved by the real `sluice-solver` shows each
+/// configuration's polymers as lists of monomers, the same ones `GET /status/{id}` answers.
+/// The admin sees the schedule with its next tick.
+#[tokio::test]
+async fn pipelines_schedules_clusters_and_a_tasks_configurations() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| c.auth = true).await;
+    let _solver = crate::harness::executor(
+        env!("CARGO_BIN_EXE_sluice-solver"),
+        &redis,
+        &[],
+        Vec::<(&str, &str)>::new(),
+    );
+    let b = &api.broker;
+    let ana = api.key("ana", Role::Client).await;
+    let bob = api.key("bob", Role::Client).await;
+    let pipeline = |name: &str| json!({"name": name, "executor": "sim", "params": {"steps": 2}});
+    let post = reqwest::Method::POST;
+    let (s, mine) = api
+        .call(
+            post.clone(),
+            "/v1/pipelines",
+            Some(&ana),
+            Some(pipeline("nightly")),
+        )
+        .await;
+    assert_eq!(s, 200, "{mine}");
+    let (s, theirs) = api
+        .call(
+            post.clone(),
+            "/v1/pipelines",
+            Some(&bob),
+            Some(pipeline("bob-secret")),
+        )
+        .await;
+    assert_eq!(s, 200, "{theirs}");
+    let (mine, theirs) = (
+        mine["uuid"].as_str().unwrap(),
+        theirs["uuid"].as_str().unwrap(),
+    );
+    b.add_schedule(
+        "hourly-sim",
+        "sim",
+        &json!({"steps": 1}),
+        &broker::schedules::Spec::Every(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
+    let cluster: broker::clusters::Cluster = serde_json::from_value(
+        json!({"id": 3, "name": "lab-spark", "description": "the lab's standalone master",
+               "type": "SPARK_LOCAL", "address": "local[2]", "executor_memory": "2g"}),
+    )
+    .unwrap();
+    b.put_cluster(&cluster).await.unwrap();
+    // A StableConfigs task, as its client sent it, solved by the real solver.
+    let task = json!({"monomers": [["a", "b"], ["a*", "b*"], ["a"], ["b*", ">tail"]], "gen": 2});
+    let (s, v) = api.call(post, "/task", Some(&ana), Some(task)).await;
+    assert_eq!(s, 202, "{v}");
+    let task = v["task_id"].as_str().unwrap().to_string();
+    let answer = loop {
+        let (s, v) = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/status/{task}"),
+                Some(&ana),
+                None,
+            )
+            .await;
+        if s == 200 {
+            break v;
+        }
+        assert!([202, 203].contains(&s), "{s} {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let browser = Browser::start().await;
+    sign_in(&browser, &api, &ana).await;
+    let menu = browser.find("header nav").await.text().await.unwrap();
+    assert!(
+        menu.contains("Pipelines") && menu.contains("Clusters"),
+        "{menu}"
+    );
+    assert!(!menu.contains("Schedules"), "a client's menu: {menu}");
+    browser.goto(&api.url("/ui/pipelines")).await;
+    browser
+        .wait_for(&format!("tr[data-pipeline=\"{mine}\"]"), WAIT)
+        .await;
+    let page = browser.client.source().await.unwrap();
+    assert!(!page.contains("bob-secret"), "bob's pipeline listed");
+    browser
+        .goto(&api.url(&format!("/ui/pipelines/{mine}")))
+        .await;
+    browser
+        .wait_text("#pipeline-params", "\"steps\": 2", WAIT)
+        .await;
+    browser.find("#start-run").await.click().await.unwrap();
+    browser.client.accept_alert().await.expect("a confirmation");
+    let job = browser.wait_for("#job[data-id]", WAIT).await;
+    let run = job.attr("data-id").await.unwrap().unwrap();
+    let started = b.get(broker::JobId(run.parse().unwrap())).await.unwrap();
+    assert_eq!(
+        (started.field("pipeline"), started.field("owner")),
+        (Some(mine), Some("ana"))
+    );
+    browser
+        .goto(&api.url(&format!("/ui/pipelines/{mine}")))
+        .await;
+    browser
+        .wait_for(&format!("tr[data-run=\"{run}\"]"), WAIT)
+        .await;
+    browser.screenshot("pipeline").await;
+    browser
+        .goto(&api.url(&format!("/ui/pipelines/{theirs}")))
+        .await;
+    browser.wait_text("#problem", "not found", WAIT).await;
+    assert!(!browser
+        .client
+        .source()
+        .await
+        .unwrap()
+        .contains("bob-secret"));
+    browser.goto(&api.url("/ui/schedules")).await;
+    browser.wait_text("#problem", "admins", WAIT).await;
+    assert!(!browser
+        .client
+        .source()
+        .await
+        .unwrap()
+        .contains("hourly-sim"));
+    browser.goto(&api.url("/ui/clusters")).await;
+    let row = browser
+        .wait_text("tr[data-cluster=\"3\"]", "lab-spark", WAIT)
+        .await;
+    assert!(row.contains("local[2]") && row.contains("2g"), "{row}");
+
+    browser.goto(&api.url(&format!("/ui/jobs/{task}"))).await;
+    browser.wait_for("#configurations", WAIT).await;
+    for (i, config) in answer["configs"].as_array().unwrap().iter().enumerate() {
+        let polymers = browser
+            .client
+            .find_all(Locator::Css(&format!(
+                "[data-config=\"{}\"] li.polymer",
+                i + 1
+            )))
+            .await
+            .unwrap();
+        let want = config["polymers"].as_array().unwrap();
+        assert_eq!(polymers.len(), want.len(), "configuration {}", i + 1);
+        for (li, polymer) in polymers.iter().zip(want) {
+            let mut shown = Vec::new();
+            for m in li.find_all(Locator::Css("li.monomer")).await.unwrap() {
+                shown.push(m.text().await.unwrap());
+            }
+            let monomers: Vec<String> = polymer
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    let sites: Vec<&str> = m
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s.as_str().unwrap())
+                        .collect();
+                    sites.join(" ")
+                })
+                .collect();
+            assert_eq!(shown, monomers);
+        }
+    }
+    browser
+        .client
+        .execute(
+            "document.querySelector('#configurations').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.screenshot("stableconfigs-task").await;
+    browser.close().await;
+
+    let admin = Browser::start().await;
+    sign_in(&admin, &api, &api.key("root", Role::Admin).await).await;
+    admin.goto(&api.url("/ui/schedules")).await;
+    let row = admin
+        .wait_text("tr[data-schedule=\"hourly-sim\"]", "every 1h", WAIT)
+        .await;
+    let next = admin
+        .find("tr[data-schedule=\"hourly-sim\"] [data-f=next]")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(next.starts_with("20"), "a next tick: {row}");
+    admin.goto(&api.url("/ui/pipelines")).await;
+    admin
+        .wait_for(&format!("tr[data-pipeline=\"{theirs}\"]"), WAIT)
+        .await;
+    admin.close().await;
+}

@@ -193,3 +193,105 @@ async fn what_jobs_carry_is_escaped() {
         .await
         .contains("&#60;script&#62;alert"));
 }
+
+/// The pages beside jobs obey the API's rules over plain HTTP: another owner's pipeline is
+/// a 404 page, schedules a 403 page for a client, names are escaped everywhere, and starting
+/// a run from a pipeline's page needs the page's CSRF token like any other write.
+#[tokio::test]
+async fn pipelines_schedules_and_clusters_keep_to_the_apis_rules() {
+    let redis = TestRedis::start();
+    let api = TestApi::start(&redis, |c| c.auth = true).await;
+    let b = &api.broker;
+    let evil = "<img src=x onerror=alert(1)>";
+    let ana = api.key("ana", Role::Client).await;
+    let bob = api.key("bob", Role::Client).await;
+    let body = json!({"name": evil, "description": evil, "executor": "sim", "params": {"x": evil}});
+    let post = reqwest::Method::POST;
+    let (_, mine) = api
+        .call(
+            post.clone(),
+            "/v1/pipelines",
+            Some(&ana),
+            Some(body.clone()),
+        )
+        .await;
+    let (_, theirs) = api
+        .call(post, "/v1/pipelines", Some(&bob), Some(body))
+        .await;
+    let (mine, theirs) = (
+        mine["uuid"].as_str().unwrap(),
+        theirs["uuid"].as_str().unwrap(),
+    );
+    b.add_schedule(
+        "nightly",
+        "sim",
+        &json!({"x": evil}),
+        &broker::schedules::Spec::Cron("0 3 * * *".into()),
+    )
+    .await
+    .unwrap();
+    let cluster: broker::clusters::Cluster =
+        serde_json::from_value(json!({"id": 1, "name": evil, "description": evil})).unwrap();
+    b.put_cluster(&cluster).await.unwrap();
+
+    let cookie = sign_in(&api, &ana).await;
+    let page = |path: String, cookie: String| {
+        let req = http().get(api.url(&path)).header(COOKIE, cookie);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    for path in [
+        "/ui/pipelines".to_string(),
+        format!("/ui/pipelines/{mine}"),
+        "/ui/clusters".to_string(),
+    ] {
+        let (s, text) = page(path.clone(), cookie.clone()).await;
+        assert_eq!(s, 200, "{path}: {text}");
+        assert!(!text.contains("<img src=x"), "{path}: {text}");
+        assert!(text.contains("&#60;img src=x"), "{path} shows the name");
+    }
+    let (s, text) = page(format!("/ui/pipelines/{theirs}"), cookie.clone()).await;
+    assert_eq!(s, 404, "{text}");
+    let (s, text) = page("/ui/schedules".into(), cookie.clone()).await;
+    assert_eq!(s, 403, "{text}");
+    assert!(!text.contains("nightly"));
+    let admin = sign_in(&api, &api.key("root", Role::Admin).await).await;
+    let (s, text) = page("/ui/schedules".into(), admin.clone()).await;
+    assert_eq!(s, 200, "{text}");
+    assert!(
+        text.contains("cron 0 3 * * *") && !text.contains("<img src=x"),
+        "{text}"
+    );
+    let (s, text) = page(format!("/ui/pipelines/{theirs}"), admin).await;
+    assert_eq!(s, 200, "an admin sees bob's: {text}");
+
+    // Starting a run: the cookie alone is refused, the page's token lets it through.
+    let (_, text) = page(format!("/ui/pipelines/{mine}"), cookie.clone()).await;
+    let token = text
+        .split("name=\"csrf\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let start = |pipeline: &str| {
+        http()
+            .post(api.url(&format!("/v1/pipelines/{pipeline}/runs")))
+            .header(COOKIE, &cookie)
+            .json(&json!({}))
+    };
+    let (s, v) = send(start(mine)).await;
+    assert_eq!(s, 403, "no token: {v}");
+    let (s, v) = send(start(theirs).header("x-sluice-csrf", &token)).await;
+    assert_eq!(s, 404, "bob's pipeline: {v}");
+    let (s, v) = send(start(mine).header("x-sluice-csrf", &token)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        b.pipeline_runs(theirs.parse().unwrap())
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+}

@@ -27,7 +27,8 @@ pub enum ClusterType {
 }
 
 impl ClusterType {
-    fn as_str(self) -> &'static str {
+    /// Stand's word for the type (SPARK_LOCAL, YARN, MESOS, KUBERNETES).
+    pub fn as_str(self) -> &'static str {
         match self {
             ClusterType::SparkLocal => "SPARK_LOCAL",
             ClusterType::Yarn => "YARN",

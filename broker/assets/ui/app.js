@@ -16,7 +16,9 @@ async function api(method, path, body) {
   try { data = await res.json(); } catch (_) { /* no body */ }
   return { ok: res.ok, status: res.status, data };
 }
-const errorText = (r) => (r.data && r.data.error ? r.data.error.message : `HTTP ${r.status}`);
+// The native API's {"error": {"message"}}, or a face's own {"message"}.
+const errorText = (r) =>
+  (r.data && r.data.error && r.data.error.message) || (r.data && r.data.message) || `HTTP ${r.status}`;
 
 // Overview: counts every 2 s, rates per minute from the event counters' deltas.
 function overview() {
@@ -67,6 +69,8 @@ function jobPage() {
     $("#attempt").textContent = `${j.attempt} of ${j.max_attempts}`;
     if (j.finished) $("#finished").textContent = j.finished;
     if (j.result !== undefined) $("#result").textContent = pretty(j.result);
+    // A solver's answer arrived while the page was open: draw its configurations (server side).
+    if (j.result && Array.isArray(j.result.configs) && !$("#configurations")) location.reload();
     if (j.progress !== undefined) showProgress(j.progress);
     if (j.error) { const e = $("#job-error"); e.textContent = j.error; e.hidden = false; }
     $$("#actions [data-action=stop]").forEach((b) => (b.hidden = terminal(j.status)));
@@ -172,6 +176,20 @@ function workflowPage() {
   poll();
 }
 
+// Pipeline page: start a run (the Workflow Service face's POST .../runs) and open its job.
+function pipelinePage() {
+  const b = $("#start-run");
+  if (!b) return;
+  b.addEventListener("click", async () => {
+    if (!window.confirm(b.dataset.confirm)) return;
+    const msg = $("#action-message");
+    msg.className = "message"; msg.textContent = "starting…";
+    const r = await api("POST", `/v1/pipelines/${b.dataset.pipeline}/runs`, {});
+    if (r.ok) { location.href = `/ui/jobs/${r.data.uuid}`; return; }
+    msg.className = "message bad"; msg.textContent = errorText(r);
+  });
+}
+
 // Submit: the browser's own checks (from the schema: required, min, max, pattern, enum) and
 // JSON syntax before sending; the API's schema errors (400 "params.<field>: ...") shown at
 // their field after.
@@ -224,5 +242,6 @@ document.addEventListener("DOMContentLoaded", () => {
   overview();
   jobPage();
   workflowPage();
+  pipelinePage();
   submitPage();
 });

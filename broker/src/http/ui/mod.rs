@@ -10,11 +10,13 @@
 //!
 //! - this file: routes, sign-in and sign-out, the compiled-in assets;
 //! - `pages.rs`: overview, jobs, job, workflows; `graph.rs`: a workflow drawn as SVG;
-//! - `forms.rs`: the submit form, one field per property of the kind's params schema.
+//! - `forms.rs`: the submit form, one field per property of the kind's params schema;
+//! - `records.rs`: pipelines and their runs, schedules, Stand's clusters.
 
 mod forms;
 mod graph;
 mod pages;
+mod records;
 
 use askama::Template;
 use serde::Deserialize;
@@ -233,6 +235,7 @@ pub fn routes(c: &crate::http::Ctx) -> Vec<crate::http::Route> {
     ];
     all.extend(pages::routes(with_session(c)));
     all.extend(forms::routes(with_session(c)));
+    all.extend(records::routes(with_session(c)));
     all
 }
 

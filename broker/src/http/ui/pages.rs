@@ -383,9 +383,50 @@ struct JobPage {
     params: String,
     result: String,
     history: Vec<(String, String, String)>,
+    /// A StableConfigs answer, drawn readably (None: the result is not one).
+    configs: Option<Configs>,
     may_act: bool,
     terminal: bool,
     retryable: bool,
+}
+
+/// Most configurations a job's page draws (all of them stay in the result's JSON).
+const CONFIGS_SHOWN: usize = 20;
+
+/// A solver result (`{"configs": [{"polymers": [[[site, ...], ...], ...]}], "entropy"}`)
+/// for reading: each polymer a list of its monomers, each monomer its sites in one line.
+struct Configs {
+    found: usize,
+    entropy: Option<u64>,
+    shown: Vec<Vec<Vec<String>>>,
+}
+
+fn configs(result: Option<&Value>) -> Option<Configs> {
+    #[derive(Deserialize)]
+    struct Answer {
+        configs: Vec<Config>,
+        entropy: Option<u64>,
+    }
+    #[derive(Deserialize)]
+    struct Config {
+        polymers: Vec<Vec<Vec<String>>>,
+    }
+    let answer = Answer::deserialize(result?).ok()?;
+    Some(Configs {
+        found: answer.configs.len(),
+        entropy: answer.entropy,
+        shown: answer
+            .configs
+            .into_iter()
+            .take(CONFIGS_SHOWN)
+            .map(|c| {
+                c.polymers
+                    .into_iter()
+                    .map(|p| p.into_iter().map(|m| m.join(" ")).collect())
+                    .collect()
+            })
+            .collect(),
+    })
 }
 
 fn pretty(v: Option<&Value>) -> String {
@@ -441,6 +482,7 @@ async fn job(b: Broker, s: Session, id: JobId) -> Result<warp::reply::Response, 
         params: pretty(Some(&j.params)),
         result: pretty(j.result.as_ref()),
         history,
+        configs: configs(j.result.as_ref()),
         may_act: who.may_act(j.field("owner")),
         terminal: j.status.is_terminal(),
         retryable: matches!(
