@@ -33,6 +33,15 @@ async fn sign_in(api: &TestApi, key: &str) -> String {
     set.split(';').next().unwrap().to_string()
 }
 
+/// The CSRF token a console page carries (its `<meta name="csrf">`).
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a csrf meta tag")
+        .to_string()
+}
+
 #[tokio::test]
 async fn a_browser_lands_on_the_console_and_api_clients_do_not() {
     let redis = TestRedis::start();
@@ -100,12 +109,7 @@ async fn a_cookie_alone_cannot_change_anything() {
         .await
         .unwrap();
     assert!(!page.contains(&key), "the key is in the page");
-    let token = page
-        .split("name=\"csrf\" content=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_string();
+    let token = csrf_of(&page);
     let (s, v) = send(
         post()
             .header("x-sluice-csrf", &token)
@@ -269,12 +273,7 @@ async fn pipelines_schedules_and_clusters_keep_to_the_apis_rules() {
 
     // Starting a run: the cookie alone is refused, the page's token lets it through.
     let (_, text) = page(format!("/ui/pipelines/{mine}"), cookie.clone()).await;
-    let token = text
-        .split("name=\"csrf\" content=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_string();
+    let token = csrf_of(&text);
     let start = |pipeline: &str| {
         http()
             .post(api.url(&format!("/v1/pipelines/{pipeline}/runs")))

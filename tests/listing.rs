@@ -233,3 +233,42 @@ async fn a_client_lists_only_its_own_jobs() {
         assert!(v["error"]["message"].is_string(), "{bad}: {v}");
     }
 }
+
+/// An owner's counts are kept between pages (ix:owner_counts) but never outlive a change:
+/// a claim, an end, a new job or an expired job pruned away is in the very next page's
+/// counts, while a repeated page with nothing changed reads the kept ones.
+#[tokio::test]
+async fn an_owners_kept_counts_follow_every_change() {
+    let redis = TestRedis::start();
+    let b = broker(&redis, |_| {});
+    for _ in 0..3 {
+        submit(&b, "a", "ana").await;
+    }
+    let mine = ListFilter {
+        owner: Some("ana".into()),
+        ..Default::default()
+    };
+    let counts = |page: broker::Page| {
+        [Status::Pending, Status::Running, Status::Completed].map(|s| page.counts[&s])
+    };
+    assert_eq!(counts(b.list(&mine, None, 10).await.unwrap()), [3, 0, 0]);
+    let kept = redis.cli(&["HGET", "ix:owner_counts", "|ana"]);
+    assert!(kept.ends_with("/3,0,3,0,0,0,0,0,1\n"), "kept: {kept:?}");
+    // Nothing changed: the kept field is read, not rewritten.
+    assert_eq!(counts(b.list(&mine, None, 10).await.unwrap()), [3, 0, 0]);
+    assert_eq!(redis.cli(&["HGET", "ix:owner_counts", "|ana"]), kept);
+
+    let c = b.claim("a", "w", 1).await.unwrap().remove(0);
+    assert_eq!(counts(b.list(&mine, None, 10).await.unwrap()), [2, 1, 0]);
+    b.complete(c.id, &c.token, &json!(null)).await.unwrap();
+    assert_eq!(counts(b.list(&mine, None, 10).await.unwrap()), [2, 0, 1]);
+    submit(&b, "a", "ana").await;
+    assert_eq!(counts(b.list(&mine, None, 10).await.unwrap()), [3, 0, 1]);
+    // bob's job is not hers, but changes nothing she is shown either.
+    submit(&b, "a", "bob").await;
+    assert_eq!(counts(b.list(&mine, None, 10).await.unwrap()), [3, 0, 1]);
+    // Her completed job expires (no event): once pruned, it leaves her counts.
+    redis.cli(&["DEL", &format!("job_{}", c.id)]);
+    b.prune().await.unwrap();
+    assert_eq!(counts(b.list(&mine, None, 10).await.unwrap()), [3, 0, 0]);
+}
