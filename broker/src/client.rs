@@ -639,16 +639,6 @@ impl Broker {
         Ok(kinds)
     }
 
-    /// The event counters of the `stats` hash ("<event>:<executor>" -> count since the
-    /// start), as `GET /metrics` reads them.
-    ///
-    /// # Errors
-    /// Redis errors.
-    pub async fn stats(&self) -> Result<BTreeMap<String, u64>, Error> {
-        let mut c = self.conn().await?;
-        Ok(c.hgetall(self.keys().stats()).await?)
-    }
-
     /// Registers action names as run by executor `kind` (HSET actions), so that the wumai
     /// and Jetstream faces can route `{"action": NAME}` to it.
     ///

@@ -60,6 +60,7 @@ pub mod schemas;
 pub mod scripts;
 pub mod sentinel;
 pub mod solver;
+pub mod stats;
 pub mod uploads;
 pub mod workflows;
 

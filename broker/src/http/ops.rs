@@ -10,6 +10,7 @@ use warp::{Rejection, Reply};
 
 use crate::client::Broker;
 use crate::error::Error;
+use crate::stats::{Stats, WAIT_BUCKETS_MS};
 
 /// `GET /healthz`: 200 `{"status": "ok"}` when Redis answers, else 503. With
 /// `min_replicas_ack` set it also counts the replicas online (`replicas`), and answers 503
@@ -61,8 +62,7 @@ async fn broker_gauges(b: &Broker) -> Result<String, Error> {
     out.push_str(&format!("sluice_jobs_running {running}\n"));
     out.push_str("# HELP sluice_jobs_scheduled Jobs waiting for run_at or a retry backoff.\n# TYPE sluice_jobs_scheduled gauge\n");
     out.push_str(&format!("sluice_jobs_scheduled {scheduled}\n"));
-    let stats: std::collections::HashMap<String, i64> = c.hgetall(k.stats()).await?;
-    out.push_str(&render_stats(&stats));
+    out.push_str(&render_stats(&b.stats().await?));
     out.push_str("# HELP sluice_queue_depth Ready jobs per executor kind.\n# TYPE sluice_queue_depth gauge\n");
     // A kind's priority queues (queue:<kind>:p<N>) count toward its depth.
     let strip = k.queue("");
@@ -107,11 +107,6 @@ async fn broker_gauges(b: &Broker) -> Result<String, Error> {
     Ok(out)
 }
 
-/// Claim-wait buckets of lua/claim.lua, in ms ("inf" last).
-pub(crate) const WAIT_BUCKETS_MS: [&str; 11] = [
-    "1", "5", "10", "50", "100", "500", "1000", "5000", "30000", "300000", "inf",
-];
-
 fn label(v: &str) -> String {
     v.replace(['"', '\\', '\n'], "_")
 }
@@ -119,26 +114,9 @@ fn label(v: &str) -> String {
 /// The `stats` hash as Prometheus series: `sluice_job_events_total{event, executor}` from the
 /// `<event>:<executor>` counters, and the `sluice_claim_wait_seconds` histogram (time from
 /// ready to claimed) from the claim-wait buckets.
-fn render_stats(stats: &std::collections::HashMap<String, i64>) -> String {
-    let mut events: Vec<(&str, &str, i64)> = Vec::new();
-    let mut waits: std::collections::BTreeMap<&str, ([i64; 11], i64)> = Default::default();
-    for (field, n) in stats {
-        let Some((name, executor)) = field.rsplit_once(':') else {
-            continue;
-        };
-        if let Some(b) = name.strip_prefix("claim_wait_le_") {
-            if let Some(i) = WAIT_BUCKETS_MS.iter().position(|x| *x == b) {
-                waits.entry(executor).or_default().0[i] += n;
-            }
-        } else if name == "claim_wait_ms_sum" {
-            waits.entry(executor).or_default().1 += n;
-        } else {
-            events.push((name, executor, *n));
-        }
-    }
-    events.sort();
+fn render_stats(stats: &Stats) -> String {
     let mut out = String::from("# HELP sluice_job_events_total Job events by kind (submitted, claimed, completed, failed, retried, timed_out, canceled, ...) and executor.\n# TYPE sluice_job_events_total counter\n");
-    for (event, executor, n) in events {
+    for ((event, executor), n) in &stats.events {
         out.push_str(&format!(
             "sluice_job_events_total{{event=\"{}\",executor=\"{}\"}} {n}\n",
             label(event),
@@ -146,10 +124,10 @@ fn render_stats(stats: &std::collections::HashMap<String, i64>) -> String {
         ));
     }
     out.push_str("# HELP sluice_claim_wait_seconds Time from ready (queued) to claimed.\n# TYPE sluice_claim_wait_seconds histogram\n");
-    for (executor, (buckets, sum_ms)) in waits {
+    for (executor, waits) in &stats.waits {
         let ex = label(executor);
         let mut cumulative = 0;
-        for (b, n) in WAIT_BUCKETS_MS.iter().zip(buckets) {
+        for (b, n) in WAIT_BUCKETS_MS.iter().zip(waits.buckets) {
             cumulative += n;
             let le = if *b == "inf" {
                 "+Inf".to_string()
@@ -162,7 +140,7 @@ fn render_stats(stats: &std::collections::HashMap<String, i64>) -> String {
         }
         out.push_str(&format!(
             "sluice_claim_wait_seconds_sum{{executor=\"{ex}\"}} {}\n",
-            sum_ms as f64 / 1000.0
+            waits.sum_ms as f64 / 1000.0
         ));
         out.push_str(&format!(
             "sluice_claim_wait_seconds_count{{executor=\"{ex}\"}} {cumulative}\n"

@@ -16,6 +16,7 @@ use crate::apikeys::{Account, Role};
 use crate::client::{Broker, ListFilter};
 use crate::error::Error;
 use crate::job::{Job, JobId, Status};
+use crate::stats::Stats;
 
 /// Jobs per page of the jobs list.
 const PAGE: usize = 50;
@@ -45,35 +46,14 @@ struct KindRow {
     wait_p99: String,
 }
 
-/// The claim-wait bucket bound a quantile `q` of a kind's claims falls in ("≤ 5 ms"), from
-/// lua/claim.lua's counters in `stats`; "-" before any claim.
-fn claim_wait(stats: &BTreeMap<String, u64>, kind: &str, q: f64) -> String {
-    let buckets = crate::http::ops::WAIT_BUCKETS_MS;
-    let counts: Vec<u64> = buckets
-        .iter()
-        .map(|b| {
-            stats
-                .get(&format!("claim_wait_le_{b}:{kind}"))
-                .copied()
-                .unwrap_or(0)
-        })
-        .collect();
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-        return "-".into();
+/// The claim-wait bucket bound a quantile `q` of a kind's claims falls in ("≤ 5 ms"); "-"
+/// before any claim.
+fn claim_wait(stats: &Stats, kind: &str, q: f64) -> String {
+    match stats.waits.get(kind).and_then(|w| w.quantile(q)) {
+        None => "-".into(),
+        Some("inf") => "> 300 s".into(),
+        Some(b) => format!("≤ {b} ms"),
     }
-    let mut seen = 0;
-    for (b, n) in buckets.iter().zip(counts) {
-        seen += n;
-        if seen as f64 >= q * total as f64 {
-            return if *b == "inf" {
-                "> 300 s".into()
-            } else {
-                format!("≤ {b} ms")
-            };
-        }
-    }
-    "-".into()
 }
 
 #[derive(Default)]
@@ -159,7 +139,7 @@ async fn overview(b: Broker, s: Session) -> Result<warp::reply::Response, Reject
     let stats = if admin {
         b.stats().await.unwrap_or_default()
     } else {
-        BTreeMap::new()
+        Stats::default()
     };
     let n = |m: &BTreeMap<Status, u64>, s: Status| m.get(&s).copied().unwrap_or(0);
     let kinds = counts
@@ -206,21 +186,20 @@ async fn overview_json(b: Broker, s: Session) -> Result<warp::reply::Response, R
         ));
     };
     let counts = kind_counts(&b, &who).await?;
-    let stats: BTreeMap<String, u64> = if who.role == Role::Admin {
+    let stats = if who.role == Role::Admin {
         b.stats().await?
     } else {
-        BTreeMap::new()
+        Stats::default()
     };
     let kinds: Vec<Value> = counts
         .into_iter()
         .map(|(kind, m)| {
-            let stat = |ev: &str| stats.get(&format!("{ev}:{kind}")).copied();
-            let failed = stat("failed").unwrap_or(0) + stat("timed_out").unwrap_or(0);
+            let failed = stats.event("failed", &kind) + stats.event("timed_out", &kind);
             json!({
                 "kind": kind,
                 "counts": m,
                 "stats": (who.role == Role::Admin).then(|| json!({
-                    "completed": stat("completed").unwrap_or(0),
+                    "completed": stats.event("completed", &kind),
                     "failed": failed,
                 })),
             })
