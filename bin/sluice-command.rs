@@ -49,10 +49,8 @@ fn run(args: Args) -> Result<(), String> {
     let kind = opts.kind.clone();
     executors::serve("sluice-command", config, opts, |broker| async move {
         let names: Vec<String> = actions.actions.keys().cloned().collect();
+        // Its params schema is published by `serve` (Executor::params_schema).
         let executor = CommandExecutor::new(actions);
-        // The params schema, so the API refuses bad params at submit (broker::schemas):
-        // published beside the start, not before it (what `register` does in one go).
-        executors::process::publish_schema(&broker, &kind, executor.schema());
         // Registered so the wumai and Jetstream faces can route actions here; retried by
         // the operator's supervisor if Redis is not up yet.
         broker

@@ -40,10 +40,7 @@ fn run(args: Args) -> Result<(), String> {
     opts.exec_size = args.exec_size.or(config.exec_size).unwrap_or(2).max(1);
     opts.pick_size = opts.exec_size;
     let (python, allow_unsafe) = (args.python, args.allow_unsafe_glm);
-    let kind = opts.kind.clone();
-    executors::serve("sluice-gridlabd", config, opts, |broker| async move {
-        // So the API refuses bad params at submit, naming the field (broker::schemas).
-        executors::process::publish_schema(&broker, &kind, executors::gridlabd::params_schema());
+    executors::serve("sluice-gridlabd", config, opts, |_| async move {
         Ok(Arc::new(GridlabdExecutor::new(python, allow_unsafe)) as Arc<dyn executors::Executor>)
     })
 }

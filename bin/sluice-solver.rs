@@ -30,10 +30,7 @@ fn run(args: Args) -> Result<(), String> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     opts.exec_size = args.exec_size.or(config.exec_size).unwrap_or(cores).max(1);
     opts.pick_size = opts.exec_size;
-    let kind = opts.kind.clone();
-    executors::serve("sluice-solver", config, opts, |broker| async move {
-        // So the API refuses bad params at submit, naming the field (broker::schemas).
-        executors::process::publish_schema(&broker, &kind, executors::solver::params_schema());
+    executors::serve("sluice-solver", config, opts, |_| async move {
         Ok(Arc::new(SolverExecutor) as Arc<dyn executors::Executor>)
     })
 }

@@ -34,10 +34,7 @@ fn run(args: Args) -> Result<(), String> {
     opts.exec_size = args.exec_size.or(config.exec_size).unwrap_or(2).max(1);
     opts.pick_size = opts.exec_size;
     let program = args.spark_submit.unwrap_or_else(SparkExecutor::locate);
-    let kind = opts.kind.clone();
-    executors::serve("sluice-spark", config, opts, |broker| async move {
-        // So the API refuses bad params at submit, naming the field (broker::schemas).
-        executors::process::publish_schema(&broker, &kind, executors::spark::params_schema());
+    executors::serve("sluice-spark", config, opts, |_| async move {
         Ok(Arc::new(SparkExecutor::new(program)) as Arc<dyn executors::Executor>)
     })
 }

@@ -369,11 +369,6 @@ impl CommandExecutor {
 }
 
 impl CommandExecutor {
-    /// The params schema of this config ([`CommandConfig::schema`]).
-    pub fn schema(&self) -> Value {
-        self.config.schema()
-    }
-
     /// Publishes this config's params schema for `kind` ([`CommandConfig::schema`]) and
     /// registers its action names for it (see `Broker::register_actions`).
     ///
@@ -395,6 +390,11 @@ impl CommandExecutor {
 }
 
 impl Executor for CommandExecutor {
+    /// Built from its actions ([`CommandConfig::schema`]).
+    fn params_schema(&self) -> Option<Value> {
+        Some(self.config.schema())
+    }
+
     fn run(&self, job: JobInput, ctx: JobContext) -> JobFuture {
         let config = self.config.clone();
         Box::pin(async move {

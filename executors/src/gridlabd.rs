@@ -291,6 +291,10 @@ impl Executor for GridlabdExecutor {
             r
         })
     }
+
+    fn params_schema(&self) -> Option<Value> {
+        Some(params_schema())
+    }
 }
 
 /// Refuses a placed file that could make the engine run the job's code: a shared object

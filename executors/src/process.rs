@@ -95,6 +95,9 @@ where
             .await
             .map_err(|e| e.to_string())?;
         let executor = start(broker.clone()).await?;
+        if let Some(schema) = executor.params_schema() {
+            publish_schema(&broker, &opts.kind, schema);
+        }
         crate::runtime::run(broker, executor, opts, rx)
             .await
             .map_err(|e| e.to_string())
@@ -103,8 +106,8 @@ where
 
 /// Publishes `schema` as the params schema of `kind` (`broker::schemas`) from a task of its
 /// own, retried while Redis is away, so an executor starts (and waits out an outage) as it
-/// would without one. Call it inside the runtime, e.g. from [`serve`]'s `start`.
-pub fn publish_schema(broker: &Broker, kind: &str, schema: serde_json::Value) {
+/// would without one.
+fn publish_schema(broker: &Broker, kind: &str, schema: serde_json::Value) {
     let (broker, kind) = (broker.clone(), kind.to_string());
     tokio::spawn(async move {
         let mut wait = Duration::from_millis(200);

@@ -133,6 +133,13 @@ pub type JobFuture = Pin<Box<dyn Future<Output = Result<Value, JobError>> + Send
 pub trait Executor: Send + Sync + 'static {
     /// Runs one job to its end.
     fn run(&self, job: JobInput, ctx: JobContext) -> JobFuture;
+
+    /// The JSON Schema of this kind's `params`, which [`crate::serve`] publishes when the
+    /// process starts so the API refuses bad params at submit (`broker::schemas`); None:
+    /// unchecked.
+    fn params_schema(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// How one executor process runs.

@@ -64,6 +64,10 @@ impl Executor for SolverExecutor {
     fn run(&self, job: JobInput, ctx: JobContext) -> JobFuture {
         Box::pin(run_solver(job, ctx))
     }
+
+    fn params_schema(&self) -> Option<Value> {
+        Some(params_schema())
+    }
 }
 
 fn fatal_tbn(e: &TbnError) -> JobError {

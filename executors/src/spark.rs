@@ -245,6 +245,10 @@ impl Executor for SparkExecutor {
         let program = self.spark_submit.clone();
         Box::pin(async move { run_spark(program, job, ctx).await })
     }
+
+    fn params_schema(&self) -> Option<Value> {
+        Some(params_schema())
+    }
 }
 
 async fn run_spark(program: PathBuf, job: JobInput, ctx: JobContext) -> Result<Value, JobError> {
