@@ -33,6 +33,17 @@ async fn sign_in(api: &TestApi, key: &str) -> String {
     set.split(';').next().unwrap().to_string()
 }
 
+/// `GET path` signed by the console's `cookie`: (status, page).
+async fn page(api: &TestApi, path: &str, cookie: &str) -> (u16, String) {
+    let r = http()
+        .get(api.url(path))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
 /// The CSRF token a console page carries (its `<meta name="csrf">`).
 fn csrf_of(page: &str) -> String {
     page.split("name=\"csrf\" content=\"")
@@ -99,15 +110,7 @@ async fn a_cookie_alone_cannot_change_anything() {
     let (s, v) = send(post().header("x-sluice-csrf", "0".repeat(32))).await;
     assert_eq!(s, 403, "a wrong token: {v}");
     // The token is in the page the cookie opens, never the key itself.
-    let page = http()
-        .get(api.url("/ui/"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, page) = page(&api, "/ui/", &cookie).await;
     assert!(!page.contains(&key), "the key is in the page");
     let token = csrf_of(&page);
     let (s, v) = send(
@@ -239,40 +242,33 @@ async fn pipelines_schedules_and_clusters_keep_to_the_apis_rules() {
     b.put_cluster(&cluster).await.unwrap();
 
     let cookie = sign_in(&api, &ana).await;
-    let page = |path: String, cookie: String| {
-        let req = http().get(api.url(&path)).header(COOKIE, cookie);
-        async move {
-            let r = req.send().await.unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        }
-    };
     for path in [
         "/ui/pipelines".to_string(),
         format!("/ui/pipelines/{mine}"),
         "/ui/clusters".to_string(),
     ] {
-        let (s, text) = page(path.clone(), cookie.clone()).await;
+        let (s, text) = page(&api, &path, &cookie).await;
         assert_eq!(s, 200, "{path}: {text}");
         assert!(!text.contains("<img src=x"), "{path}: {text}");
         assert!(text.contains("&#60;img src=x"), "{path} shows the name");
     }
-    let (s, text) = page(format!("/ui/pipelines/{theirs}"), cookie.clone()).await;
+    let (s, text) = page(&api, &format!("/ui/pipelines/{theirs}"), &cookie).await;
     assert_eq!(s, 404, "{text}");
-    let (s, text) = page("/ui/schedules".into(), cookie.clone()).await;
+    let (s, text) = page(&api, "/ui/schedules", &cookie).await;
     assert_eq!(s, 403, "{text}");
     assert!(!text.contains("nightly"));
     let admin = sign_in(&api, &api.key("root", Role::Admin).await).await;
-    let (s, text) = page("/ui/schedules".into(), admin.clone()).await;
+    let (s, text) = page(&api, "/ui/schedules", &admin).await;
     assert_eq!(s, 200, "{text}");
     assert!(
         text.contains("cron 0 3 * * *") && !text.contains("<img src=x"),
         "{text}"
     );
-    let (s, text) = page(format!("/ui/pipelines/{theirs}"), admin).await;
+    let (s, text) = page(&api, &format!("/ui/pipelines/{theirs}"), &admin).await;
     assert_eq!(s, 200, "an admin sees bob's: {text}");
 
     // Starting a run: the cookie alone is refused, the page's token lets it through.
-    let (_, text) = page(format!("/ui/pipelines/{mine}"), cookie.clone()).await;
+    let (_, text) = page(&api, &format!("/ui/pipelines/{mine}"), &cookie).await;
     let token = csrf_of(&text);
     let start = |pipeline: &str| {
         http()
