@@ -111,7 +111,12 @@ const ROUTE_TEMPLATES: &[&str] = &[
     "/ui/jobs",
     "/ui/jobs/{id}",
     "/ui/workflows",
+    "/ui/workflows/open",
     "/ui/workflows/{id}",
+    "/ui/pipelines",
+    "/ui/pipelines/{id}",
+    "/ui/schedules",
+    "/ui/clusters",
     "/ui/submit",
     "/ui/assets/app.css",
     "/ui/assets/app.js",
@@ -434,6 +439,8 @@ mod tests {
         assert_eq!(route_label("/api/v1/new-run/"), "/api/v1/new-run/");
         assert_eq!(route_label("/"), "/");
         assert_eq!(route_label("/x9f3/random"), "other");
+        assert_eq!(route_label("/ui/pipelines/3"), "/ui/pipelines/{id}");
+        assert_eq!(route_label("/ui/workflows/open"), "/ui/workflows/open");
         assert_eq!(route_label("/jobs//events"), "other");
     }
 }
